@@ -1,0 +1,25 @@
+# Smart Ticket: `make run` starts the product, `make test` runs every test.
+# Builds go to a target folder outside the clone, so CI and fresh clones reuse them.
+export CARGO_TARGET_DIR ?= /var/tmp/smart-ticket-target
+
+.PHONY: run test release lint bench-http
+
+## Start Smart Ticket on SQLite at http://localhost:3000 (data in ./data).
+run:
+	cargo run --bin smart-ticket -- serve
+
+## Every test: unit, property and black-box API tests on SQLite and PostgreSQL (started if needed).
+test:
+	scripts/test
+
+## Optimised binary at $(CARGO_TARGET_DIR)/release/smart-ticket.
+release:
+	cargo build --release --bin smart-ticket
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## HTTP latency/throughput with wrk against a release build (see scripts/bench-http).
+bench-http: release
+	scripts/bench-http

@@ -1,0 +1,158 @@
+//! Settings from flags, environment variables and `.env`, in one typed struct.
+
+use anyhow::Context;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A secret string whose `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Where the database lives and where local state (secrets, outbox, models) is kept.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageArgs {
+    /// Folder for the SQLite file, generated secrets, the mail outbox and learned model state.
+    #[arg(long, env = "DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+    /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`; default: a SQLite file in DATA_DIR.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<Secret>,
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    pub db_max_connections: u32,
+}
+
+impl StorageArgs {
+    pub fn database_url(&self) -> Secret {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| Secret::new(format!("sqlite://{}", self.data_dir.join("smart-ticket.db").display())))
+    }
+}
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:3000")]
+    pub bind_addr: SocketAddr,
+    /// Public URL of this service, used in links (and, when https, for Secure cookies).
+    #[arg(long, env = "APP_URL")]
+    pub app_url: Option<String>,
+    /// Key that signs API tokens; generated once into DATA_DIR when unset.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// How long an API token or browser session lasts, in hours.
+    #[arg(long, env = "JWT_TTL_HOURS", default_value_t = 24)]
+    pub jwt_ttl_hours: u32,
+    /// With ADMIN_PASSWORD: creates this admin at start when no account has this e-mail.
+    #[arg(long, env = "ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<Secret>,
+}
+
+/// Everything [`crate::Application::build`] needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: Secret,
+    pub db_max_connections: u32,
+    pub bind_addr: SocketAddr,
+    pub app_url: String,
+    pub jwt_secret: Secret,
+    pub token_ttl: chrono::Duration,
+    pub admin: Option<(String, Secret)>,
+}
+
+impl Settings {
+    pub fn resolve(storage: &StorageArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+        let jwt_secret = match &serve.jwt_secret {
+            Some(s) if s.expose().len() >= 32 => s.clone(),
+            Some(_) => anyhow::bail!("JWT_SECRET must be at least 32 characters"),
+            None => generated_secret(&storage.data_dir)?,
+        };
+        let admin = match (&serve.admin_email, &serve.admin_password) {
+            (Some(e), Some(p)) => Some((e.clone(), p.clone())),
+            (None, None) => None,
+            _ => anyhow::bail!("ADMIN_EMAIL and ADMIN_PASSWORD go together: set both or neither"),
+        };
+        if serve.jwt_ttl_hours == 0 {
+            anyhow::bail!("JWT_TTL_HOURS must be at least 1");
+        }
+        Ok(Self {
+            data_dir: storage.data_dir.clone(),
+            database_url: storage.database_url(),
+            db_max_connections: storage.db_max_connections,
+            bind_addr: serve.bind_addr,
+            app_url: serve
+                .app_url
+                .clone()
+                .unwrap_or_else(|| format!("http://localhost:{}", serve.bind_addr.port()))
+                .trim_end_matches('/')
+                .to_owned(),
+            jwt_secret,
+            token_ttl: chrono::Duration::hours(i64::from(serve.jwt_ttl_hours)),
+            admin,
+        })
+    }
+
+    /// Cookies get `Secure` when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.app_url.starts_with("https://")
+    }
+}
+
+/// Reads the signing key kept in the data folder, creating it (mode 0600) on first use.
+fn generated_secret(data_dir: &Path) -> anyhow::Result<Secret> {
+    let path = data_dir.join("jwt_secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim();
+        if s.len() >= 32 {
+            return Ok(Secret::new(s));
+        }
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let secret = crate::auth::random_token();
+    write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "JWT_SECRET is not set: generated a signing key and stored it in the data folder");
+    Ok(Secret::new(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}

@@ -1,0 +1,143 @@
+//! Storage: one interface, two backends (SQLite embedded, PostgreSQL for scale-out), chosen by URL scheme.
+//!
+//! Queries are written once with `$N` placeholders, which both backends accept; [`on_pool!`] runs the same
+//! code against whichever pool is configured, and the few dialect differences are spelled out where they occur.
+
+mod jobs;
+mod sessions;
+mod tickets;
+mod users;
+
+pub use jobs::NewJob;
+pub use sessions::SessionKind;
+pub use tickets::{AssigneeFilter, TicketFilter, TicketPatch};
+pub use users::UserPatch;
+
+use anyhow::Context;
+use smart_ticket_domain::{InvalidTransition, ParseError};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::config::Secret;
+
+/// The configured database. Cheap to clone (pools are reference-counted).
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool, `$DB` to its database type and `$pg` to whether it
+/// is PostgreSQL, so one piece of query code serves both backends.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident, $DB:ident, $pg:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type $DB = sqlx::Sqlite;
+                #[allow(unused_variables)]
+                let $pg = false;
+                $body
+            }
+            $crate::db::Db::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $DB = sqlx::Postgres;
+                #[allow(unused_variables)]
+                let $pg = true;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// What a storage call can fail with, beyond the database itself failing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Duplicate(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Invalid(#[from] ParseError),
+    #[error(transparent)]
+    Transition(#[from] InvalidTransition),
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl Db {
+    /// Opens (and for SQLite, creates) the database named by `url`.
+    pub async fn connect(url: &Secret, max_connections: u32) -> anyhow::Result<Db> {
+        let url = url.expose();
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .context("DATABASE_URL is not a valid sqlite:// URL")?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            if let Some(dir) = opts.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .connect_with(opts)
+                .await
+                .context("opening the SQLite database")?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .context("connecting to PostgreSQL")?;
+            Ok(Db::Postgres(pool))
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres://")
+        }
+    }
+
+    /// Applies the migrations of this backend that have not run yet.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
+            Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
+        }
+        .context("running database migrations")
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_pool!(self, |pool, DB, pg| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |pool, DB, pg| pool.close().await)
+    }
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Duplicate`] naming `what`.
+fn unique_as(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Duplicate(what),
+        _ => StoreError::Db(e),
+    }
+}

@@ -1,0 +1,72 @@
+//! Sessions: every API token and browser cookie names one row, so logging out really ends it.
+
+use super::{Db, StoreResult, on_pool};
+use crate::model::{Ts, User, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    Api,
+    Browser,
+}
+
+impl SessionKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Api => "api",
+            SessionKind::Browser => "browser",
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionUser {
+    #[sqlx(flatten)]
+    user: User,
+    expires_at: Ts,
+}
+
+impl Db {
+    /// Stores a session, first removing this user's expired ones.
+    pub async fn create_session(&self, id: &str, user: UserId, kind: SessionKind, expires_at: Ts) -> StoreResult<()> {
+        let now = Ts::now();
+        on_pool!(self, |pool, DB, pg| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires_at < $2")
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO sessions (id, user_id, kind, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id)
+                .bind(user)
+                .bind(kind.as_str())
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The user behind a live session, or `None` when it does not exist or has expired.
+    pub async fn session_user(&self, id: &str) -> StoreResult<Option<User>> {
+        let row: Option<SessionUser> = on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(
+                "SELECT u.id, u.email, u.role, u.skills, u.created_at, u.updated_at, s.expires_at \
+                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.filter(|r| r.expires_at > Ts::now()).map(|r| r.user))
+    }
+
+    pub async fn delete_session(&self, id: &str) -> StoreResult<()> {
+        on_pool!(self, |pool, DB, pg| {
+            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(pool).await?;
+        });
+        Ok(())
+    }
+}

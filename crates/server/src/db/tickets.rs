@@ -1,0 +1,370 @@
+//! Tickets, their conversation and their history.
+
+use serde_json::{Value, json};
+use smart_ticket_domain::{
+    CommentBody, ParseError, Priority, Resolution, Role, Skills, Status, TicketDescription, TicketTitle,
+};
+use sqlx::types::Json;
+
+use super::jobs::enqueue;
+use super::users::escape_like;
+use super::{Db, NewJob, StoreError, StoreResult, on_pool};
+use crate::model::{Actor, Comment, Ticket, TicketEvent, TicketId, Ts, User, UserId};
+
+const TICKET_SELECT: &str = "SELECT t.id, t.number, t.title, t.description, t.status, t.priority, t.category, \
+     t.skills, t.helpful_notes, t.created_by, t.assigned_to, t.deadline, t.resolution, t.created_at, \
+     t.updated_at, t.resolved_at, c.email AS requester_email, a.email AS assignee_email \
+     FROM tickets t JOIN users c ON c.id = t.created_by LEFT JOIN users a ON a.id = t.assigned_to";
+
+/// Appends one history row through the executor `$ex`.
+macro_rules! record_event {
+    ($ex:expr, $ticket:expr, $actor:expr, $field:expr, $old:expr, $new:expr, $now:expr) => {{
+        let actor: Actor = $actor;
+        let old: Option<Value> = $old;
+        let new: Option<Value> = $new;
+        sqlx::query(
+            "INSERT INTO ticket_events (ticket_id, actor_kind, actor_id, field, old_value, new_value, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind($ticket)
+        .bind(actor.kind())
+        .bind(actor.user_id())
+        .bind($field)
+        .bind(old.map(Json))
+        .bind(new.map(Json))
+        .bind($now)
+        .execute($ex)
+        .await
+    }};
+}
+
+/// Whose tickets a listing may show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Me,
+    Nobody,
+    User(UserId),
+}
+
+/// Filters of `GET /api/tickets`, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub assignee: Option<AssigneeFilter>,
+    pub q: Option<String>,
+    /// Only tickets numbered below this (the cursor).
+    pub before: Option<i64>,
+}
+
+/// A change to a ticket; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct TicketPatch {
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub category: Option<Option<String>>,
+    pub skills: Option<Skills>,
+    pub assigned_to: Option<Option<UserId>>,
+    pub resolution: Option<Resolution>,
+    pub deadline: Option<Option<Ts>>,
+    pub helpful_notes: Option<Option<String>>,
+}
+
+fn changed<T: PartialEq + serde::Serialize>(
+    changes: &mut Vec<(&'static str, Value, Value)>,
+    field: &'static str,
+    old: &T,
+    new: &T,
+) {
+    if old != new {
+        changes.push((field, json!(old), json!(new)));
+    }
+}
+
+/// Applies `patch` to `t` in memory, returning the changes to record. Checks the state machine and that a
+/// resolved ticket has a resolution.
+fn apply_patch(t: &mut Ticket, patch: &TicketPatch, now: Ts) -> StoreResult<Vec<(&'static str, Value, Value)>> {
+    let mut changes = Vec::new();
+    let old = t.clone();
+    if let Some(s) = patch.status {
+        t.status = old.status.transition_to(s)?;
+    }
+    if let Some(p) = patch.priority {
+        t.priority = p;
+    }
+    if let Some(c) = &patch.category {
+        t.category = c.clone();
+    }
+    if let Some(s) = &patch.skills {
+        t.skills = s.to_strings();
+    }
+    if let Some(a) = patch.assigned_to {
+        t.assigned_to = a;
+    }
+    if let Some(r) = &patch.resolution {
+        t.resolution = Some(r.as_str().to_owned());
+    }
+    if let Some(d) = patch.deadline {
+        t.deadline = d;
+    }
+    if let Some(n) = &patch.helpful_notes {
+        t.helpful_notes = n.clone();
+    }
+    if t.status == Status::Resolved && old.status != Status::Resolved {
+        if t.resolution.is_none() {
+            return Err(ParseError::new("resolution", "is required to resolve a ticket").into());
+        }
+        t.resolved_at = Some(now);
+    }
+    if t.status.is_active() {
+        t.resolved_at = None;
+    }
+    changed(&mut changes, "status", &old.status, &t.status);
+    changed(&mut changes, "priority", &old.priority, &t.priority);
+    changed(&mut changes, "category", &old.category, &t.category);
+    changed(&mut changes, "skills", &old.skills, &t.skills);
+    changed(&mut changes, "assignee", &old.assigned_to, &t.assigned_to);
+    changed(&mut changes, "resolution", &old.resolution, &t.resolution);
+    changed(&mut changes, "deadline", &old.deadline, &t.deadline);
+    changed(&mut changes, "helpful_notes", &old.helpful_notes, &t.helpful_notes);
+    Ok(changes)
+}
+
+impl Db {
+    /// Files a ticket; its `created` history row and its `ticket.created` job commit with it.
+    pub async fn create_ticket(
+        &self,
+        by: &User,
+        title: &TicketTitle,
+        description: &TicketDescription,
+    ) -> StoreResult<Ticket> {
+        let now = Ts::now();
+        let id = TicketId::new();
+        let job =
+            NewJob { kind: "ticket.created", payload: json!({ "ticket_id": id }), idempotency_key: id.to_string() };
+        let number: i64 = on_pool!(self, |pool, DB, pg| {
+            let mut tx = pool.begin().await?;
+            let number: i64 = sqlx::query_scalar(
+                "INSERT INTO tickets (id, title, description, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING number",
+            )
+            .bind(id)
+            .bind(title.as_str())
+            .bind(description.as_str())
+            .bind(by.id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            record_event!(&mut *tx, id, Actor::User(by.id), "created", None, Some(json!(Status::Open)), now)?;
+            enqueue!(&mut *tx, &job, now)?;
+            tx.commit().await?;
+            number
+        });
+        Ok(Ticket {
+            id,
+            number,
+            title: title.as_str().to_owned(),
+            description: description.as_str().to_owned(),
+            status: Status::Open,
+            priority: Priority::Medium,
+            category: None,
+            skills: Vec::new(),
+            helpful_notes: None,
+            created_by: by.id,
+            assigned_to: None,
+            deadline: None,
+            resolution: None,
+            created_at: now,
+            updated_at: now,
+            resolved_at: None,
+            requester_email: by.email.clone(),
+            assignee_email: None,
+        })
+    }
+
+    pub async fn ticket(&self, id: TicketId) -> StoreResult<Option<Ticket>> {
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.id = $1")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Tickets `viewer` may see, newest first, matching `filter`; one more than `limit` when another page follows.
+    pub async fn list_tickets(&self, viewer: &User, filter: &TicketFilter, limit: i64) -> StoreResult<Vec<Ticket>> {
+        let pattern = filter.q.as_deref().map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
+        Ok(on_pool!(self, |pool, DB, pg| {
+            let mut qb = sqlx::QueryBuilder::<DB>::new(format!("{TICKET_SELECT} WHERE 1 = 1"));
+            match viewer.role {
+                Role::Admin => {}
+                Role::Moderator => {
+                    qb.push(" AND (t.assigned_to = ")
+                        .push_bind(viewer.id)
+                        .push(" OR t.created_by = ")
+                        .push_bind(viewer.id)
+                        .push(")");
+                }
+                Role::User => {
+                    qb.push(" AND t.created_by = ").push_bind(viewer.id);
+                }
+            }
+            if let Some(s) = filter.status {
+                qb.push(" AND t.status = ").push_bind(s.as_str());
+            }
+            if let Some(p) = filter.priority {
+                qb.push(" AND t.priority = ").push_bind(p.as_str());
+            }
+            match filter.assignee {
+                None => {}
+                Some(AssigneeFilter::Nobody) => {
+                    qb.push(" AND t.assigned_to IS NULL");
+                }
+                Some(AssigneeFilter::Me) => {
+                    qb.push(" AND t.assigned_to = ").push_bind(viewer.id);
+                }
+                Some(AssigneeFilter::User(u)) => {
+                    qb.push(" AND t.assigned_to = ").push_bind(u);
+                }
+            }
+            if let Some(p) = &pattern {
+                qb.push(" AND (LOWER(t.title) LIKE ")
+                    .push_bind(p.as_str())
+                    .push(" ESCAPE '\\' OR LOWER(t.description) LIKE ")
+                    .push_bind(p.as_str())
+                    .push(" ESCAPE '\\')");
+            }
+            if let Some(b) = filter.before {
+                qb.push(" AND t.number < ").push_bind(b);
+            }
+            qb.push(" ORDER BY t.number DESC LIMIT ").push_bind(limit + 1);
+            qb.build_query_as::<Ticket>().fetch_all(pool).await?
+        }))
+    }
+
+    /// Applies `patch` atomically, recording one history row per changed field.
+    pub async fn update_ticket(&self, id: TicketId, actor: Actor, patch: &TicketPatch) -> StoreResult<Ticket> {
+        let now = Ts::now();
+        on_pool!(self, |pool, DB, pg| {
+            // SQLite: take the write lock up front, so a concurrent writer cannot invalidate what we read.
+            let mut tx = if pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
+            let lock = if pg { " FOR UPDATE OF t" } else { "" };
+            let mut ticket: Ticket =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.id = $1{lock}")))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+            let changes = apply_patch(&mut ticket, patch, now)?;
+            if changes.is_empty() {
+                return Ok(ticket);
+            }
+            if let Some(Some(assignee)) = patch.assigned_to {
+                let row: Option<(String, String)> = sqlx::query_as("SELECT role, email FROM users WHERE id = $1")
+                    .bind(assignee)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match row {
+                    Some((role, email)) if role == "moderator" || role == "admin" => {
+                        ticket.assignee_email = Some(email)
+                    }
+                    _ => return Err(ParseError::new("assigned_to", "must be the id of a moderator or admin").into()),
+                }
+            }
+            if ticket.assigned_to.is_none() {
+                ticket.assignee_email = None;
+            }
+            ticket.updated_at = now;
+            sqlx::query(
+                "UPDATE tickets SET status = $2, priority = $3, category = $4, skills = $5, assigned_to = $6, \
+                 resolution = $7, deadline = $8, helpful_notes = $9, resolved_at = $10, updated_at = $11 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(ticket.status.as_str())
+            .bind(ticket.priority.as_str())
+            .bind(ticket.category.as_deref())
+            .bind(Json(&ticket.skills))
+            .bind(ticket.assigned_to)
+            .bind(ticket.resolution.as_deref())
+            .bind(ticket.deadline)
+            .bind(ticket.helpful_notes.as_deref())
+            .bind(ticket.resolved_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for (field, old, new) in changes {
+                record_event!(&mut *tx, id, actor, field, Some(old), Some(new), now)?;
+            }
+            tx.commit().await?;
+            Ok(ticket)
+        })
+    }
+
+    pub async fn add_comment(
+        &self,
+        ticket: TicketId,
+        author: &User,
+        body: &CommentBody,
+        internal: bool,
+    ) -> StoreResult<Comment> {
+        let now = Ts::now();
+        let id: i64 = on_pool!(self, |pool, DB, pg| {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO comments (ticket_id, author_id, body, internal, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(ticket)
+            .bind(author.id)
+            .bind(body.as_str())
+            .bind(internal)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE tickets SET updated_at = $2 WHERE id = $1")
+                .bind(ticket)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            id
+        });
+        Ok(Comment {
+            id,
+            ticket_id: ticket,
+            author_id: author.id,
+            author_email: author.email.clone(),
+            body: body.as_str().to_owned(),
+            internal,
+            created_at: now,
+        })
+    }
+
+    /// A ticket's conversation in order; internal notes only when `include_internal`.
+    pub async fn comments(&self, ticket: TicketId, include_internal: bool) -> StoreResult<Vec<Comment>> {
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(
+                "SELECT m.id, m.ticket_id, m.author_id, u.email AS author_email, m.body, m.internal, m.created_at \
+                 FROM comments m JOIN users u ON u.id = m.author_id \
+                 WHERE m.ticket_id = $1 AND (m.internal = FALSE OR $2) ORDER BY m.id",
+            )
+            .bind(ticket)
+            .bind(include_internal)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// A ticket's history in order.
+    pub async fn events(&self, ticket: TicketId) -> StoreResult<Vec<TicketEvent>> {
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(
+                "SELECT e.id, e.ticket_id, e.actor_kind, e.actor_id, u.email AS actor_email, e.field, e.old_value, \
+                 e.new_value, e.created_at FROM ticket_events e LEFT JOIN users u ON u.id = e.actor_id \
+                 WHERE e.ticket_id = $1 ORDER BY e.id",
+            )
+            .bind(ticket)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}

@@ -1,0 +1,164 @@
+//! Accounts.
+
+use serde_json::json;
+use smart_ticket_domain::{Email, Role, Skills};
+use sqlx::types::Json;
+
+use super::jobs::enqueue;
+use super::{Db, NewJob, StoreError, StoreResult, on_pool, unique_as};
+use crate::model::{Ts, User, UserId};
+
+const USER_COLUMNS: &str = "id, email, role, skills, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct Credentials {
+    #[sqlx(flatten)]
+    user: User,
+    password_hash: String,
+}
+
+/// An admin's change to another account.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub skills: Option<Skills>,
+}
+
+impl Db {
+    /// Creates an account and, in the same transaction, the job that welcomes it.
+    pub async fn create_user(
+        &self,
+        email: &Email,
+        password_hash: &str,
+        role: Role,
+        skills: &Skills,
+    ) -> StoreResult<User> {
+        let now = Ts::now();
+        let user = User {
+            id: UserId::new(),
+            email: email.as_str().to_owned(),
+            role,
+            skills: skills.to_strings(),
+            created_at: now,
+            updated_at: now,
+        };
+        let job = NewJob {
+            kind: "user.signed_up",
+            payload: json!({ "user_id": user.id }),
+            idempotency_key: user.id.to_string(),
+        };
+        on_pool!(self, |pool, DB, pg| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO users (id, email, password_hash, role, skills, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(user.id)
+            .bind(&user.email)
+            .bind(password_hash)
+            .bind(role.as_str())
+            .bind(Json(&user.skills))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(unique_as("an account with this email"))?;
+            enqueue!(&mut *tx, &job, now)?;
+            tx.commit().await?;
+        });
+        Ok(user)
+    }
+
+    /// The account and password hash for a login attempt.
+    pub async fn user_credentials(&self, email: &Email) -> StoreResult<Option<(User, String)>> {
+        let row: Option<Credentials> = on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"
+            )))
+            .bind(email.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|c| (c.user, c.password_hash)))
+    }
+
+    pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    pub async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")))
+                .bind(email.as_str())
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// One page of accounts in e-mail order, after `after`, optionally filtered by a substring of the
+    /// e-mail and by role. Returns one more row than `limit` when another page follows.
+    pub async fn list_users(
+        &self,
+        q: Option<&str>,
+        role: Option<Role>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<User>> {
+        let pattern = q.map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
+        Ok(on_pool!(self, |pool, DB, pg| {
+            let mut qb = sqlx::QueryBuilder::<DB>::new(format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1"));
+            if let Some(p) = &pattern {
+                qb.push(" AND email LIKE ").push_bind(p.as_str()).push(" ESCAPE '\\'");
+            }
+            if let Some(r) = role {
+                qb.push(" AND role = ").push_bind(r.as_str());
+            }
+            if let Some(a) = after {
+                qb.push(" AND email > ").push_bind(a);
+            }
+            qb.push(" ORDER BY email LIMIT ").push_bind(limit + 1);
+            qb.build_query_as::<User>().fetch_all(pool).await?
+        }))
+    }
+
+    /// Changes an account's role and/or skills.
+    pub async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<User> {
+        let now = Ts::now();
+        let skills = patch.skills.as_ref().map(|s| Json(s.to_strings()));
+        let user: Option<User> = on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE users SET role = COALESCE($2, role), skills = COALESCE($3, skills), updated_at = $4 \
+                 WHERE id = $1 RETURNING {USER_COLUMNS}"
+            )))
+            .bind(id)
+            .bind(patch.role.map(|r| r.as_str()))
+            .bind(skills)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        });
+        user.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn count_users(&self) -> StoreResult<i64> {
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM users").fetch_one(pool).await?
+        }))
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub(crate) fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

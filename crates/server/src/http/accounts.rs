@@ -1,0 +1,183 @@
+//! Accounts: sign-up, log-in, log-out, the current user, and admins managing users.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use smart_ticket_domain::{Email, Password, Role, Skills};
+
+use super::error::{AppError, AppResult};
+use super::extract::{Admin, AppJson, AppPath, AppQuery, AuthUser, SESSION_COOKIE};
+use super::{AppState, page_limit};
+use crate::auth::{hash_password, random_token, session_id_for_cookie, verify_password};
+use crate::db::{SessionKind, UserPatch};
+use crate::model::{Ts, User, UserId};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/signup", post(signup))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/me", get(me))
+        .route("/api/auth/users", get(list_users))
+        .route("/api/auth/update-user", post(update_user_by_email))
+        .route("/api/users/{id}", patch(update_user))
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+#[tracing::instrument(skip_all)]
+async fn signup(State(state): State<AppState>, AppJson(body): AppJson<Credentials>) -> AppResult<Response> {
+    let (email, password) = match (Email::parse(&body.email), Password::parse(&body.password)) {
+        (Ok(e), Ok(p)) => (e, p),
+        (e, p) => {
+            let fields = [e.err(), p.err()].into_iter().flatten().map(|e| (e.field, e.message.into_owned()));
+            return Err(AppError::Validation(fields.collect()));
+        }
+    };
+    let hash = hash_password(password).await?;
+    let user = state.db.create_user(&email, &hash, Role::User, &Skills::default()).await?;
+    tracing::info!(user_id = %user.id, "account created");
+    start_session(&state, user, StatusCode::CREATED).await
+}
+
+#[tracing::instrument(skip_all)]
+async fn login(State(state): State<AppState>, AppJson(body): AppJson<Credentials>) -> AppResult<Response> {
+    // Unknown and malformed addresses still pay for a hash check, so timing does not tell them apart.
+    let found = match Email::parse(&body.email) {
+        Ok(email) => state.db.user_credentials(&email).await?,
+        Err(_) => None,
+    };
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), Some(h)),
+        None => (None, None),
+    };
+    let password = body.password.chars().take(Password::MAX + 1).collect();
+    match (verify_password(password, hash).await?, user) {
+        (true, Some(user)) => start_session(&state, user, StatusCode::OK).await,
+        _ => Err(AppError::BadCredentials),
+    }
+}
+
+/// Opens a session and answers `{token, user}`, also setting the browser session cookie.
+async fn start_session(state: &AppState, user: User, status: StatusCode) -> AppResult<Response> {
+    let now = Ts::now();
+    let expires = now + state.settings.token_ttl;
+    let cookie_token = random_token();
+    let session_id = session_id_for_cookie(&cookie_token);
+    state.db.create_session(&session_id, user.id, SessionKind::Api, expires).await?;
+    let token = state.keys.issue(user.id, &session_id, now, expires)?;
+    let secure = if state.settings.secure_cookies() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={cookie_token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
+        state.settings.token_ttl.num_seconds()
+    );
+    let mut res = (status, Json(json!({ "token": token, "user": user }))).into_response();
+    res.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?);
+    Ok(res)
+}
+
+async fn logout(State(state): State<AppState>, auth: AuthUser) -> AppResult<Response> {
+    state.db.delete_session(&auth.session_id).await?;
+    let secure = if state.settings.secure_cookies() { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}");
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?);
+    Ok(res)
+}
+
+async fn me(auth: AuthUser) -> Json<serde_json::Value> {
+    Json(json!({ "user": auth.user }))
+}
+
+#[derive(Deserialize)]
+struct UserQuery {
+    q: Option<String>,
+    role: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    _admin: Admin,
+    AppQuery(q): AppQuery<UserQuery>,
+) -> AppResult<Json<serde_json::Value>> {
+    let limit = page_limit(q.limit)?;
+    let role = q
+        .role
+        .as_deref()
+        .map(str::parse::<Role>)
+        .transpose()
+        .map_err(|e| AppError::BadRequest { code: "bad_query", message: e.to_string() })?;
+    let q_text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let mut users = state.db.list_users(q_text, role, q.cursor.as_deref(), limit).await?;
+    let next = if users.len() as i64 > limit {
+        users.truncate(limit as usize);
+        users.last().map(|u| u.email.clone())
+    } else {
+        None
+    };
+    Ok(Json(json!({ "users": users, "next_cursor": next })))
+}
+
+#[derive(Deserialize)]
+struct UserChange {
+    role: Option<String>,
+    skills: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct UserChangeByEmail {
+    email: String,
+    #[serde(flatten)]
+    change: UserChange,
+}
+
+async fn update_user_by_email(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    AppJson(body): AppJson<UserChangeByEmail>,
+) -> AppResult<Json<serde_json::Value>> {
+    let email = Email::parse(&body.email)?;
+    let target = state.db.user_by_email(&email).await?.ok_or(AppError::NotFound)?;
+    apply_user_change(&state, &admin, target, body.change).await
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    AppPath(id): AppPath<UserId>,
+    AppJson(body): AppJson<UserChange>,
+) -> AppResult<Json<serde_json::Value>> {
+    let target = state.db.user_by_id(id).await?.ok_or(AppError::NotFound)?;
+    apply_user_change(&state, &admin, target, body).await
+}
+
+async fn apply_user_change(
+    state: &AppState,
+    admin: &AuthUser,
+    target: User,
+    change: UserChange,
+) -> AppResult<Json<serde_json::Value>> {
+    let patch = UserPatch {
+        role: change.role.as_deref().map(str::parse).transpose()?,
+        skills: change.skills.as_deref().map(Skills::parse).transpose()?,
+    };
+    if target.role == Role::Admin && patch.role.is_some_and(|r| r != Role::Admin) {
+        let admins = state.db.list_users(None, Some(Role::Admin), None, 1).await?;
+        if admins.len() < 2 {
+            return Err(AppError::Conflict("the last admin cannot be demoted".into()));
+        }
+    }
+    let user = state.db.update_user(target.id, &patch).await?;
+    tracing::info!(admin = %admin.user.id, user_id = %user.id, role = %user.role, "account changed");
+    Ok(Json(json!({ "user": user })))
+}

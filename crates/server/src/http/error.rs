@@ -1,0 +1,99 @@
+//! The one error type handlers return, and its JSON form `{"error": {"code", "message", "fields"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use smart_ticket_domain::ParseError;
+use std::collections::BTreeMap;
+
+use crate::db::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("the token or session is invalid or has expired")]
+    InvalidToken,
+    #[error("invalid email or password")]
+    BadCredentials,
+    #[error("you may not do this")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid input")]
+    Validation(BTreeMap<&'static str, String>),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("expected a JSON body (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        AppError::Validation(BTreeMap::from([(field, message.into())]))
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AppError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            AppError::BadCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            AppError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<ParseError> for AppError {
+    fn from(e: ParseError) -> Self {
+        AppError::field(e.field, e.message)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate(what) => AppError::Conflict(format!("{what} already exists")),
+            StoreError::NotFound => AppError::NotFound,
+            StoreError::Invalid(p) => p.into(),
+            StoreError::Transition(t) => AppError::Conflict(t.to_string()),
+            StoreError::Db(e) => AppError::Internal(anyhow::Error::new(e).context("database")),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            AppError::Internal(e) => {
+                tracing::error!(error = ?e, "request failed");
+                "internal server error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({ "code": code, "message": message });
+        if let AppError::Validation(fields) = &self {
+            body["fields"] = json!(fields);
+            body["message"] = json!(fields.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "));
+        }
+        (status, axum::Json(json!({ "error": body }))).into_response()
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

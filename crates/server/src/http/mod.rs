@@ -1,0 +1,60 @@
+//! The HTTP surface: one router per resource, merged here.
+
+mod accounts;
+pub mod error;
+pub mod extract;
+mod tickets;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::TokenKeys;
+use crate::config::Settings;
+use crate::db::Db;
+use error::AppError;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub keys: TokenKeys,
+    pub settings: Arc<Settings>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(accounts::router())
+        .merge(tickets::router())
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { AppError::NotFound })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Accepts a field that may be absent (leave as is), `null` (clear) or a value (set).
+pub(crate) fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// A page size from `?limit=`: 1 to 100, 25 when absent.
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, AppError> {
+    match limit {
+        None => Ok(25),
+        Some(n @ 1..=100) => Ok(n),
+        Some(_) => Err(AppError::BadRequest { code: "bad_query", message: "limit must be between 1 and 100".into() }),
+    }
+}

@@ -1,0 +1,213 @@
+//! Tickets: filing, listing, reading and working them, their conversation and history.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use smart_ticket_domain::{CommentBody, Priority, Resolution, Role, Skills, Status, TicketDescription, TicketTitle};
+
+use super::error::{AppError, AppResult};
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
+use super::{AppState, double_option, page_limit};
+use crate::db::{AssigneeFilter, TicketFilter, TicketPatch};
+use crate::model::{Actor, Ticket, TicketId, TicketView, Ts, UserId};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/tickets", get(list_tickets).post(create_ticket))
+        .route("/api/tickets/{id}", get(get_ticket).patch(update_ticket))
+        .route("/api/tickets/{id}/comments", get(list_comments).post(create_comment))
+        .route("/api/tickets/{id}/events", get(list_events))
+}
+
+/// The ticket if `auth` may see it; otherwise 404, so its existence is not revealed.
+async fn visible_ticket(state: &AppState, auth: &AuthUser, id: TicketId) -> AppResult<Ticket> {
+    match state.db.ticket(id).await? {
+        Some(t) if t.visible_to(&auth.user) => Ok(t),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewTicket {
+    title: String,
+    description: String,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user.id))]
+async fn create_ticket(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppJson(body): AppJson<NewTicket>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    let (title, description) = match (TicketTitle::parse(&body.title), TicketDescription::parse(&body.description)) {
+        (Ok(t), Ok(d)) => (t, d),
+        (t, d) => {
+            let fields = [t.err(), d.err()].into_iter().flatten().map(|e| (e.field, e.message.into_owned()));
+            return Err(AppError::Validation(fields.collect()));
+        }
+    };
+    let ticket = state.db.create_ticket(&auth.user, &title, &description).await?;
+    tracing::info!(ticket_id = %ticket.id, number = ticket.number, "ticket filed");
+    Ok((StatusCode::CREATED, Json(json!({ "ticket": TicketView::from(ticket) }))))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    priority: Option<String>,
+    assignee: Option<String>,
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+fn bad_query(message: impl Into<String>) -> AppError {
+    AppError::BadRequest { code: "bad_query", message: message.into() }
+}
+
+async fn list_tickets(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppQuery(q): AppQuery<ListQuery>,
+) -> AppResult<Json<Value>> {
+    let limit = page_limit(q.limit)?;
+    let filter = TicketFilter {
+        status: q.status.as_deref().map(str::parse::<Status>).transpose().map_err(|e| bad_query(e.to_string()))?,
+        priority: q
+            .priority
+            .as_deref()
+            .map(str::parse::<Priority>)
+            .transpose()
+            .map_err(|e| bad_query(e.to_string()))?,
+        assignee: match q.assignee.as_deref() {
+            None | Some("") => None,
+            Some("me") => Some(AssigneeFilter::Me),
+            Some("none") => Some(AssigneeFilter::Nobody),
+            Some(other) => Some(AssigneeFilter::User(UserId(
+                other.parse().map_err(|_| bad_query("assignee must be me, none or a user id"))?,
+            ))),
+        },
+        q: q.q.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+        before: match q.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| bad_query("cursor is not valid"))?),
+        },
+    };
+    let mut tickets = state.db.list_tickets(&auth.user, &filter, limit).await?;
+    let next = if tickets.len() as i64 > limit {
+        tickets.truncate(limit as usize);
+        tickets.last().map(|t| t.number.to_string())
+    } else {
+        None
+    };
+    let tickets: Vec<TicketView> = tickets.into_iter().map(TicketView::from).collect();
+    Ok(Json(json!({ "tickets": tickets, "next_cursor": next })))
+}
+
+async fn get_ticket(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppPath(id): AppPath<TicketId>,
+) -> AppResult<Json<Value>> {
+    let ticket = visible_ticket(&state, &auth, id).await?;
+    Ok(Json(json!({ "ticket": TicketView::from(ticket) })))
+}
+
+#[derive(Deserialize)]
+struct TicketChange {
+    status: Option<String>,
+    priority: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    category: Option<Option<String>>,
+    skills: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    assigned_to: Option<Option<UserId>>,
+    resolution: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    deadline: Option<Option<Ts>>,
+    #[serde(default, deserialize_with = "double_option")]
+    helpful_notes: Option<Option<String>>,
+}
+
+/// Trims an optional free-text field; blank clears it.
+fn optional_text(field: &'static str, v: Option<Option<String>>, max: usize) -> AppResult<Option<Option<String>>> {
+    let Some(v) = v else { return Ok(None) };
+    let v = v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    if v.as_ref().is_some_and(|s| s.chars().count() > max) {
+        return Err(AppError::field(field, format!("must be at most {max} characters")));
+    }
+    Ok(Some(v))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user.id, ticket_id = %id))]
+async fn update_ticket(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppPath(id): AppPath<TicketId>,
+    AppJson(body): AppJson<TicketChange>,
+) -> AppResult<Json<Value>> {
+    let ticket = visible_ticket(&state, &auth, id).await?;
+    if !ticket.workable_by(&auth.user) {
+        return Err(AppError::Forbidden);
+    }
+    if body.assigned_to.is_some() && auth.user.role != Role::Admin {
+        return Err(AppError::Forbidden);
+    }
+    let patch = TicketPatch {
+        status: body.status.as_deref().map(str::parse).transpose()?,
+        priority: body.priority.as_deref().map(str::parse).transpose()?,
+        category: optional_text("category", body.category, 100)?,
+        skills: body.skills.as_deref().map(Skills::parse).transpose()?,
+        assigned_to: body.assigned_to,
+        resolution: body.resolution.as_deref().map(Resolution::parse).transpose()?,
+        deadline: body.deadline,
+        helpful_notes: optional_text("helpful_notes", body.helpful_notes, 20_000)?,
+    };
+    let ticket = state.db.update_ticket(id, Actor::User(auth.user.id), &patch).await?;
+    Ok(Json(json!({ "ticket": TicketView::from(ticket) })))
+}
+
+#[derive(Deserialize)]
+struct NewComment {
+    body: String,
+    #[serde(default)]
+    internal: bool,
+}
+
+async fn create_comment(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppPath(id): AppPath<TicketId>,
+    AppJson(body): AppJson<NewComment>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    let ticket = visible_ticket(&state, &auth, id).await?;
+    if body.internal && !ticket.workable_by(&auth.user) {
+        return Err(AppError::Forbidden);
+    }
+    let text = CommentBody::parse(&body.body)?;
+    let comment = state.db.add_comment(id, &auth.user, &text, body.internal).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "comment": comment }))))
+}
+
+async fn list_comments(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppPath(id): AppPath<TicketId>,
+) -> AppResult<Json<Value>> {
+    let ticket = visible_ticket(&state, &auth, id).await?;
+    let comments = state.db.comments(id, ticket.workable_by(&auth.user)).await?;
+    Ok(Json(json!({ "comments": comments })))
+}
+
+async fn list_events(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppPath(id): AppPath<TicketId>,
+) -> AppResult<Json<Value>> {
+    visible_ticket(&state, &auth, id).await?;
+    let events = state.db.events(id).await?;
+    Ok(Json(json!({ "events": events })))
+}

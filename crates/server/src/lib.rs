@@ -1,0 +1,13 @@
+//! Smart Ticket as a library: configuration, storage, HTTP API and the command line.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod model;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

@@ -1,0 +1,235 @@
+//! Stored records as the API shows them, and the typed values they are made of.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use smart_ticket_domain::{Priority, Role, Status};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{Database, Decode, Encode, Postgres, Sqlite, Type};
+use uuid::Uuid;
+
+macro_rules! typed_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, sqlx::Type)]
+        #[serde(transparent)]
+        #[sqlx(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(Uuid::new_v4())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// Identifies an account.
+    UserId
+);
+typed_id!(
+    /// Identifies a ticket (its `number` is the human-friendly name).
+    TicketId
+);
+
+/// A UTC instant. On SQLite it is stored as fixed-width RFC 3339 text with microseconds,
+/// so that comparing and ordering the text compares and orders the instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Ts(pub DateTime<Utc>);
+
+impl Ts {
+    pub fn now() -> Self {
+        // Microseconds: what PostgreSQL keeps, so both backends read back the same instant.
+        let now = Utc::now();
+        Self(chrono::DurationRound::duration_trunc(now, chrono::Duration::microseconds(1)).unwrap_or(now))
+    }
+}
+
+impl std::ops::Add<chrono::Duration> for Ts {
+    type Output = Ts;
+    fn add(self, d: chrono::Duration) -> Ts {
+        Ts(self.0 + d)
+    }
+}
+
+impl Type<Sqlite> for Ts {
+    fn type_info() -> <Sqlite as Database>::TypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+    fn compatible(ty: &<Sqlite as Database>::TypeInfo) -> bool {
+        <DateTime<Utc> as Type<Sqlite>>::compatible(ty)
+    }
+}
+
+impl Encode<'_, Sqlite> for Ts {
+    fn encode_by_ref(&self, buf: &mut <Sqlite as Database>::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        Encode::<Sqlite>::encode(self.0.to_rfc3339_opts(SecondsFormat::Micros, true), buf)
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for Ts {
+    fn decode(value: <Sqlite as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        <DateTime<Utc> as Decode<Sqlite>>::decode(value).map(Ts)
+    }
+}
+
+impl Type<Postgres> for Ts {
+    fn type_info() -> <Postgres as Database>::TypeInfo {
+        <DateTime<Utc> as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for Ts {
+    fn encode_by_ref(&self, buf: &mut <Postgres as Database>::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        Encode::<Postgres>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for Ts {
+    fn decode(value: <Postgres as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        <DateTime<Utc> as Decode<Postgres>>::decode(value).map(Ts)
+    }
+}
+
+/// An account as the API shows it (never its password hash).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    #[sqlx(json)]
+    pub skills: Vec<String>,
+    pub created_at: Ts,
+    pub updated_at: Ts,
+}
+
+/// A short reference to a person on a ticket.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonRef {
+    pub id: UserId,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub number: i64,
+    pub title: String,
+    pub description: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
+    #[sqlx(try_from = "String")]
+    pub priority: Priority,
+    pub category: Option<String>,
+    #[sqlx(json)]
+    pub skills: Vec<String>,
+    pub helpful_notes: Option<String>,
+    pub created_by: UserId,
+    pub assigned_to: Option<UserId>,
+    pub deadline: Option<Ts>,
+    pub resolution: Option<String>,
+    pub created_at: Ts,
+    pub updated_at: Ts,
+    pub resolved_at: Option<Ts>,
+    #[serde(skip)]
+    pub requester_email: String,
+    #[serde(skip)]
+    pub assignee_email: Option<String>,
+}
+
+/// A ticket with the people on it spelled out, as the API returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketView {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    pub requester: PersonRef,
+    pub assignee: Option<PersonRef>,
+}
+
+impl From<Ticket> for TicketView {
+    fn from(ticket: Ticket) -> Self {
+        let requester = PersonRef { id: ticket.created_by, email: ticket.requester_email.clone() };
+        let assignee = ticket.assigned_to.zip(ticket.assignee_email.clone()).map(|(id, email)| PersonRef { id, email });
+        Self { ticket, requester, assignee }
+    }
+}
+
+impl Ticket {
+    /// Who may read this ticket: its requester, its assignee, and admins.
+    pub fn visible_to(&self, user: &User) -> bool {
+        user.role == Role::Admin
+            || self.created_by == user.id
+            || (user.role == Role::Moderator && self.assigned_to == Some(user.id))
+    }
+
+    /// Who may work this ticket: its assignee (a moderator) and admins.
+    pub fn workable_by(&self, user: &User) -> bool {
+        user.role == Role::Admin || (user.role == Role::Moderator && self.assigned_to == Some(user.id))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Comment {
+    pub id: i64,
+    pub ticket_id: TicketId,
+    pub author_id: UserId,
+    pub author_email: String,
+    pub body: String,
+    pub internal: bool,
+    pub created_at: Ts,
+}
+
+/// Who made a change: a person, the system (workflows, SLA checks) or the AI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    User(UserId),
+    System,
+    Ai,
+}
+
+impl Actor {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Actor::User(_) => "user",
+            Actor::System => "system",
+            Actor::Ai => "ai",
+        }
+    }
+
+    pub fn user_id(self) -> Option<UserId> {
+        match self {
+            Actor::User(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TicketEvent {
+    pub id: i64,
+    pub ticket_id: TicketId,
+    pub actor_kind: String,
+    pub actor_id: Option<UserId>,
+    pub actor_email: Option<String>,
+    pub field: String,
+    #[sqlx(json(nullable))]
+    pub old_value: Option<serde_json::Value>,
+    #[sqlx(json(nullable))]
+    pub new_value: Option<serde_json::Value>,
+    pub created_at: Ts,
+}

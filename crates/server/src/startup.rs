@@ -1,0 +1,91 @@
+//! Building and running the service: `Application::build` binds the listener, so tests can use port 0.
+
+use anyhow::Context;
+use smart_ticket_domain::{Email, Password, Role, Skills};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+use crate::auth::{TokenKeys, hash_password};
+use crate::config::Settings;
+use crate::db::{Db, StoreError};
+use crate::http::{AppState, router};
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens and migrates the database, bootstraps the first admin if asked, and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database_url, settings.db_max_connections).await?;
+        db.migrate().await?;
+        if let Some((email, password)) = &settings.admin {
+            bootstrap_admin(&db, email, password.expose()).await?;
+        }
+        let listener =
+            TcpListener::bind(settings.bind_addr).await.with_context(|| format!("binding {}", settings.bind_addr))?;
+        let addr = listener.local_addr()?;
+        let state = AppState { db, keys: TokenKeys::new(&settings.jwt_secret), settings: Arc::new(settings) };
+        Ok(Self { listener, addr, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then lets requests in flight finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.addr, backend = self.state.db.backend(), url = %self.state.settings.app_url, "Smart Ticket is listening");
+        let db = self.state.db.clone();
+        axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown_signal()).await?;
+        db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Creates the admin named by ADMIN_EMAIL/ADMIN_PASSWORD unless an account with that e-mail exists.
+async fn bootstrap_admin(db: &Db, email: &str, password: &str) -> anyhow::Result<()> {
+    let email = Email::parse(email).context("ADMIN_EMAIL")?;
+    if db.user_by_email(&email).await?.is_some() {
+        return Ok(());
+    }
+    let hash = hash_password(Password::parse(password).context("ADMIN_PASSWORD")?).await?;
+    match db.create_user(&email, &hash, Role::Admin, &Skills::default()).await {
+        Ok(_) => tracing::info!(email = %email, "created the first admin from ADMIN_EMAIL"),
+        // Another process bootstrapped it at the same moment.
+        Err(StoreError::Duplicate(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

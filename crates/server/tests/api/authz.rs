@@ -1,0 +1,107 @@
+//! The authorization matrix: every endpoint × {anonymous, user, other user, moderator, other moderator, admin}.
+
+use crate::helpers::{Backend, TestApp, on_both_backends};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use smart_ticket_domain::Role;
+
+on_both_backends!(every_endpoint_answers_each_role_exactly);
+
+const ACTORS: [&str; 6] = ["anonymous", "user", "other user", "moderator", "other moderator", "admin"];
+
+async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin().await;
+    let user = app.signup("user@example.com").await;
+    let other_user = app.signup("other@example.com").await;
+    let moderator = app.account("mod@example.com", Role::Moderator, &["rust"]).await;
+    let other_moderator = app.account("mod2@example.com", Role::Moderator, &["rust"]).await;
+    let ticket = app.file_ticket(&user, "The user's ticket", "Something is wrong").await;
+    let t = ticket["id"].as_str().unwrap().to_owned();
+    let (s, b) =
+        app.patch(&format!("/api/tickets/{t}"), Some(&admin.token), json!({ "assigned_to": moderator.id })).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let tokens: [Option<&str>; 6] = [
+        None,
+        Some(&user.token),
+        Some(&other_user.token),
+        Some(&moderator.token),
+        Some(&other_moderator.token),
+        Some(&admin.token),
+    ];
+
+    let target = other_user.id.clone();
+    type Row = (Method, String, Option<Value>, [u16; 6]);
+    let rows: Vec<Row> = vec![
+        (Method::GET, "/api/auth/me".into(), None, [401, 200, 200, 200, 200, 200]),
+        (Method::GET, "/api/auth/users".into(), None, [401, 403, 403, 403, 403, 200]),
+        (
+            Method::POST,
+            "/api/auth/update-user".into(),
+            Some(json!({ "email": "other@example.com", "skills": ["a"] })),
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/users/{target}"),
+            Some(json!({ "skills": ["b"] })),
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            Method::POST,
+            "/api/tickets".into(),
+            Some(json!({ "title": "New one", "description": "text" })),
+            [401, 201, 201, 201, 201, 201],
+        ),
+        (Method::GET, "/api/tickets".into(), None, [401, 200, 200, 200, 200, 200]),
+        (Method::GET, format!("/api/tickets/{t}"), None, [401, 200, 404, 200, 404, 200]),
+        (
+            Method::PATCH,
+            format!("/api/tickets/{t}"),
+            Some(json!({ "priority": "high" })),
+            [401, 403, 404, 200, 404, 200],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/tickets/{t}"),
+            Some(json!({ "assigned_to": moderator.id })),
+            [401, 403, 404, 403, 404, 200],
+        ),
+        (
+            Method::POST,
+            format!("/api/tickets/{t}/comments"),
+            Some(json!({ "body": "public reply" })),
+            [401, 201, 404, 201, 404, 201],
+        ),
+        (
+            Method::POST,
+            format!("/api/tickets/{t}/comments"),
+            Some(json!({ "body": "note", "internal": true })),
+            [401, 403, 404, 201, 404, 201],
+        ),
+        (Method::GET, format!("/api/tickets/{t}/comments"), None, [401, 200, 404, 200, 404, 200]),
+        (Method::GET, format!("/api/tickets/{t}/events"), None, [401, 200, 404, 200, 404, 200]),
+    ];
+
+    let mut mismatches = Vec::new();
+    for (method, path, body, expected) in &rows {
+        for (i, token) in tokens.iter().enumerate() {
+            let (status, resp) = app.request(method.clone(), path, *token, body.clone()).await;
+            if status.as_u16() != expected[i] {
+                mismatches
+                    .push(format!("{method} {path} as {}: expected {}, got {status} {resp}", ACTORS[i], expected[i]));
+            }
+            if !status.is_success() {
+                assert!(resp["error"]["code"].is_string(), "{method} {path} as {}: error body {resp}", ACTORS[i]);
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "authorization matrix mismatches:\n{}", mismatches.join("\n"));
+
+    // Logout, last because it ends each session.
+    for (i, token) in tokens.iter().enumerate() {
+        let (status, _) = app.request(Method::POST, "/api/auth/logout", *token, None).await;
+        let expected = if i == 0 { 401 } else { 204 };
+        assert_eq!(status.as_u16(), expected, "logout as {}", ACTORS[i]);
+    }
+}

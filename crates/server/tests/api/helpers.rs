@@ -1,0 +1,163 @@
+//! `spawn_app`: a fresh database and a real server per test, and a small client for it.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use smart_ticket::config::Secret;
+use smart_ticket::db::Db;
+use smart_ticket::{Application, Settings};
+use smart_ticket_domain::{Email, Password, Role, Skills};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares, for each scenario `async fn name(backend: Backend)` in the calling module, one test per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name($crate::helpers::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name($crate::helpers::Backend::Postgres).await })*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: Db,
+    dir: PathBuf,
+}
+
+/// A signed-in account.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub id: String,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn postgres_database() -> String {
+    let admin = std::env::var("TEST_DATABASE_URL").expect(
+        "TEST_DATABASE_URL is not set: run `make test`, which starts PostgreSQL and sets it \
+         (or export TEST_DATABASE_URL=postgres://user:pass@127.0.0.1:5432/postgres)",
+    );
+    let name = format!("st_test_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&admin).await.expect("connecting to TEST_DATABASE_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("creating the test database");
+    pool.close().await;
+    let (base, _) = admin.rsplit_once('/').expect("TEST_DATABASE_URL has a database name");
+    format!("{base}/{name}")
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let dir = std::env::temp_dir().join(format!("smart-ticket-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.join("test.db").display()),
+            Backend::Postgres => postgres_database().await,
+        };
+        let settings = Settings {
+            data_dir: dir.clone(),
+            database_url: Secret::new(database_url),
+            db_max_connections: 8,
+            bind_addr: "127.0.0.1:0".parse().unwrap(),
+            app_url: "http://localhost".into(),
+            jwt_secret: Secret::new("test-secret-test-secret-test-secret-42"),
+            token_ttl: chrono::Duration::hours(1),
+            admin: Some(("root@example.com".into(), Secret::new("root-password"))),
+        };
+        let app = Application::build(settings).await.expect("building the app");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let db = app.db().clone();
+        tokio::spawn(app.run_until_stopped());
+        TestApp { base, client: reqwest::Client::new(), db, dir }
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request failed");
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.request(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.request(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.request(reqwest::Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let (status, body) = self.post("/api/auth/login", None, json!({ "email": email, "password": password })).await;
+        assert_eq!(status, StatusCode::OK, "login of {email}: {body}");
+        Session {
+            token: body["token"].as_str().unwrap().to_owned(),
+            id: body["user"]["id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn admin(&self) -> Session {
+        self.login("root@example.com", "root-password").await
+    }
+
+    /// Signs up through the API (role `user`).
+    pub async fn signup(&self, email: &str) -> Session {
+        let (status, body) =
+            self.post("/api/auth/signup", None, json!({ "email": email, "password": "password-123" })).await;
+        assert_eq!(status, StatusCode::CREATED, "signup of {email}: {body}");
+        Session {
+            token: body["token"].as_str().unwrap().to_owned(),
+            id: body["user"]["id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates an account with any role, as `smart-ticket user create` does, and signs it in.
+    pub async fn account(&self, email: &str, role: Role, skills: &[&str]) -> Session {
+        let hash = smart_ticket::auth::hash_password(Password::parse("password-123").unwrap()).await.unwrap();
+        self.db.create_user(&Email::parse(email).unwrap(), &hash, role, &Skills::parse(skills).unwrap()).await.unwrap();
+        self.login(email, "password-123").await
+    }
+
+    /// Files a ticket as `who` and returns its JSON.
+    pub async fn file_ticket(&self, who: &Session, title: &str, description: &str) -> Value {
+        let (status, body) =
+            self.post("/api/tickets", Some(&who.token), json!({ "title": title, "description": description })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["ticket"].clone()
+    }
+}

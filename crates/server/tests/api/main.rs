@@ -1,0 +1,7 @@
+//! Black-box tests of the HTTP API: a real server on port 0, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod authz;
+mod tickets;
