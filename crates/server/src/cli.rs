@@ -7,7 +7,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use crate::auth::hash_password;
-use crate::config::{ServeArgs, Settings, StorageArgs};
+use crate::config::{ServeArgs, Settings, StorageArgs, WorkerArgs};
 use crate::db::{Db, StoreError};
 use crate::startup::Application;
 use crate::telemetry::{self, LogFormat};
@@ -28,6 +28,8 @@ pub struct Cli {
 enum Command {
     /// Run the HTTP API and web pages.
     Serve(ServeArgs),
+    /// Run background workers only; any number may share one PostgreSQL database.
+    Worker(WorkerArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage accounts.
@@ -78,6 +80,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(serve) => {
             let settings = Settings::resolve(&cli.storage, &serve)?;
             Application::build(settings).await?.run_until_stopped().await
+        }
+        Command::Worker(args) => {
+            let db = Db::connect(&cli.storage.database_url(), args.worker_concurrency as u32 + 2).await?;
+            db.migrate().await?;
+            crate::startup::run_worker(db, crate::jobs::Registry::new(), args.worker_concurrency.max(1)).await;
+            Ok(())
         }
         Command::Migrate => {
             let db = Db::connect(&cli.storage.database_url(), 1).await?;

@@ -55,9 +55,19 @@ impl StorageArgs {
     }
 }
 
+/// Settings of the background workers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// Jobs run at once by this process (`serve` with 0 runs no workers: use `smart-ticket worker`).
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
+    pub worker_concurrency: usize,
+}
+
 /// Settings of the HTTP server.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub workers: WorkerArgs,
     /// Address and port to listen on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:3000")]
     pub bind_addr: SocketAddr,
@@ -88,6 +98,7 @@ pub struct Settings {
     pub jwt_secret: Secret,
     pub token_ttl: chrono::Duration,
     pub admin: Option<(String, Secret)>,
+    pub worker_concurrency: usize,
 }
 
 impl Settings {
@@ -119,6 +130,7 @@ impl Settings {
             jwt_secret,
             token_ttl: chrono::Duration::hours(i64::from(serve.jwt_ttl_hours)),
             admin,
+            worker_concurrency: serve.workers.worker_concurrency,
         })
     }
 

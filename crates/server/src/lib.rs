@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod jobs;
 pub mod model;
 pub mod startup;
 pub mod telemetry;

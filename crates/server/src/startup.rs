@@ -5,11 +5,13 @@ use smart_ticket_domain::{Email, Password, Role, Skills};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
 
 use crate::auth::{TokenKeys, hash_password};
 use crate::config::Settings;
 use crate::db::{Db, StoreError};
 use crate::http::{AppState, router};
+use crate::jobs::{Registry, Worker};
 
 pub struct Application {
     listener: TcpListener,
@@ -28,7 +30,12 @@ impl Application {
         let listener =
             TcpListener::bind(settings.bind_addr).await.with_context(|| format!("binding {}", settings.bind_addr))?;
         let addr = listener.local_addr()?;
-        let state = AppState { db, keys: TokenKeys::new(&settings.jwt_secret), settings: Arc::new(settings) };
+        let state = AppState {
+            db,
+            keys: TokenKeys::new(&settings.jwt_secret),
+            settings: Arc::new(settings),
+            wake: Arc::new(Notify::new()),
+        };
         Ok(Self { listener, addr, state })
     }
 
@@ -40,15 +47,44 @@ impl Application {
         &self.state.db
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then lets requests in flight finish.
+    /// Serves (and runs the workers) until SIGTERM or Ctrl-C, then lets requests and jobs in flight finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, backend = self.state.db.backend(), url = %self.state.settings.app_url, "Smart Ticket is listening");
         let db = self.state.db.clone();
-        axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown_signal()).await?;
+        let (stop, stopped) = watch::channel(false);
+        let concurrency = self.state.settings.worker_concurrency;
+        let workers = (concurrency > 0).then(|| {
+            let worker = Worker::new(db.clone(), job_registry(&self.state));
+            tokio::spawn(worker.run(concurrency, self.state.wake.clone(), stopped))
+        });
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            })
+            .await?;
+        if let Some(w) = workers {
+            let _ = w.await;
+        }
         db.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The job kinds this build handles, and how.
+pub fn job_registry(_state: &AppState) -> Registry {
+    Registry::new()
+}
+
+/// Runs workers only (`smart-ticket worker`) until SIGTERM or Ctrl-C.
+pub async fn run_worker(db: Db, registry: Registry, concurrency: usize) {
+    let (stop, stopped) = watch::channel(false);
+    let worker = tokio::spawn(Worker::new(db.clone(), registry).run(concurrency, Arc::new(Notify::new()), stopped));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let _ = worker.await;
+    db.close().await;
 }
 
 /// Creates the admin named by ADMIN_EMAIL/ADMIN_PASSWORD unless an account with that e-mail exists.

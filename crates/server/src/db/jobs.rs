@@ -30,6 +30,7 @@ macro_rules! enqueue {
 pub(crate) use enqueue;
 
 use super::{Db, StoreResult, on_pool};
+use crate::model::Ts;
 
 impl Db {
     /// How many jobs of `kind` wait in `state`; for tests and the admin view.
@@ -39,6 +40,175 @@ impl Db {
                 .bind(kind)
                 .bind(state)
                 .fetch_one(pool)
+                .await?
+        }))
+    }
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    #[sqlx(json)]
+    pub payload: Value,
+    pub idempotency_key: String,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: Ts,
+    pub locked_until: Option<Ts>,
+    pub worker_id: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: Ts,
+    pub updated_at: Ts,
+}
+
+const JOB_COLUMNS: &str = "id, kind, payload, idempotency_key, state, attempts, max_attempts, run_at, locked_until, \
+     worker_id, last_error, created_at, updated_at";
+
+/// The states a job can be in.
+pub const JOB_STATES: [&str; 4] = ["queued", "running", "succeeded", "dead"];
+
+impl Db {
+    /// Enqueues a job on its own (outside any other change); returns whether it was new.
+    pub async fn enqueue(&self, job: &NewJob) -> StoreResult<bool> {
+        let now = Ts::now();
+        let added = on_pool!(self, |pool, DB, pg| enqueue!(pool, job, now)?.rows_affected());
+        Ok(added == 1)
+    }
+
+    /// Takes the oldest ready job of one of `kinds` and leases it to `worker` until `lease_until`.
+    /// A running job whose lease has expired (its worker died) is ready again; one that has used all its
+    /// attempts is declared dead instead.
+    pub async fn claim_job(&self, kinds: &[&str], worker: &str, lease_until: Ts) -> StoreResult<Option<Job>> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let now = Ts::now();
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query(
+                "UPDATE jobs SET state = 'dead', locked_until = NULL, updated_at = $1, \
+                 last_error = COALESCE(last_error, 'the worker stopped during its last attempt') \
+                 WHERE state = 'running' AND locked_until < $1 AND attempts >= max_attempts",
+            )
+            .bind(now)
+            .execute(pool)
+            .await?;
+            let mut qb = sqlx::QueryBuilder::<DB>::new(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ",
+            );
+            qb.push_bind(lease_until).push(", worker_id = ").push_bind(worker).push(", updated_at = ").push_bind(now);
+            qb.push(" WHERE id = (SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= ")
+                .push_bind(now)
+                .push(") OR (state = 'running' AND locked_until < ")
+                .push_bind(now)
+                .push(")) AND kind IN (");
+            let mut sep = qb.separated(", ");
+            for k in kinds {
+                sep.push_bind(*k);
+            }
+            qb.push(") ORDER BY run_at, id LIMIT 1");
+            // PostgreSQL: concurrent workers skip a row another one is claiming instead of waiting on it.
+            // SQLite serialises writers, so the single UPDATE is already atomic.
+            if pg {
+                qb.push(" FOR UPDATE SKIP LOCKED");
+            }
+            qb.push(") RETURNING ").push(JOB_COLUMNS);
+            qb.build_query_as::<Job>().fetch_optional(pool).await?
+        }))
+    }
+
+    /// Marks a job done, if `worker` still holds it.
+    pub async fn complete_job(&self, id: i64, worker: &str) -> StoreResult<bool> {
+        let now = Ts::now();
+        let done = on_pool!(self, |pool, DB, pg| {
+            sqlx::query(
+                "UPDATE jobs SET state = 'succeeded', locked_until = NULL, updated_at = $3 \
+                 WHERE id = $1 AND worker_id = $2 AND state = 'running'",
+            )
+            .bind(id)
+            .bind(worker)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Records a failed attempt: the job runs again at `retry_at`, or is dead once out of attempts.
+    /// Returns the job's new state, or `None` when `worker` no longer held it.
+    pub async fn fail_job(&self, id: i64, worker: &str, error: &str, retry_at: Ts) -> StoreResult<Option<String>> {
+        let now = Ts::now();
+        let error: String = error.chars().take(2000).collect();
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query_scalar(
+                "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+                 run_at = $4, last_error = $3, locked_until = NULL, updated_at = $5 \
+                 WHERE id = $1 AND worker_id = $2 AND state = 'running' RETURNING state",
+            )
+            .bind(id)
+            .bind(worker)
+            .bind(error.as_str())
+            .bind(retry_at)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Gives a job back untouched (the worker is shutting down before starting it).
+    pub async fn release_job(&self, id: i64, worker: &str) -> StoreResult<()> {
+        let now = Ts::now();
+        on_pool!(self, |pool, DB, pg| {
+            sqlx::query(
+                "UPDATE jobs SET state = 'queued', attempts = attempts - 1, locked_until = NULL, updated_at = $3 \
+                 WHERE id = $1 AND worker_id = $2 AND state = 'running'",
+            )
+            .bind(id)
+            .bind(worker)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Jobs in `state`, newest first, optionally below id `before`; one more than `limit` when another page follows.
+    pub async fn list_jobs(&self, state: &str, before: Option<i64>, limit: i64) -> StoreResult<Vec<Job>> {
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            )))
+            .bind(state)
+            .bind(before)
+            .bind(limit + 1)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Puts a dead job back in the queue with fresh attempts.
+    pub async fn retry_job(&self, id: i64) -> StoreResult<Option<Job>> {
+        let now = Ts::now();
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, locked_until = NULL, worker_id = NULL, \
+                 updated_at = $2 WHERE id = $1 AND state = 'dead' RETURNING {JOB_COLUMNS}"
+            )))
+            .bind(id)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    pub async fn job(&self, id: i64) -> StoreResult<Option<Job>> {
+        Ok(on_pool!(self, |pool, DB, pg| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(pool)
                 .await?
         }))
     }

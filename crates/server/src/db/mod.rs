@@ -8,7 +8,7 @@ mod sessions;
 mod tickets;
 mod users;
 
-pub use jobs::NewJob;
+pub use jobs::{JOB_STATES, Job, NewJob};
 pub use sessions::SessionKind;
 pub use tickets::{AssigneeFilter, TicketFilter, TicketPatch};
 pub use users::UserPatch;

@@ -44,6 +44,7 @@ async fn signup(State(state): State<AppState>, AppJson(body): AppJson<Credential
     };
     let hash = hash_password(password).await?;
     let user = state.db.create_user(&email, &hash, Role::User, &Skills::default()).await?;
+    state.wake.notify_one();
     tracing::info!(user_id = %user.id, "account created");
     start_session(&state, user, StatusCode::CREATED).await
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: one router per resource, merged here.
 
 mod accounts;
+mod admin;
 pub mod error;
 pub mod extract;
 mod tickets;
@@ -27,12 +28,15 @@ pub struct AppState {
     pub db: Db,
     pub keys: TokenKeys,
     pub settings: Arc<Settings>,
+    /// Wakes an idle in-process worker when a request enqueued a job.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(accounts::router())
         .merge(tickets::router())
+        .merge(admin::router())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

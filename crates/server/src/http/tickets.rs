@@ -50,6 +50,7 @@ async fn create_ticket(
         }
     };
     let ticket = state.db.create_ticket(&auth.user, &title, &description).await?;
+    state.wake.notify_one();
     tracing::info!(ticket_id = %ticket.id, number = ticket.number, "ticket filed");
     Ok((StatusCode::CREATED, Json(json!({ "ticket": TicketView::from(ticket) }))))
 }

@@ -80,6 +80,8 @@ impl TestApp {
             jwt_secret: Secret::new("test-secret-test-secret-test-secret-42"),
             token_ttl: chrono::Duration::hours(1),
             admin: Some(("root@example.com".into(), Secret::new("root-password"))),
+            // Tests drain the queue themselves with `Worker::try_execute_one`.
+            worker_concurrency: 0,
         };
         let app = Application::build(settings).await.expect("building the app");
         let base = format!("http://127.0.0.1:{}", app.port());

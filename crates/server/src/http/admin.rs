@@ -1,0 +1,62 @@
+//! Admin operations on the job queue: see dead jobs, retry them.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{AppError, AppResult};
+use super::extract::{Admin, AppPath, AppQuery};
+use super::{AppState, page_limit};
+use crate::db::JOB_STATES;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/admin/jobs", get(list_jobs)).route("/api/admin/jobs/{id}/retry", post(retry_job))
+}
+
+#[derive(Deserialize)]
+struct JobQuery {
+    state: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<i64>,
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    _admin: Admin,
+    AppQuery(q): AppQuery<JobQuery>,
+) -> AppResult<Json<Value>> {
+    let limit = page_limit(q.limit)?;
+    let job_state = q.state.as_deref().unwrap_or("dead");
+    if !JOB_STATES.contains(&job_state) {
+        return Err(AppError::BadRequest {
+            code: "bad_query",
+            message: format!("state must be one of: {}", JOB_STATES.join(", ")),
+        });
+    }
+    let mut jobs = state.db.list_jobs(job_state, q.cursor, limit).await?;
+    let next = if jobs.len() as i64 > limit {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.id)
+    } else {
+        None
+    };
+    Ok(Json(json!({ "jobs": jobs, "next_cursor": next })))
+}
+
+async fn retry_job(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    AppPath(id): AppPath<i64>,
+) -> AppResult<Json<Value>> {
+    match state.db.retry_job(id).await? {
+        Some(job) => {
+            tracing::info!(admin = %admin.user.id, job_id = id, kind = job.kind, "dead job retried");
+            state.wake.notify_one();
+            Ok(Json(json!({ "job": job })))
+        }
+        None if state.db.job(id).await?.is_some() => Err(AppError::Conflict("only a dead job can be retried".into())),
+        None => Err(AppError::NotFound),
+    }
+}

@@ -1,0 +1,217 @@
+//! Workers of the durable job queue: claim a job under a lease, run it outside any transaction, then
+//! complete it or reschedule it with exponential backoff; `dead` after its last attempt.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+use crate::db::{Db, Job};
+use crate::model::Ts;
+
+/// What a job kind does. Handlers must be idempotent: a job whose worker died mid-way runs again.
+pub trait JobHandler: Send + Sync + 'static {
+    fn run<'a>(&'a self, job: &'a Job) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+}
+
+/// What [`Worker::try_execute_one`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No job was ready.
+    Empty,
+    Succeeded {
+        id: i64,
+        kind: String,
+    },
+    /// Failed; will run again later.
+    Retrying {
+        id: i64,
+        kind: String,
+    },
+    /// Failed its last attempt.
+    Dead {
+        id: i64,
+        kind: String,
+    },
+    /// Its lease expired and another worker took it over before this one finished.
+    Lost {
+        id: i64,
+        kind: String,
+    },
+}
+
+/// Job kinds and their handlers.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, kind: &'static str, handler: impl JobHandler) -> Self {
+        self.handlers.insert(kind, Arc::new(handler));
+        self
+    }
+
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut k: Vec<_> = self.handlers.keys().copied().collect();
+        k.sort_unstable();
+        k
+    }
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    db: Db,
+    registry: Registry,
+    kinds: Vec<&'static str>,
+    id: String,
+    lease: chrono::Duration,
+    backoff_base: chrono::Duration,
+}
+
+impl Worker {
+    pub fn new(db: Db, registry: Registry) -> Self {
+        let kinds = registry.kinds();
+        Self {
+            db,
+            registry,
+            kinds,
+            id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            lease: chrono::Duration::minutes(5),
+            backoff_base: chrono::Duration::seconds(2),
+        }
+    }
+
+    /// How long a claimed job stays leased before another worker may take it over.
+    pub fn with_lease(mut self, lease: chrono::Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The first retry's delay; each later one doubles it (capped at an hour), with ±25 % jitter.
+    pub fn with_backoff(mut self, base: chrono::Duration) -> Self {
+        self.backoff_base = base;
+        self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Claims and runs at most one ready job.
+    pub async fn try_execute_one(&self) -> anyhow::Result<Outcome> {
+        let Some(job) = self.db.claim_job(&self.kinds, &self.id, Ts::now() + self.lease).await? else {
+            return Ok(Outcome::Empty);
+        };
+        let (id, kind) = (job.id, job.kind.clone());
+        let handler = self.registry.handlers.get(job.kind.as_str()).cloned();
+        let result = match handler {
+            Some(h) => h.run(&job).await,
+            None => Err(anyhow::anyhow!("no handler for job kind {}", job.kind)),
+        };
+        match result {
+            Ok(()) => {
+                if self.db.complete_job(id, &self.id).await? {
+                    tracing::debug!(job_id = id, kind, "job succeeded");
+                    Ok(Outcome::Succeeded { id, kind })
+                } else {
+                    tracing::warn!(job_id = id, kind, "job finished after its lease was taken over");
+                    Ok(Outcome::Lost { id, kind })
+                }
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                let retry_at = Ts::now() + backoff(self.backoff_base, job.attempts);
+                match self.db.fail_job(id, &self.id, &error, retry_at).await?.as_deref() {
+                    Some("dead") => {
+                        tracing::error!(
+                            job_id = id,
+                            kind,
+                            attempts = job.attempts,
+                            error,
+                            "job is dead after its last attempt"
+                        );
+                        Ok(Outcome::Dead { id, kind })
+                    }
+                    Some(_) => {
+                        tracing::warn!(job_id = id, kind, attempts = job.attempts, error, "job failed; will retry");
+                        Ok(Outcome::Retrying { id, kind })
+                    }
+                    None => Ok(Outcome::Lost { id, kind }),
+                }
+            }
+        }
+    }
+
+    /// Runs `concurrency` loops until `shutdown` turns true; a job in progress is finished, not abandoned.
+    /// `wake` lets the process that enqueued a job start it without waiting for the next poll.
+    pub async fn run(self, concurrency: usize, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+        if self.kinds.is_empty() {
+            tracing::info!("no job kinds are handled by this build; the worker is idle");
+        } else {
+            tracing::info!(worker = %self.id, concurrency, kinds = ?self.kinds, "worker started");
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..concurrency.max(1) {
+            let (worker, wake, mut shutdown) = (self.clone(), wake.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                let mut failures = 0u32;
+                while !*shutdown.borrow() {
+                    match worker.try_execute_one().await {
+                        Ok(Outcome::Empty) => {
+                            failures = 0;
+                            tokio::select! {
+                                _ = wake.notified() => {}
+                                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                                _ = shutdown.changed() => {}
+                            }
+                        }
+                        Ok(_) => failures = 0,
+                        Err(e) => {
+                            // The database is unreachable or refused the claim: back off, keep the loop alive.
+                            failures = (failures + 1).min(6);
+                            tracing::error!(error = %format!("{e:#}"), "job queue error");
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_millis(250 << failures)) => {}
+                                _ = shutdown.changed() => {}
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        tracing::info!(worker = %self.id, "worker stopped");
+    }
+}
+
+/// `base · 2^(attempt-1)`, at most an hour, with ±25 % jitter so retries of many jobs spread out.
+fn backoff(base: chrono::Duration, attempt: i32) -> chrono::Duration {
+    let exp = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
+    let ms = base.num_milliseconds().saturating_mul(1i64 << exp).min(3_600_000);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % 501) as i64 - 250; // -250..=250 per mille
+    chrono::Duration::milliseconds(ms + ms * jitter / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use chrono::Duration;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_is_capped() {
+        for attempt in 1..=6 {
+            let d = backoff(Duration::seconds(2), attempt).num_milliseconds();
+            let nominal = 2000 * (1 << (attempt - 1));
+            assert!(d >= nominal * 3 / 4 && d <= nominal * 5 / 4, "attempt {attempt}: {d} ms");
+        }
+        assert!(backoff(Duration::seconds(2), 40).num_milliseconds() <= 3_600_000 * 5 / 4);
+        assert_eq!(backoff(Duration::zero(), 3), Duration::zero());
+    }
+}

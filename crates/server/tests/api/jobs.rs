@@ -1,0 +1,154 @@
+//! The durable job queue: claims, leases, retries, dead jobs and the admin's retry.
+
+use crate::helpers::{Backend, TestApp, on_both_backends};
+use reqwest::StatusCode;
+use serde_json::json;
+use smart_ticket::db::{Job, NewJob};
+use smart_ticket::jobs::{JobHandler, Outcome, Registry, Worker};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+on_both_backends!(
+    a_job_runs_once_and_its_idempotency_key_deduplicates,
+    a_failing_job_is_retried_then_dead_and_an_admin_can_retry_it,
+    an_expired_lease_lets_another_worker_take_the_job_over,
+    two_workers_run_every_job_exactly_once,
+    workers_only_claim_kinds_they_handle,
+);
+
+/// Counts runs per job key; fails a key's first `fail_first` runs.
+#[derive(Clone, Default)]
+struct Recorder {
+    runs: Arc<Mutex<HashMap<String, u32>>>,
+    fail_first: u32,
+}
+
+impl JobHandler for Recorder {
+    fn run<'a>(&'a self, job: &'a Job) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            let n = {
+                let mut runs = self.runs.lock().unwrap();
+                let n = runs.entry(job.idempotency_key.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            if n <= self.fail_first { anyhow::bail!("simulated failure {n}") } else { Ok(()) }
+        })
+    }
+}
+
+fn job(kind: &'static str, key: &str) -> NewJob {
+    NewJob { kind, payload: json!({ "key": key }), idempotency_key: key.to_owned() }
+}
+
+fn worker(app: &TestApp, rec: &Recorder) -> Worker {
+    Worker::new(app.db.clone(), Registry::new().with("test.echo", rec.clone())).with_backoff(chrono::Duration::zero())
+}
+
+async fn drain(w: &Worker) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    loop {
+        match w.try_execute_one().await.unwrap() {
+            Outcome::Empty => return out,
+            o => out.push(o),
+        }
+    }
+}
+
+async fn a_job_runs_once_and_its_idempotency_key_deduplicates(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rec = Recorder::default();
+    assert!(app.db.enqueue(&job("test.echo", "k1")).await.unwrap());
+    assert!(!app.db.enqueue(&job("test.echo", "k1")).await.unwrap(), "same key, same kind: kept once");
+    assert!(app.db.enqueue(&job("test.other", "k1")).await.unwrap(), "keys are unique per kind");
+    let outcomes = drain(&worker(&app, &rec)).await;
+    assert_eq!(outcomes.len(), 1);
+    assert!(matches!(outcomes[0], Outcome::Succeeded { .. }));
+    assert_eq!(rec.runs.lock().unwrap()["k1"], 1);
+    assert_eq!(app.db.count_jobs("test.echo", "succeeded").await.unwrap(), 1);
+}
+
+async fn a_failing_job_is_retried_then_dead_and_an_admin_can_retry_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin().await;
+    let rec = Recorder { fail_first: 8, ..Default::default() };
+    app.db.enqueue(&job("test.echo", "flaky")).await.unwrap();
+    let w = worker(&app, &rec);
+    let outcomes = drain(&w).await;
+    assert_eq!(outcomes.len(), 8, "max_attempts is 8: {outcomes:?}");
+    assert!(outcomes[..7].iter().all(|o| matches!(o, Outcome::Retrying { .. })));
+    assert!(matches!(outcomes[7], Outcome::Dead { .. }));
+
+    let (status, body) = app.get("/api/admin/jobs?state=dead", Some(&admin.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let dead = body["jobs"].as_array().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["attempts"], 8);
+    assert_eq!(dead[0]["last_error"], "simulated failure 8");
+    let id = dead[0]["id"].as_i64().unwrap();
+
+    let user = app.signup("ada@example.com").await;
+    assert_eq!(
+        app.post(&format!("/api/admin/jobs/{id}/retry"), Some(&user.token), json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, body) = app.post(&format!("/api/admin/jobs/{id}/retry"), Some(&admin.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["job"]["state"], "queued");
+    assert_eq!(
+        app.post(&format!("/api/admin/jobs/{id}/retry"), Some(&admin.token), json!({})).await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(app.post("/api/admin/jobs/999999/retry", Some(&admin.token), json!({})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/api/admin/jobs?state=zombie", Some(&admin.token)).await.0, StatusCode::BAD_REQUEST);
+
+    let outcomes = drain(&w).await;
+    assert!(matches!(outcomes[..], [Outcome::Succeeded { .. }]), "{outcomes:?}");
+    assert_eq!(app.get("/api/admin/jobs?state=dead", Some(&admin.token)).await.1["jobs"], json!([]));
+}
+
+async fn an_expired_lease_lets_another_worker_take_the_job_over(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.db.enqueue(&job("test.echo", "lease")).await.unwrap();
+    // A worker claims the job with a lease that is already over, then "crashes" (never reports back).
+    let crashed = app.db.claim_job(&["test.echo"], "crashed-worker", smart_ticket::model::Ts::now()).await.unwrap();
+    assert!(crashed.is_some());
+    let rec = Recorder::default();
+    let w = worker(&app, &rec);
+    let outcomes = drain(&w).await;
+    assert!(matches!(outcomes[..], [Outcome::Succeeded { .. }]), "{outcomes:?}");
+    let id = crashed.unwrap().id;
+    assert!(!app.db.complete_job(id, "crashed-worker").await.unwrap(), "the old lease holder cannot complete it");
+    let stored = app.db.job(id).await.unwrap().unwrap();
+    assert_eq!((stored.state.as_str(), stored.attempts), ("succeeded", 2));
+}
+
+async fn two_workers_run_every_job_exactly_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let n = 300;
+    for i in 0..n {
+        app.db.enqueue(&job("test.echo", &format!("job-{i}"))).await.unwrap();
+    }
+    let rec = Recorder::default();
+    let (a, b) = (worker(&app, &rec), worker(&app, &rec));
+    let (ra, rb) =
+        tokio::join!(tokio::spawn(async move { drain(&a).await }), tokio::spawn(async move { drain(&b).await }));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.len() + rb.len(), n);
+    let runs = rec.runs.lock().unwrap();
+    assert_eq!(runs.len(), n);
+    assert!(runs.values().all(|&c| c == 1), "every job ran exactly once");
+    assert_eq!(app.db.count_jobs("test.echo", "succeeded").await.unwrap(), n as i64);
+}
+
+async fn workers_only_claim_kinds_they_handle(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ada = app.signup("ada@example.com").await;
+    app.file_ticket(&ada, "Left for the pipeline", "text").await;
+    let rec = Recorder::default();
+    assert!(drain(&worker(&app, &rec)).await.is_empty());
+    assert_eq!(app.db.count_jobs("ticket.created", "queued").await.unwrap(), 1, "untouched");
+    assert!(drain(&Worker::new(app.db.clone(), Registry::new())).await.is_empty());
+}
