@@ -35,7 +35,7 @@ use crate::model::Ts;
 impl Db {
     /// How many jobs of `kind` wait in `state`; for tests and the admin view.
     pub async fn count_jobs(&self, kind: &str, state: &str) -> StoreResult<i64> {
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM jobs WHERE kind = $1 AND state = $2")
                 .bind(kind)
                 .bind(state)
@@ -74,7 +74,7 @@ impl Db {
     /// Enqueues a job on its own (outside any other change); returns whether it was new.
     pub async fn enqueue(&self, job: &NewJob) -> StoreResult<bool> {
         let now = Ts::now();
-        let added = on_pool!(self, |pool, DB, pg| enqueue!(pool, job, now)?.rows_affected());
+        let added = on_pool!(self.writer(), |pool, DB, pg| enqueue!(pool, job, now)?.rows_affected());
         Ok(added == 1)
     }
 
@@ -86,7 +86,7 @@ impl Db {
             return Ok(None);
         }
         let now = Ts::now();
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query(
                 "UPDATE jobs SET state = 'dead', locked_until = NULL, updated_at = $1, \
                  last_error = COALESCE(last_error, 'the worker stopped during its last attempt') \
@@ -122,7 +122,7 @@ impl Db {
     /// Marks a job done, if `worker` still holds it.
     pub async fn complete_job(&self, id: i64, worker: &str) -> StoreResult<bool> {
         let now = Ts::now();
-        let done = on_pool!(self, |pool, DB, pg| {
+        let done = on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query(
                 "UPDATE jobs SET state = 'succeeded', locked_until = NULL, updated_at = $3 \
                  WHERE id = $1 AND worker_id = $2 AND state = 'running'",
@@ -142,7 +142,7 @@ impl Db {
     pub async fn fail_job(&self, id: i64, worker: &str, error: &str, retry_at: Ts) -> StoreResult<Option<String>> {
         let now = Ts::now();
         let error: String = error.chars().take(2000).collect();
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query_scalar(
                 "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
                  run_at = $4, last_error = $3, locked_until = NULL, updated_at = $5 \
@@ -161,7 +161,7 @@ impl Db {
     /// Gives a job back untouched (the worker is shutting down before starting it).
     pub async fn release_job(&self, id: i64, worker: &str) -> StoreResult<()> {
         let now = Ts::now();
-        on_pool!(self, |pool, DB, pg| {
+        on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query(
                 "UPDATE jobs SET state = 'queued', attempts = attempts - 1, locked_until = NULL, updated_at = $3 \
                  WHERE id = $1 AND worker_id = $2 AND state = 'running'",
@@ -177,7 +177,7 @@ impl Db {
 
     /// Jobs in `state`, newest first, optionally below id `before`; one more than `limit` when another page follows.
     pub async fn list_jobs(&self, state: &str, before: Option<i64>, limit: i64) -> StoreResult<Vec<Job>> {
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE state = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
             )))
@@ -192,7 +192,7 @@ impl Db {
     /// Puts a dead job back in the queue with fresh attempts.
     pub async fn retry_job(&self, id: i64) -> StoreResult<Option<Job>> {
         let now = Ts::now();
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2, locked_until = NULL, worker_id = NULL, \
                  updated_at = $2 WHERE id = $1 AND state = 'dead' RETURNING {JOB_COLUMNS}"
@@ -205,7 +205,7 @@ impl Db {
     }
 
     pub async fn job(&self, id: i64) -> StoreResult<Option<Job>> {
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1")))
                 .bind(id)
                 .fetch_optional(pool)

@@ -24,10 +24,19 @@ use std::time::Duration;
 use crate::config::Secret;
 
 /// The configured database. Cheap to clone (pools are reference-counted).
+///
+/// SQLite allows one writer at a time: writes go through a one-connection pool, so they queue in order
+/// here instead of retrying on `SQLITE_BUSY`, while reads use their own pool and never wait for writes (WAL).
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite { read: SqlitePool, write: SqlitePool },
     Postgres(PgPool),
+}
+
+/// The pool one query runs on; see [`Db::reader`] and [`Db::writer`].
+pub(crate) enum PoolRef<'a> {
+    Sqlite(&'a SqlitePool),
+    Postgres(&'a PgPool),
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool, `$DB` to its database type and `$pg` to whether it
@@ -35,14 +44,14 @@ pub enum Db {
 macro_rules! on_pool {
     ($db:expr, |$pool:ident, $DB:ident, $pg:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => {
+            $crate::db::PoolRef::Sqlite($pool) => {
                 #[allow(dead_code)]
                 type $DB = sqlx::Sqlite;
                 #[allow(unused_variables)]
                 let $pg = false;
                 $body
             }
-            $crate::db::Db::Postgres($pool) => {
+            $crate::db::PoolRef::Postgres($pool) => {
                 #[allow(dead_code)]
                 type $DB = sqlx::Postgres;
                 #[allow(unused_variables)]
@@ -86,12 +95,18 @@ impl Db {
             if let Some(dir) = opts.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            let pool = SqlitePoolOptions::new()
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts.clone())
+                .await
+                .context("opening the SQLite database")?;
+            let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .connect_with(opts)
                 .await
                 .context("opening the SQLite database")?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite { read, write })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(1))
@@ -108,7 +123,7 @@ impl Db {
     /// Applies the migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
+            Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await,
             Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
         }
         .context("running database migrations")
@@ -116,21 +131,41 @@ impl Db {
 
     pub fn backend(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite { .. } => "sqlite",
             Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub(crate) fn reader(&self) -> PoolRef<'_> {
+        match self {
+            Db::Sqlite { read, .. } => PoolRef::Sqlite(read),
+            Db::Postgres(p) => PoolRef::Postgres(p),
+        }
+    }
+
+    pub(crate) fn writer(&self) -> PoolRef<'_> {
+        match self {
+            Db::Sqlite { write, .. } => PoolRef::Sqlite(write),
+            Db::Postgres(p) => PoolRef::Postgres(p),
         }
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> StoreResult<()> {
-        on_pool!(self, |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
     }
 
     pub async fn close(&self) {
-        on_pool!(self, |pool, DB, pg| pool.close().await)
+        match self {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
     }
 }
 

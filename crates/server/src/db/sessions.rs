@@ -29,7 +29,7 @@ impl Db {
     /// Stores a session, first removing this user's expired ones.
     pub async fn create_session(&self, id: &str, user: UserId, kind: SessionKind, expires_at: Ts) -> StoreResult<()> {
         let now = Ts::now();
-        on_pool!(self, |pool, DB, pg| {
+        on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires_at < $2")
                 .bind(user)
@@ -51,7 +51,7 @@ impl Db {
 
     /// The user behind a live session, or `None` when it does not exist or has expired.
     pub async fn session_user(&self, id: &str) -> StoreResult<Option<User>> {
-        let row: Option<SessionUser> = on_pool!(self, |pool, DB, pg| {
+        let row: Option<SessionUser> = on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
                 "SELECT u.id, u.email, u.role, u.skills, u.created_at, u.updated_at, s.expires_at \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
@@ -64,7 +64,7 @@ impl Db {
     }
 
     pub async fn delete_session(&self, id: &str) -> StoreResult<()> {
-        on_pool!(self, |pool, DB, pg| {
+        on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(pool).await?;
         });
         Ok(())

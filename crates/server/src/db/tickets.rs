@@ -142,7 +142,7 @@ impl Db {
         let id = TicketId::new();
         let job =
             NewJob { kind: "ticket.created", payload: json!({ "ticket_id": id }), idempotency_key: id.to_string() };
-        let number: i64 = on_pool!(self, |pool, DB, pg| {
+        let number: i64 = on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             let number: i64 = sqlx::query_scalar(
                 "INSERT INTO tickets (id, title, description, created_by, created_at, updated_at) \
@@ -183,7 +183,7 @@ impl Db {
     }
 
     pub async fn ticket(&self, id: TicketId) -> StoreResult<Option<Ticket>> {
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.id = $1")))
                 .bind(id)
                 .fetch_optional(pool)
@@ -194,7 +194,7 @@ impl Db {
     /// Tickets `viewer` may see, newest first, matching `filter`; one more than `limit` when another page follows.
     pub async fn list_tickets(&self, viewer: &User, filter: &TicketFilter, limit: i64) -> StoreResult<Vec<Ticket>> {
         let pattern = filter.q.as_deref().map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             let mut qb = sqlx::QueryBuilder::<DB>::new(format!("{TICKET_SELECT} WHERE 1 = 1"));
             match viewer.role {
                 Role::Admin => {}
@@ -245,7 +245,7 @@ impl Db {
     /// Applies `patch` atomically, recording one history row per changed field.
     pub async fn update_ticket(&self, id: TicketId, actor: Actor, patch: &TicketPatch) -> StoreResult<Ticket> {
         let now = Ts::now();
-        on_pool!(self, |pool, DB, pg| {
+        on_pool!(self.writer(), |pool, DB, pg| {
             // SQLite: take the write lock up front, so a concurrent writer cannot invalidate what we read.
             let mut tx = if pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
             let lock = if pg { " FOR UPDATE OF t" } else { "" };
@@ -308,7 +308,7 @@ impl Db {
         internal: bool,
     ) -> StoreResult<Comment> {
         let now = Ts::now();
-        let id: i64 = on_pool!(self, |pool, DB, pg| {
+        let id: i64 = on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO comments (ticket_id, author_id, body, internal, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -341,7 +341,7 @@ impl Db {
 
     /// A ticket's conversation in order; internal notes only when `include_internal`.
     pub async fn comments(&self, ticket: TicketId, include_internal: bool) -> StoreResult<Vec<Comment>> {
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
                 "SELECT m.id, m.ticket_id, m.author_id, u.email AS author_email, m.body, m.internal, m.created_at \
                  FROM comments m JOIN users u ON u.id = m.author_id \
@@ -356,7 +356,7 @@ impl Db {
 
     /// A ticket's history in order.
     pub async fn events(&self, ticket: TicketId) -> StoreResult<Vec<TicketEvent>> {
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
                 "SELECT e.id, e.ticket_id, e.actor_kind, e.actor_id, u.email AS actor_email, e.field, e.old_value, \
                  e.new_value, e.created_at FROM ticket_events e LEFT JOIN users u ON u.id = e.actor_id \

@@ -47,7 +47,7 @@ impl Db {
             payload: json!({ "user_id": user.id }),
             idempotency_key: user.id.to_string(),
         };
-        on_pool!(self, |pool, DB, pg| {
+        on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO users (id, email, password_hash, role, skills, created_at, updated_at) \
@@ -70,7 +70,7 @@ impl Db {
 
     /// The account and password hash for a login attempt.
     pub async fn user_credentials(&self, email: &Email) -> StoreResult<Option<(User, String)>> {
-        let row: Option<Credentials> = on_pool!(self, |pool, DB, pg| {
+        let row: Option<Credentials> = on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"
             )))
@@ -82,7 +82,7 @@ impl Db {
     }
 
     pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
                 .bind(id)
                 .fetch_optional(pool)
@@ -91,7 +91,7 @@ impl Db {
     }
 
     pub async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")))
                 .bind(email.as_str())
                 .fetch_optional(pool)
@@ -109,7 +109,7 @@ impl Db {
         limit: i64,
     ) -> StoreResult<Vec<User>> {
         let pattern = q.map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             let mut qb = sqlx::QueryBuilder::<DB>::new(format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1"));
             if let Some(p) = &pattern {
                 qb.push(" AND email LIKE ").push_bind(p.as_str()).push(" ESCAPE '\\'");
@@ -129,7 +129,7 @@ impl Db {
     pub async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<User> {
         let now = Ts::now();
         let skills = patch.skills.as_ref().map(|s| Json(s.to_strings()));
-        let user: Option<User> = on_pool!(self, |pool, DB, pg| {
+        let user: Option<User> = on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE users SET role = COALESCE($2, role), skills = COALESCE($3, skills), updated_at = $4 \
                  WHERE id = $1 RETURNING {USER_COLUMNS}"
@@ -145,7 +145,7 @@ impl Db {
     }
 
     pub async fn count_users(&self) -> StoreResult<i64> {
-        Ok(on_pool!(self, |pool, DB, pg| {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM users").fetch_one(pool).await?
         }))
     }

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::json;
 use smart_ticket_domain::{Email, Password, Role, Skills};
 
-use super::error::{AppError, AppResult};
+use super::error::{AppError, AppResult, parse_both};
 use super::extract::{Admin, AppJson, AppPath, AppQuery, AuthUser, SESSION_COOKIE};
-use super::{AppState, page_limit};
+use super::{AppState, into_page, page_limit};
 use crate::auth::{hash_password, random_token, session_id_for_cookie, verify_password};
 use crate::db::{SessionKind, UserPatch};
 use crate::model::{Ts, User, UserId};
@@ -35,13 +35,7 @@ struct Credentials {
 
 #[tracing::instrument(skip_all)]
 async fn signup(State(state): State<AppState>, AppJson(body): AppJson<Credentials>) -> AppResult<Response> {
-    let (email, password) = match (Email::parse(&body.email), Password::parse(&body.password)) {
-        (Ok(e), Ok(p)) => (e, p),
-        (e, p) => {
-            let fields = [e.err(), p.err()].into_iter().flatten().map(|e| (e.field, e.message.into_owned()));
-            return Err(AppError::Validation(fields.collect()));
-        }
-    };
+    let (email, password) = parse_both(Email::parse(&body.email), Password::parse(&body.password))?;
     let hash = hash_password(password).await?;
     let user = state.db.create_user(&email, &hash, Role::User, &Skills::default()).await?;
     state.wake.notify_one();
@@ -119,13 +113,8 @@ async fn list_users(
         .transpose()
         .map_err(|e| AppError::BadRequest { code: "bad_query", message: e.to_string() })?;
     let q_text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let mut users = state.db.list_users(q_text, role, q.cursor.as_deref(), limit).await?;
-    let next = if users.len() as i64 > limit {
-        users.truncate(limit as usize);
-        users.last().map(|u| u.email.clone())
-    } else {
-        None
-    };
+    let users = state.db.list_users(q_text, role, q.cursor.as_deref(), limit).await?;
+    let (users, next) = into_page(users, limit, |u| u.email.clone());
     Ok(Json(json!({ "users": users, "next_cursor": next })))
 }
 

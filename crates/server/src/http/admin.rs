@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::error::{AppError, AppResult};
 use super::extract::{Admin, AppPath, AppQuery};
-use super::{AppState, page_limit};
+use super::{AppState, into_page, page_limit};
 use crate::db::JOB_STATES;
 
 pub fn router() -> Router<AppState> {
@@ -35,13 +35,7 @@ async fn list_jobs(
             message: format!("state must be one of: {}", JOB_STATES.join(", ")),
         });
     }
-    let mut jobs = state.db.list_jobs(job_state, q.cursor, limit).await?;
-    let next = if jobs.len() as i64 > limit {
-        jobs.truncate(limit as usize);
-        jobs.last().map(|j| j.id)
-    } else {
-        None
-    };
+    let (jobs, next) = into_page(state.db.list_jobs(job_state, q.cursor, limit).await?, limit, |j| j.id);
     Ok(Json(json!({ "jobs": jobs, "next_cursor": next })))
 }
 

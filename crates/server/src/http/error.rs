@@ -59,6 +59,16 @@ impl AppError {
     }
 }
 
+/// Both parsed values, or one 422 naming every field that failed.
+pub fn parse_both<A, B>(a: Result<A, ParseError>, b: Result<B, ParseError>) -> AppResult<(A, B)> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => Err(AppError::Validation(
+            [a.err(), b.err()].into_iter().flatten().map(|e| (e.field, e.message.into_owned())).collect(),
+        )),
+    }
+}
+
 impl From<ParseError> for AppError {
     fn from(e: ParseError) -> Self {
         AppError::field(e.field, e.message)

@@ -54,6 +54,19 @@ where
     serde::Deserialize::deserialize(d).map(Some)
 }
 
+/// Splits the `limit + 1` rows a listing query returns into the page and the cursor of the next one
+/// (`None` on the last page).
+pub(crate) fn into_page<T, C>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> C) -> (Vec<T>, Option<C>) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let next = rows.last().map(cursor);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}
+
 /// A page size from `?limit=`: 1 to 100, 25 when absent.
 pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, AppError> {
     match limit {

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use smart_ticket_domain::{CommentBody, Priority, Resolution, Role, Skills, Status, TicketDescription, TicketTitle};
 
-use super::error::{AppError, AppResult};
+use super::error::{AppError, AppResult, parse_both};
 use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
-use super::{AppState, double_option, page_limit};
+use super::{AppState, double_option, into_page, page_limit};
 use crate::db::{AssigneeFilter, TicketFilter, TicketPatch};
 use crate::model::{Actor, Ticket, TicketId, TicketView, Ts, UserId};
 
@@ -42,13 +42,8 @@ async fn create_ticket(
     auth: AuthUser,
     AppJson(body): AppJson<NewTicket>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
-    let (title, description) = match (TicketTitle::parse(&body.title), TicketDescription::parse(&body.description)) {
-        (Ok(t), Ok(d)) => (t, d),
-        (t, d) => {
-            let fields = [t.err(), d.err()].into_iter().flatten().map(|e| (e.field, e.message.into_owned()));
-            return Err(AppError::Validation(fields.collect()));
-        }
-    };
+    let (title, description) =
+        parse_both(TicketTitle::parse(&body.title), TicketDescription::parse(&body.description))?;
     let ticket = state.db.create_ticket(&auth.user, &title, &description).await?;
     state.wake.notify_one();
     tracing::info!(ticket_id = %ticket.id, number = ticket.number, "ticket filed");
@@ -97,13 +92,8 @@ async fn list_tickets(
             Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| bad_query("cursor is not valid"))?),
         },
     };
-    let mut tickets = state.db.list_tickets(&auth.user, &filter, limit).await?;
-    let next = if tickets.len() as i64 > limit {
-        tickets.truncate(limit as usize);
-        tickets.last().map(|t| t.number.to_string())
-    } else {
-        None
-    };
+    let tickets = state.db.list_tickets(&auth.user, &filter, limit).await?;
+    let (tickets, next) = into_page(tickets, limit, |t| t.number.to_string());
     let tickets: Vec<TicketView> = tickets.into_iter().map(TicketView::from).collect();
     Ok(Json(json!({ "tickets": tickets, "next_cursor": next })))
 }

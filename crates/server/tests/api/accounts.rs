@@ -1,6 +1,6 @@
 //! Sign-up, log-in, sessions and admins managing accounts.
 
-use crate::helpers::{Backend, TestApp, on_both_backends};
+use crate::helpers::{Backend, TestApp, fresh_database, on_both_backends};
 use reqwest::StatusCode;
 use serde_json::json;
 use smart_ticket_domain::Role;
@@ -18,7 +18,48 @@ on_both_backends!(
     admin_sets_role_and_skills_by_email_and_by_id,
     the_last_admin_cannot_be_demoted,
     bad_bodies_get_clear_client_errors_and_store_nothing,
+    the_user_create_command_makes_an_account_that_can_log_in,
 );
+
+async fn the_user_create_command_makes_an_account_that_can_log_in(backend: Backend) {
+    use std::io::Write;
+    let (dir, url) = fresh_database(backend).await;
+    let run = |email: &str, password: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smart-ticket"))
+            .args([
+                "user",
+                "create",
+                "--email",
+                email,
+                "--role",
+                "moderator",
+                "--skills",
+                "Rust, postgres",
+                "--password-stdin",
+            ])
+            .env("DATABASE_URL", &url)
+            .env("DATA_DIR", &dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run("Mod@Example.com", "a long password\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = run("mod@example.com", "another password\n");
+    assert!(!again.status.success(), "a duplicate is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert!(!run("x@example.com", "short\n").status.success(), "a short password is refused");
+
+    let app = TestApp::start(dir, url).await;
+    let session = app.login("mod@example.com", "a long password").await;
+    let (_, me) = app.get("/api/auth/me", Some(&session.token)).await;
+    assert_eq!(me["user"]["role"], "moderator");
+    assert_eq!(me["user"]["skills"], json!(["rust", "postgres"]));
+}
 
 async fn signup_creates_a_user_role_account_whatever_the_body_asks(backend: Backend) {
     let app = TestApp::spawn(backend).await;

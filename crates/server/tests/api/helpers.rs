@@ -63,14 +63,25 @@ async fn postgres_database() -> String {
     format!("{base}/{name}")
 }
 
+/// A fresh data folder and an empty database for one test.
+pub async fn fresh_database(backend: Backend) -> (PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("smart-ticket-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("test.db").display()),
+        Backend::Postgres => postgres_database().await,
+    };
+    (dir, database_url)
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
-        let dir = std::env::temp_dir().join(format!("smart-ticket-test-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let database_url = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.join("test.db").display()),
-            Backend::Postgres => postgres_database().await,
-        };
+        let (dir, database_url) = fresh_database(backend).await;
+        Self::start(dir, database_url).await
+    }
+
+    /// Starts the app on a database prepared with [`fresh_database`].
+    pub async fn start(dir: PathBuf, database_url: String) -> TestApp {
         let settings = Settings {
             data_dir: dir.clone(),
             database_url: Secret::new(database_url),

@@ -137,9 +137,11 @@ async fn two_workers_run_every_job_exactly_once(backend: Backend) {
         tokio::join!(tokio::spawn(async move { drain(&a).await }), tokio::spawn(async move { drain(&b).await }));
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(ra.len() + rb.len(), n);
-    let runs = rec.runs.lock().unwrap();
-    assert_eq!(runs.len(), n);
-    assert!(runs.values().all(|&c| c == 1), "every job ran exactly once");
+    {
+        let runs = rec.runs.lock().unwrap();
+        assert_eq!(runs.len(), n);
+        assert!(runs.values().all(|&c| c == 1), "every job ran exactly once");
+    }
     assert_eq!(app.db.count_jobs("test.echo", "succeeded").await.unwrap(), n as i64);
 }
 
