@@ -6,6 +6,7 @@ export CARGO_TARGET_DIR ?= /var/tmp/smart-ticket-target
 
 ## Start Smart Ticket on SQLite at http://localhost:3000 (data in ./data).
 run:
+	scripts/fetch-model
 	cargo run --bin smart-ticket -- serve
 
 ## Every test: unit, property and black-box API tests on SQLite and PostgreSQL (started if needed).

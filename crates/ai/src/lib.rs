@@ -1,0 +1,6 @@
+//! Smart Ticket's embedded AI: runs on the machine itself, with no network and no API key.
+
+pub mod bert;
+pub mod embed;
+
+pub use embed::{DIMENSIONS, MiniLm, cosine};
