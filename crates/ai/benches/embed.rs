@@ -45,7 +45,11 @@ fn main() -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
     short.sort_by(f64::total_cmp);
-    println!("one short question (9 tokens): p50 {:.1} ms, p99 {:.1} ms", percentile(&short, 0.5), percentile(&short, 0.99));
+    println!(
+        "one short question (9 tokens): p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&short, 0.5),
+        percentile(&short, 0.99)
+    );
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     for batch in [8, 32] {
         let t = Instant::now();

@@ -2,5 +2,7 @@
 
 pub mod bert;
 pub mod embed;
+pub mod linear;
+pub mod text;
 
 pub use embed::{DIMENSIONS, MiniLm, cosine};

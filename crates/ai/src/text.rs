@@ -1,0 +1,186 @@
+//! Lexical features: TF-IDF over word n-grams and character n-grams, as sparse unit vectors.
+
+use std::collections::HashMap;
+
+/// A sparse vector: sorted feature indices with their values.
+pub type Sparse = Vec<(u32, f32)>;
+
+/// What the vectoriser counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Analyzer {
+    /// Word n-grams of lengths `min..=max` (lower-cased alphanumeric words).
+    Words { min: usize, max: usize },
+    /// Character n-grams of lengths `min..=max` inside each word padded with spaces (scikit-learn's `char_wb`),
+    /// robust to typos, inflection and unseen compounds.
+    CharsInWords { min: usize, max: usize },
+}
+
+/// Lower-cased words: runs of letters and digits.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+impl Analyzer {
+    /// Calls `f` with each term of `text`.
+    fn terms(self, text: &str, mut f: impl FnMut(&str)) {
+        let ws = words(text);
+        match self {
+            Analyzer::Words { min, max } => {
+                let mut buf = String::new();
+                for n in min.max(1)..=max {
+                    for w in ws.windows(n) {
+                        buf.clear();
+                        for (i, part) in w.iter().enumerate() {
+                            if i > 0 {
+                                buf.push(' ');
+                            }
+                            buf.push_str(part);
+                        }
+                        f(&buf);
+                    }
+                }
+            }
+            Analyzer::CharsInWords { min, max } => {
+                let mut buf = String::new();
+                for w in &ws {
+                    let chars: Vec<char> = std::iter::once(' ').chain(w.chars()).chain(std::iter::once(' ')).collect();
+                    for n in min.max(1)..=max {
+                        if n > chars.len() {
+                            break;
+                        }
+                        for g in chars.windows(n) {
+                            buf.clear();
+                            buf.extend(g);
+                            f(&buf);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A fitted TF-IDF vectoriser: sublinear term frequency, smoothed IDF, L2-normalised rows.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Tfidf {
+    analyzer: Analyzer,
+    vocab: HashMap<String, u32>,
+    idf: Vec<f32>,
+}
+
+impl Tfidf {
+    /// Learns the vocabulary (terms in at least `min_df` documents, the `max_features` most frequent) and IDF.
+    pub fn fit(docs: &[&str], analyzer: Analyzer, min_df: usize, max_features: usize) -> Self {
+        let mut df: HashMap<String, usize> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for d in docs {
+            seen.clear();
+            analyzer.terms(d, |t| {
+                if !seen.contains(t) {
+                    seen.insert(t.to_owned());
+                }
+            });
+            for t in seen.drain() {
+                *df.entry(t).or_default() += 1;
+            }
+        }
+        let mut kept: Vec<(String, usize)> = df.into_iter().filter(|(_, n)| *n >= min_df.max(1)).collect();
+        // Most frequent first, then alphabetical, so the vocabulary does not depend on hash order.
+        kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        kept.truncate(max_features);
+        let n = docs.len() as f32;
+        let idf = kept.iter().map(|(_, d)| ((1.0 + n) / (1.0 + *d as f32)).ln() + 1.0).collect();
+        let vocab = kept.into_iter().enumerate().map(|(i, (t, _))| (t, i as u32)).collect();
+        Self { analyzer, vocab, idf }
+    }
+
+    pub fn dimensions(&self) -> usize {
+        self.idf.len()
+    }
+
+    /// The unit-length TF-IDF vector of `text` (empty when it has no known term).
+    pub fn transform(&self, text: &str) -> Sparse {
+        let mut tf: HashMap<u32, f32> = HashMap::new();
+        self.analyzer.terms(text, |t| {
+            if let Some(&i) = self.vocab.get(t) {
+                *tf.entry(i).or_default() += 1.0;
+            }
+        });
+        let mut v: Sparse = tf.into_iter().map(|(i, c)| (i, (1.0 + c.ln()) * self.idf[i as usize])).collect();
+        v.sort_unstable_by_key(|e| e.0);
+        let norm = v.iter().map(|e| e.1 * e.1).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|e| e.1 /= norm);
+        }
+        v
+    }
+}
+
+/// Several vectorisers side by side, each block unit-length, indices offset into one space.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FeatureUnion {
+    parts: Vec<Tfidf>,
+}
+
+impl FeatureUnion {
+    pub fn new(parts: Vec<Tfidf>) -> Self {
+        Self { parts }
+    }
+
+    pub fn dimensions(&self) -> usize {
+        self.parts.iter().map(Tfidf::dimensions).sum()
+    }
+
+    pub fn transform(&self, text: &str) -> Sparse {
+        let mut out = Sparse::new();
+        let mut offset = 0u32;
+        for p in &self.parts {
+            out.extend(p.transform(text).into_iter().map(|(i, v)| (i + offset, v)));
+            offset += p.dimensions() as u32;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_and_char_terms() {
+        let mut t = Vec::new();
+        Analyzer::Words { min: 1, max: 2 }.terms("VPN down, VPN!", |s| t.push(s.to_owned()));
+        assert_eq!(t, ["vpn", "down", "vpn", "vpn down", "down vpn"]);
+        t.clear();
+        Analyzer::CharsInWords { min: 2, max: 3 }.terms("ab", |s| t.push(s.to_owned()));
+        assert_eq!(t, [" a", "ab", "b ", " ab", "ab "]);
+    }
+
+    #[test]
+    fn rare_terms_weigh_more_and_rows_are_unit_length() {
+        let docs = ["printer jam", "printer offline", "printer toner", "vpn offline"];
+        let v = Tfidf::fit(&docs, Analyzer::Words { min: 1, max: 1 }, 1, 100);
+        assert_eq!(v.dimensions(), 5);
+        let x = v.transform("printer vpn");
+        let w = |term: &str| x.iter().find(|e| e.0 == v.vocab[term]).unwrap().1;
+        assert!(w("vpn") > w("printer"), "vpn is rarer");
+        assert!((x.iter().map(|e| e.1 * e.1).sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(v.transform("nothing known").is_empty());
+        let min2 = Tfidf::fit(&docs, Analyzer::Words { min: 1, max: 1 }, 2, 100);
+        assert_eq!(min2.dimensions(), 2, "printer and offline appear twice or more");
+    }
+
+    #[test]
+    fn a_union_offsets_each_block() {
+        let docs = ["alpha beta", "beta gamma"];
+        let a = Tfidf::fit(&docs, Analyzer::Words { min: 1, max: 1 }, 1, 100);
+        let b = Tfidf::fit(&docs, Analyzer::CharsInWords { min: 3, max: 3 }, 1, 100);
+        let (da, db) = (a.dimensions(), b.dimensions());
+        let u = FeatureUnion::new(vec![a, b]);
+        assert_eq!(u.dimensions(), da + db);
+        let x = u.transform("alpha");
+        assert!(x.iter().any(|e| (e.0 as usize) < da) && x.iter().any(|e| (e.0 as usize) >= da));
+        let norm: f32 = x.iter().map(|e| e.1 * e.1).sum();
+        assert!((norm - 2.0).abs() < 1e-4, "two unit blocks");
+    }
+}
