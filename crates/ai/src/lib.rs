@@ -1,7 +1,9 @@
 //! Smart Ticket's embedded AI: runs on the machine itself, with no network and no API key.
 
 pub mod bert;
+pub mod classifier;
 pub mod embed;
+pub mod eval;
 pub mod linear;
 pub mod text;
 

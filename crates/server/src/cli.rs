@@ -35,6 +35,31 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Measure the embedded AI on labelled JSON Lines files (`subject`, `body` and a label field).
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Train on one file as from history and predict another (or cross-validate one); the last line printed
+    /// is one JSON object with accuracy, macro_f1, train_seconds and per-ticket latency.
+    Classify {
+        #[arg(long)]
+        train: std::path::PathBuf,
+        /// Held-out file to predict; or use --cv.
+        #[arg(long, conflicts_with = "cv")]
+        test: Option<std::path::PathBuf>,
+        /// The field to predict; a list-valued field is multi-label.
+        #[arg(long)]
+        label: String,
+        /// K-fold cross-validation on --train instead of a test file.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(2..=50))]
+        cv: Option<u16>,
+        /// Keep rows sharing this field in one fold (paraphrases of one scenario never straddle folds).
+        #[arg(long, requires = "cv")]
+        group: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +118,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied ({})", db.backend());
             Ok(())
         }
+        Command::Eval(EvalCommand::Classify { train, test, label, cv, group }) => {
+            tokio::task::spawn_blocking(move || eval_classify(&train, test.as_deref(), &label, cv, group.as_deref()))
+                .await?
+        }
         Command::User(UserCommand::Create { email, role, skills, password_stdin: _ }) => {
             let email = Email::parse(&email).context("--email")?;
             let role: Role = role.parse()?;
@@ -113,4 +142,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+fn eval_classify(
+    train: &std::path::Path,
+    test: Option<&std::path::Path>,
+    label: &str,
+    cv: Option<u16>,
+    group: Option<&str>,
+) -> anyhow::Result<()> {
+    use smart_ticket_ai::eval::{folds, load_jsonl, report, train_and_predict};
+    let (examples, multi) = load_jsonl(train, label, group)?;
+    let (runs, k) = match (test, cv) {
+        (Some(test), _) => {
+            let (test_examples, _) = load_jsonl(test, label, None)?;
+            let bar = progress(test_examples.len(), "predicting");
+            let run = train_and_predict(&examples, &test_examples, multi, &mut || bar.inc(1))?;
+            bar.finish_and_clear();
+            (vec![run], None)
+        }
+        (None, Some(k)) => {
+            let parts = folds(&examples, usize::from(k));
+            let bar = progress(examples.len(), "cross-validating");
+            let mut runs = Vec::new();
+            for (f, held_out) in parts.iter().enumerate() {
+                bar.set_message(format!("fold {}/{k}", f + 1));
+                let held: std::collections::HashSet<usize> = held_out.iter().copied().collect();
+                let train_part: Vec<_> =
+                    (0..examples.len()).filter(|i| !held.contains(i)).map(|i| examples[i].clone()).collect();
+                let test_part: Vec<_> = held_out.iter().map(|&i| examples[i].clone()).collect();
+                runs.push(train_and_predict(&train_part, &test_part, multi, &mut || bar.inc(1))?);
+            }
+            bar.finish_and_clear();
+            (runs, Some(usize::from(k)))
+        }
+        (None, None) => anyhow::bail!("give --test FILE or --cv K"),
+    };
+    println!("{}", serde_json::to_string(&report(label, &runs, k))?);
+    Ok(())
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal.
+fn progress(len: usize, what: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix} {msg} [{bar:30}] {pos}/{len} {elapsed}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(what);
+    bar
 }

@@ -4,5 +4,6 @@ mod helpers;
 
 mod accounts;
 mod authz;
+mod eval;
 mod jobs;
 mod tickets;
