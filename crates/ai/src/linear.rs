@@ -33,28 +33,23 @@ impl LogReg {
         let stride = dims + 1;
         let n = x.len().max(1) as f64;
         let penalty = 1.0 / (cfg.c * n);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let chunk = x.len().div_ceil(threads).max(1);
         let objective = |w: &[f64], grad: &mut [f64]| -> f64 {
+            // The data term, split over the cores: each thread sums its rows' loss and gradient.
+            let parts: Vec<(f64, Vec<f64>)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = x
+                    .chunks(chunk)
+                    .zip(y.chunks(chunk))
+                    .map(|(xs, ys)| scope.spawn(move || data_term(w, xs, ys, classes, dims)))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+            });
             grad.iter_mut().for_each(|g| *g = 0.0);
             let mut loss = 0.0;
-            let mut scores = vec![0.0f64; classes];
-            for (row, &label) in x.iter().zip(y) {
-                for (k, s) in scores.iter_mut().enumerate() {
-                    let wk = &w[k * stride..(k + 1) * stride];
-                    *s = wk[dims] + row.iter().map(|&(i, v)| wk[i as usize] * f64::from(v)).sum::<f64>();
-                }
-                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = scores.iter().map(|s| (s - max).exp()).sum();
-                loss += z.ln() + max - scores[label];
-                for (k, s) in scores.iter().enumerate() {
-                    let p = (s - max).exp() / z - if k == label { 1.0 } else { 0.0 };
-                    if p != 0.0 {
-                        let gk = &mut grad[k * stride..(k + 1) * stride];
-                        gk[dims] += p / n;
-                        for &(i, v) in row {
-                            gk[i as usize] += p * f64::from(v) / n;
-                        }
-                    }
-                }
+            for (l, g) in parts {
+                loss += l;
+                grad.iter_mut().zip(g).for_each(|(a, b)| *a += b / n);
             }
             let mut reg = 0.0;
             for k in 0..classes {
@@ -86,6 +81,34 @@ impl LogReg {
             .collect();
         softmax(&scores)
     }
+}
+
+/// Summed cross-entropy of `xs` and its gradient (not yet divided by the number of rows).
+fn data_term(w: &[f64], xs: &[Sparse], ys: &[usize], classes: usize, dims: usize) -> (f64, Vec<f64>) {
+    let stride = dims + 1;
+    let mut grad = vec![0.0; w.len()];
+    let mut loss = 0.0;
+    let mut scores = vec![0.0f64; classes];
+    for (row, &label) in xs.iter().zip(ys) {
+        for (k, s) in scores.iter_mut().enumerate() {
+            let wk = &w[k * stride..(k + 1) * stride];
+            *s = wk[dims] + row.iter().map(|&(i, v)| wk[i as usize] * f64::from(v)).sum::<f64>();
+        }
+        let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+        loss += z.ln() + max - scores[label];
+        for (k, s) in scores.iter().enumerate() {
+            let p = (s - max).exp() / z - if k == label { 1.0 } else { 0.0 };
+            if p != 0.0 {
+                let gk = &mut grad[k * stride..(k + 1) * stride];
+                gk[dims] += p;
+                for &(i, v) in row {
+                    gk[i as usize] += p * f64::from(v);
+                }
+            }
+        }
+    }
+    (loss, grad)
 }
 
 pub fn softmax(scores: &[f32]) -> Vec<f32> {
