@@ -3,7 +3,9 @@
 mod ticket;
 mod user;
 
-pub use ticket::{CommentBody, InvalidTransition, Priority, Resolution, Status, TicketDescription, TicketTitle};
+pub use ticket::{
+    CategoryName, CommentBody, InvalidTransition, Priority, Resolution, Status, TicketDescription, TicketTitle,
+};
 pub use user::{Email, Password, Role, Skill, Skills};
 
 use std::borrow::Cow;

@@ -79,6 +79,33 @@ macro_rules! text_newtype {
     };
 }
 
+/// A ticket category's name, e.g. `bug` or `account & access`: lower-case, trimmed, inner spaces collapsed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct CategoryName(String);
+
+impl CategoryName {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        crate::user::label("category", "category", raw).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Priority {
+    /// What the priority means, for people and for the AI's prompt.
+    pub fn description(self) -> &'static str {
+        match self {
+            Priority::Low => "No deadline pressure: questions, wishes, cosmetic issues with a workaround.",
+            Priority::Medium => "Normal work: one person or team is hindered, a workaround may exist.",
+            Priority::High => "Important work is blocked for several people, or a deadline is close.",
+            Priority::Urgent => "An outage, data loss, a security problem, or all users are affected.",
+        }
+    }
+}
+
 text_newtype!(
     /// A ticket's title: 3 to 200 characters once trimmed.
     TicketTitle, "title", 3, 200
@@ -115,6 +142,13 @@ mod tests {
         assert!(Resolved.transition_to(Open).is_ok(), "reopen");
         assert_eq!(Closed.transition_to(Resolved), Err(InvalidTransition { from: Closed, to: Resolved }));
         assert!(Closed.transition_to(InProgress).is_err());
+    }
+
+    #[test]
+    fn category_names_are_normalised() {
+        assert_eq!(CategoryName::parse("  Account  &  Access ").unwrap().as_str(), "account & access");
+        assert_eq!(CategoryName::parse("").unwrap_err().field, "category");
+        assert!(CategoryName::parse("<b>").is_err());
     }
 
     #[test]

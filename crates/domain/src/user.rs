@@ -104,19 +104,24 @@ impl fmt::Debug for Password {
 #[serde(transparent)]
 pub struct Skill(String);
 
+/// Lower-cases, trims and collapses spaces, then checks a tag-like name (skills, categories).
+pub(crate) fn label(field: &'static str, what: &str, raw: &str) -> Result<String, ParseError> {
+    let s = raw.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    if s.is_empty() {
+        return Err(ParseError::new(field, format!("a {what} must not be empty")));
+    }
+    if s.chars().count() > 50 {
+        return Err(ParseError::new(field, format!("a {what} must be at most 50 characters")));
+    }
+    if !s.chars().all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '+' | '#' | '.' | '/' | '&')) {
+        return Err(ParseError::new(field, format!("a {what} may hold letters, digits, spaces and - _ + # . / &")));
+    }
+    Ok(s)
+}
+
 impl Skill {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let s = raw.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-        if s.is_empty() {
-            return Err(ParseError::new("skills", "a skill must not be empty"));
-        }
-        if s.chars().count() > 50 {
-            return Err(ParseError::new("skills", "a skill must be at most 50 characters"));
-        }
-        if !s.chars().all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '+' | '#' | '.' | '/' | '&')) {
-            return Err(ParseError::new("skills", "a skill may hold letters, digits, spaces and - _ + # . / &"));
-        }
-        Ok(Self(s))
+        label("skills", "skill", raw).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

@@ -5,11 +5,13 @@
 
 mod jobs;
 mod sessions;
+mod taxonomy;
 mod tickets;
 mod users;
 
 pub use jobs::{JOB_STATES, Job, NewJob};
 pub use sessions::SessionKind;
+pub use taxonomy::{Category, SkillInfo};
 pub use tickets::{AssigneeFilter, TicketFilter, TicketPatch};
 pub use users::UserPatch;
 

@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 pub mod error;
 pub mod extract;
+mod taxonomy;
 mod tickets;
 
 use axum::Router;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(tickets::router())
         .merge(admin::router())
+        .merge(taxonomy::router())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -6,7 +6,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use smart_ticket_domain::{CommentBody, Priority, Resolution, Role, Skills, Status, TicketDescription, TicketTitle};
+use smart_ticket_domain::{
+    CategoryName, CommentBody, Priority, Resolution, Role, Skills, Status, TicketDescription, TicketTitle,
+};
 
 use super::error::{AppError, AppResult, parse_both};
 use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
@@ -150,7 +152,20 @@ async fn update_ticket(
     let patch = TicketPatch {
         status: body.status.as_deref().map(str::parse).transpose()?,
         priority: body.priority.as_deref().map(str::parse).transpose()?,
-        category: optional_text("category", body.category, 100)?,
+        category: match body.category {
+            Some(Some(c)) if !c.trim().is_empty() => {
+                let name = CategoryName::parse(&c)?;
+                if !state.db.category_exists(&name).await? {
+                    return Err(AppError::field(
+                        "category",
+                        format!("unknown category {:?}: see GET /api/taxonomy", name.as_str()),
+                    ));
+                }
+                Some(Some(name.as_str().to_owned()))
+            }
+            Some(_) => Some(None),
+            None => None,
+        },
         skills: body.skills.as_deref().map(Skills::parse).transpose()?,
         assigned_to: body.assigned_to,
         resolution: body.resolution.as_deref().map(Resolution::parse).transpose()?,

@@ -81,6 +81,22 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
         ),
         (Method::GET, format!("/api/tickets/{t}/comments"), None, [401, 200, 404, 200, 404, 200]),
         (Method::GET, format!("/api/tickets/{t}/events"), None, [401, 200, 404, 200, 404, 200]),
+        (Method::GET, "/api/taxonomy".into(), None, [401, 200, 200, 200, 200, 200]),
+        (
+            Method::PUT,
+            "/api/admin/categories/outage".into(),
+            Some(json!({ "description": "down" })),
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (Method::DELETE, "/api/admin/categories/outage".into(), None, [401, 403, 403, 403, 403, 204]),
+        (
+            Method::PUT,
+            "/api/admin/skills/rust".into(),
+            Some(json!({ "description": "Rust code" })),
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (Method::GET, "/api/admin/jobs?state=dead".into(), None, [401, 403, 403, 403, 403, 200]),
+        (Method::POST, "/api/admin/jobs/999999/retry".into(), None, [401, 403, 403, 403, 403, 404]),
     ];
 
     let mut mismatches = Vec::new();

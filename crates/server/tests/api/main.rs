@@ -6,4 +6,5 @@ mod accounts;
 mod authz;
 mod eval;
 mod jobs;
+mod taxonomy;
 mod tickets;
