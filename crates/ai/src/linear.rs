@@ -122,13 +122,18 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+fn dot32(a: &[f32], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| f64::from(*x) * y).sum()
+}
+
 /// Minimises `f` (which writes its gradient) from `x` with limited-memory BFGS and a backtracking line search.
 fn lbfgs(mut x: Vec<f64>, mut f: impl FnMut(&[f64], &mut [f64]) -> f64, max_iter: usize, tol: f64) -> Vec<f64> {
     const MEMORY: usize = 10;
     let n = x.len();
     let mut g = vec![0.0; n];
     let mut fx = f(&x, &mut g);
-    let mut history: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = std::collections::VecDeque::new();
+    // Curvature pairs in f32: they only shape the search direction, and halve the optimiser's memory.
+    let mut history: std::collections::VecDeque<(Vec<f32>, Vec<f32>, f64)> = std::collections::VecDeque::new();
     let (mut x_new, mut g_new) = (vec![0.0; n], vec![0.0; n]);
     for iter in 0..max_iter {
         if g.iter().fold(0.0f64, |m, v| m.max(v.abs())) < tol {
@@ -138,17 +143,19 @@ fn lbfgs(mut x: Vec<f64>, mut f: impl FnMut(&[f64], &mut [f64]) -> f64, max_iter
         let mut d: Vec<f64> = g.iter().map(|v| -v).collect();
         let mut alphas = Vec::with_capacity(history.len());
         for (s, y, rho) in history.iter().rev() {
-            let a = rho * dot(s, &d);
-            d.iter_mut().zip(y).for_each(|(di, yi)| *di -= a * yi);
+            let a = rho * dot32(s, &d);
+            d.iter_mut().zip(y).for_each(|(di, yi)| *di -= a * f64::from(*yi));
             alphas.push(a);
         }
         if let Some((s, y, _)) = history.back() {
-            let gamma = dot(s, y) / dot(y, y);
+            let sy: f64 = s.iter().zip(y).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+            let yy: f64 = y.iter().map(|v| f64::from(*v) * f64::from(*v)).sum();
+            let gamma = sy / yy;
             d.iter_mut().for_each(|di| *di *= gamma);
         }
         for ((s, y, rho), a) in history.iter().zip(alphas.into_iter().rev()) {
-            let b = rho * dot(y, &d);
-            d.iter_mut().zip(s).for_each(|(di, si)| *di += (a - b) * si);
+            let b = rho * dot32(y, &d);
+            d.iter_mut().zip(s).for_each(|(di, si)| *di += (a - b) * f64::from(*si));
         }
         let mut slope = dot(&g, &d);
         if slope >= 0.0 {
@@ -162,9 +169,9 @@ fn lbfgs(mut x: Vec<f64>, mut f: impl FnMut(&[f64], &mut [f64]) -> f64, max_iter
             x_new.iter_mut().zip(&x).zip(&d).for_each(|((xn, xi), di)| *xn = xi + step * di);
             let f_new = f(&x_new, &mut g_new);
             if f_new <= fx + 1e-4 * step * slope {
-                let s: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
-                let y: Vec<f64> = g_new.iter().zip(&g).map(|(a, b)| a - b).collect();
-                let sy = dot(&s, &y);
+                let s: Vec<f32> = x_new.iter().zip(&x).map(|(a, b)| (a - b) as f32).collect();
+                let y: Vec<f32> = g_new.iter().zip(&g).map(|(a, b)| (a - b) as f32).collect();
+                let sy: f64 = s.iter().zip(&y).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
                 if sy > 1e-12 {
                     if history.len() == MEMORY {
                         history.pop_front();
