@@ -109,7 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(args) => {
             let db = Db::connect(&cli.storage.database_url(), args.worker_concurrency as u32 + 2).await?;
             db.migrate().await?;
-            crate::startup::run_worker(db, crate::jobs::Registry::new(), args.worker_concurrency.max(1)).await;
+            crate::startup::run_worker(db, args.worker_concurrency.max(1)).await;
             Ok(())
         }
         Command::Migrate => {

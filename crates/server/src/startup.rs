@@ -54,7 +54,7 @@ impl Application {
         let (stop, stopped) = watch::channel(false);
         let concurrency = self.state.settings.worker_concurrency;
         let workers = (concurrency > 0).then(|| {
-            let worker = Worker::new(db.clone(), job_registry(&self.state));
+            let worker = Worker::new(db.clone(), job_registry(&db));
             tokio::spawn(worker.run(concurrency, self.state.wake.clone(), stopped))
         });
         axum::serve(self.listener, router(self.state))
@@ -72,15 +72,16 @@ impl Application {
     }
 }
 
-/// The job kinds this build handles, and how.
-pub fn job_registry(_state: &AppState) -> Registry {
+/// The job kinds this build handles, and how: the same for `serve` and `worker`.
+pub fn job_registry(_db: &Db) -> Registry {
     Registry::new()
 }
 
 /// Runs workers only (`smart-ticket worker`) until SIGTERM or Ctrl-C.
-pub async fn run_worker(db: Db, registry: Registry, concurrency: usize) {
+pub async fn run_worker(db: Db, concurrency: usize) {
     let (stop, stopped) = watch::channel(false);
-    let worker = tokio::spawn(Worker::new(db.clone(), registry).run(concurrency, Arc::new(Notify::new()), stopped));
+    let worker =
+        tokio::spawn(Worker::new(db.clone(), job_registry(&db)).run(concurrency, Arc::new(Notify::new()), stopped));
     shutdown_signal().await;
     let _ = stop.send(true);
     let _ = worker.await;

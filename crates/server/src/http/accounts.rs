@@ -106,12 +106,7 @@ async fn list_users(
     AppQuery(q): AppQuery<UserQuery>,
 ) -> AppResult<Json<serde_json::Value>> {
     let limit = page_limit(q.limit)?;
-    let role = q
-        .role
-        .as_deref()
-        .map(str::parse::<Role>)
-        .transpose()
-        .map_err(|e| AppError::BadRequest { code: "bad_query", message: e.to_string() })?;
+    let role = q.role.as_deref().map(str::parse::<Role>).transpose().map_err(|e| AppError::bad_query(e.to_string()))?;
     let q_text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let users = state.db.list_users(q_text, role, q.cursor.as_deref(), limit).await?;
     let (users, next) = into_page(users, limit, |u| u.email.clone());

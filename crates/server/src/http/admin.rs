@@ -30,10 +30,7 @@ async fn list_jobs(
     let limit = page_limit(q.limit)?;
     let job_state = q.state.as_deref().unwrap_or("dead");
     if !JOB_STATES.contains(&job_state) {
-        return Err(AppError::BadRequest {
-            code: "bad_query",
-            message: format!("state must be one of: {}", JOB_STATES.join(", ")),
-        });
+        return Err(AppError::bad_query(format!("state must be one of: {}", JOB_STATES.join(", "))));
     }
     let (jobs, next) = into_page(state.db.list_jobs(job_state, q.cursor, limit).await?, limit, |j| j.id);
     Ok(Json(json!({ "jobs": jobs, "next_cursor": next })))

@@ -41,6 +41,11 @@ impl AppError {
         AppError::Validation(BTreeMap::from([(field, message.into())]))
     }
 
+    /// A query string parameter that does not parse or is out of range.
+    pub fn bad_query(message: impl Into<String>) -> Self {
+        AppError::BadRequest { code: "bad_query", message: message.into() }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),

@@ -44,7 +44,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| AppQuery(q.0))
-            .map_err(|e: QueryRejection| AppError::BadRequest { code: "bad_query", message: e.body_text() })
+            .map_err(|e: QueryRejection| AppError::bad_query(e.body_text()))
     }
 }
 

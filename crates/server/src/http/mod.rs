@@ -74,6 +74,6 @@ pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, AppError> {
     match limit {
         None => Ok(25),
         Some(n @ 1..=100) => Ok(n),
-        Some(_) => Err(AppError::BadRequest { code: "bad_query", message: "limit must be between 1 and 100".into() }),
+        Some(_) => Err(AppError::bad_query("limit must be between 1 and 100")),
     }
 }

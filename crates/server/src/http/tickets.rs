@@ -62,10 +62,6 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn bad_query(message: impl Into<String>) -> AppError {
-    AppError::BadRequest { code: "bad_query", message: message.into() }
-}
-
 async fn list_tickets(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -73,25 +69,32 @@ async fn list_tickets(
 ) -> AppResult<Json<Value>> {
     let limit = page_limit(q.limit)?;
     let filter = TicketFilter {
-        status: q.status.as_deref().map(str::parse::<Status>).transpose().map_err(|e| bad_query(e.to_string()))?,
+        status: q
+            .status
+            .as_deref()
+            .map(str::parse::<Status>)
+            .transpose()
+            .map_err(|e| AppError::bad_query(e.to_string()))?,
         priority: q
             .priority
             .as_deref()
             .map(str::parse::<Priority>)
             .transpose()
-            .map_err(|e| bad_query(e.to_string()))?,
+            .map_err(|e| AppError::bad_query(e.to_string()))?,
         assignee: match q.assignee.as_deref() {
             None | Some("") => None,
             Some("me") => Some(AssigneeFilter::Me),
             Some("none") => Some(AssigneeFilter::Nobody),
             Some(other) => Some(AssigneeFilter::User(UserId(
-                other.parse().map_err(|_| bad_query("assignee must be me, none or a user id"))?,
+                other.parse().map_err(|_| AppError::bad_query("assignee must be me, none or a user id"))?,
             ))),
         },
         q: q.q.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
         before: match q.cursor.as_deref() {
             None | Some("") => None,
-            Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| bad_query("cursor is not valid"))?),
+            Some(c) => Some(
+                c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| AppError::bad_query("cursor is not valid"))?,
+            ),
         },
     };
     let tickets = state.db.list_tickets(&auth.user, &filter, limit).await?;
