@@ -6,21 +6,65 @@ use anyhow::bail;
 use crate::linear::{LogReg, TrainConfig};
 use crate::text::{Analyzer, FeatureUnion, Sparse, Tfidf};
 
-/// Names the model family in reports.
-pub const ENGINE: &str = "local:tfidf-logreg";
+/// What a model sees of a ticket: word 1–2-grams and in-word character 2–5-grams (each block unit-length),
+/// plus the ticket's sentence embedding when the model was trained with embeddings.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Features {
+    lexical: FeatureUnion,
+    /// Length of the dense block (0: lexical only).
+    dense: usize,
+}
 
-/// Word 1–2-grams and in-word character 2–5-grams, each block unit-length.
-fn fit_features(texts: &[&str]) -> FeatureUnion {
-    FeatureUnion::new(vec![
-        Tfidf::fit(texts, Analyzer::Words { min: 1, max: 2 }, 1, 200_000),
-        Tfidf::fit(texts, Analyzer::CharsInWords { min: 2, max: 5 }, 2, 300_000),
-    ])
+impl Features {
+    fn fit(texts: &[&str], dense: usize) -> Self {
+        let lexical = FeatureUnion::new(vec![
+            Tfidf::fit(texts, Analyzer::Words { min: 1, max: 2 }, 1, 200_000),
+            Tfidf::fit(texts, Analyzer::CharsInWords { min: 2, max: 5 }, 2, 300_000),
+        ]);
+        Self { lexical, dense }
+    }
+
+    fn dimensions(&self) -> usize {
+        self.lexical.dimensions() + self.dense
+    }
+
+    /// One row; a missing or wrongly sized embedding leaves the dense block empty.
+    fn row(&self, text: &str, vector: Option<&[f32]>) -> Sparse {
+        let mut x = self.lexical.transform(text);
+        if let Some(v) = vector.filter(|v| v.len() == self.dense) {
+            let offset = self.lexical.dimensions() as u32;
+            x.extend(v.iter().enumerate().map(|(i, &value)| (offset + i as u32, value * DENSE_WEIGHT)));
+        }
+        x
+    }
+}
+
+/// How much the (unit-length) embedding block weighs against each (unit-length) lexical block.
+const DENSE_WEIGHT: f32 = 1.0;
+
+/// The embeddings for `n` texts, if every one has one of the same length.
+fn dense_len(vectors: Option<&[&[f32]]>, n: usize) -> anyhow::Result<usize> {
+    match vectors {
+        None => Ok(0),
+        Some(v) if v.len() != n => bail!("{n} texts but {} vectors", v.len()),
+        Some(v) => {
+            let d = v.first().map_or(0, |x| x.len());
+            if v.iter().any(|x| x.len() != d) {
+                bail!("vectors differ in length");
+            }
+            Ok(d)
+        }
+    }
+}
+
+fn rows(features: &Features, texts: &[&str], vectors: Option<&[&[f32]]>) -> Vec<Sparse> {
+    texts.iter().enumerate().map(|(i, t)| features.row(t, vectors.map(|v| v[i]))).collect()
 }
 
 /// One label per text.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TextClassifier {
-    features: FeatureUnion,
+    features: Features,
     model: LogReg,
     labels: Vec<String>,
 }
@@ -33,7 +77,13 @@ pub struct Scored {
 }
 
 impl TextClassifier {
-    pub fn train(texts: &[&str], labels: &[&str], cfg: TrainConfig) -> anyhow::Result<Self> {
+    /// Learns from `texts` (with their embeddings, when given: then every text needs one).
+    pub fn train(
+        texts: &[&str],
+        vectors: Option<&[&[f32]]>,
+        labels: &[&str],
+        cfg: TrainConfig,
+    ) -> anyhow::Result<Self> {
         if texts.len() != labels.len() {
             bail!("{} texts but {} labels", texts.len(), labels.len());
         }
@@ -43,18 +93,28 @@ impl TextClassifier {
         if names.len() < 2 {
             bail!("need at least two different labels to learn from, got {}", names.len());
         }
-        let features = fit_features(texts);
-        let x: Vec<Sparse> = texts.iter().map(|t| features.transform(t)).collect();
+        let features = Features::fit(texts, dense_len(vectors, texts.len())?);
+        let x: Vec<Sparse> = rows(&features, texts, vectors);
         let y: Vec<usize> = labels.iter().map(|l| names.binary_search_by(|n| n.as_str().cmp(l)).unwrap_or(0)).collect();
         let model = LogReg::fit(&x, &y, names.len(), features.dimensions(), cfg);
         Ok(Self { features, model, labels: names })
     }
 
     /// The most likely label.
-    pub fn predict(&self, text: &str) -> Scored {
-        let p = self.model.predict_proba(&self.features.transform(text));
+    pub fn predict(&self, text: &str, vector: Option<&[f32]>) -> Scored {
+        let p = self.model.predict_proba(&self.features.row(text, vector));
         let (best, confidence) = p.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0));
         Scored { label: self.labels[best].clone(), confidence }
+    }
+
+    /// The probability of every label, in the order of [`Self::labels`].
+    pub fn probabilities(&self, text: &str, vector: Option<&[f32]>) -> Vec<f32> {
+        self.model.predict_proba(&self.features.row(text, vector))
+    }
+
+    /// Whether the model was trained with sentence embeddings.
+    pub fn uses_vectors(&self) -> bool {
+        self.features.dense > 0
     }
 
     pub fn labels(&self) -> &[String] {
@@ -65,12 +125,17 @@ impl TextClassifier {
 /// A set of labels per text: one yes/no model per label seen at least twice.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MultiLabelClassifier {
-    features: FeatureUnion,
+    features: Features,
     models: Vec<(String, LogReg)>,
 }
 
 impl MultiLabelClassifier {
-    pub fn train(texts: &[&str], labels: &[Vec<String>], cfg: TrainConfig) -> anyhow::Result<Self> {
+    pub fn train(
+        texts: &[&str],
+        vectors: Option<&[&[f32]]>,
+        labels: &[Vec<String>],
+        cfg: TrainConfig,
+    ) -> anyhow::Result<Self> {
         if texts.len() != labels.len() {
             bail!("{} texts but {} label sets", texts.len(), labels.len());
         }
@@ -80,8 +145,8 @@ impl MultiLabelClassifier {
         if kept.is_empty() {
             bail!("no label occurs twice: nothing to learn");
         }
-        let features = fit_features(texts);
-        let x: Vec<Sparse> = texts.iter().map(|t| features.transform(t)).collect();
+        let features = Features::fit(texts, dense_len(vectors, texts.len())?);
+        let x: Vec<Sparse> = rows(&features, texts, vectors);
         let dims = features.dimensions();
         let models = kept
             .into_iter()
@@ -94,17 +159,21 @@ impl MultiLabelClassifier {
     }
 
     /// Labels whose probability is at least `threshold`, most likely first; at least the single most likely one.
-    pub fn predict(&self, text: &str, threshold: f32) -> Vec<Scored> {
-        let x = self.features.transform(text);
-        let mut all: Vec<Scored> = self
-            .models
-            .iter()
-            .map(|(label, m)| Scored { label: label.clone(), confidence: m.predict_proba(&x)[1] })
-            .collect();
+    pub fn predict(&self, text: &str, vector: Option<&[f32]>, threshold: f32) -> Vec<Scored> {
+        let mut all = self.probabilities(text, vector);
         all.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         let n = all.iter().filter(|s| s.confidence >= threshold).count().max(1);
         all.truncate(n);
         all
+    }
+
+    /// Every known label with its probability, in training order.
+    pub fn probabilities(&self, text: &str, vector: Option<&[f32]>) -> Vec<Scored> {
+        let x = self.features.row(text, vector);
+        self.models
+            .iter()
+            .map(|(label, m)| Scored { label: label.clone(), confidence: m.predict_proba(&x)[1] })
+            .collect()
     }
 }
 
@@ -123,16 +192,33 @@ mod tests {
             "refund my invoice",
         ];
         let labels = ["hardware", "hardware", "network", "network", "billing", "billing"];
-        let c = TextClassifier::train(&texts, &labels, TrainConfig::default()).unwrap();
-        let p = c.predict("my vpn keeps disconnecting");
+        let c = TextClassifier::train(&texts, None, &labels, TrainConfig::default()).unwrap();
+        let p = c.predict("my vpn keeps disconnecting", None);
         assert_eq!(p.label, "network");
         assert!(p.confidence > 1.0 / 3.0 && p.confidence <= 1.0);
-        assert!(TextClassifier::train(&texts[..2], &labels[..2], TrainConfig::default()).is_err(), "one label only");
+        assert!(
+            TextClassifier::train(&texts[..2], None, &labels[..2], TrainConfig::default()).is_err(),
+            "one label only"
+        );
 
         let sets: Vec<Vec<String>> = labels.iter().map(|l| vec![(*l).to_owned(), "support".to_owned()]).collect();
-        let m = MultiLabelClassifier::train(&texts, &sets, TrainConfig::default()).unwrap();
-        let got: Vec<String> = m.predict("printer paper jam again", 0.5).into_iter().map(|s| s.label).collect();
+        let m = MultiLabelClassifier::train(&texts, None, &sets, TrainConfig::default()).unwrap();
+        let got: Vec<String> = m.predict("printer paper jam again", None, 0.5).into_iter().map(|s| s.label).collect();
         assert!(got.contains(&"hardware".to_owned()) && got.contains(&"support".to_owned()), "{got:?}");
         assert!(!got.contains(&"billing".to_owned()), "{got:?}");
+    }
+
+    #[test]
+    fn an_embedding_block_can_carry_the_signal() {
+        // The words say nothing; only the (made-up) two-dimensional vectors separate the classes.
+        let texts = ["same words", "same words", "same words", "same words"];
+        let vectors: [&[f32]; 4] = [&[1.0, 0.0], &[0.9, 0.1], &[0.0, 1.0], &[0.1, 0.9]];
+        let labels = ["left", "left", "right", "right"];
+        let c = TextClassifier::train(&texts, Some(&vectors), &labels, TrainConfig::default()).unwrap();
+        assert!(c.uses_vectors());
+        assert_eq!(c.predict("same words", Some(&[0.95, 0.05])).label, "left");
+        assert_eq!(c.predict("same words", Some(&[0.05, 0.95])).label, "right");
+        let bad: [&[f32]; 4] = [&[1.0], &[0.9, 0.1], &[0.0, 1.0], &[0.1, 0.9]];
+        assert!(TextClassifier::train(&texts, Some(&bad), &labels, TrainConfig::default()).is_err());
     }
 }

@@ -12,6 +12,37 @@ pub const DIMENSIONS: usize = 384;
 /// Longer texts are cut here: the model was trained on up to 256 word pieces.
 pub const MAX_TOKENS: usize = 256;
 
+/// Loads the model in `dir` once per process (later calls share it). When it cannot be loaded, logs once, loudly,
+/// that the engine runs degraded on words alone and how to fix it, and returns `None`.
+pub fn load_shared(dir: &Path) -> Option<std::sync::Arc<MiniLm>> {
+    use std::sync::{Arc, Mutex, PoisonError};
+    type Cache = Vec<(std::path::PathBuf, Option<Arc<MiniLm>>)>;
+    static CACHE: Mutex<Cache> = Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, m)) = cache.iter().find(|(p, _)| p == dir) {
+        return m.clone();
+    }
+    let started = std::time::Instant::now();
+    let model = match MiniLm::load(dir) {
+        Ok(m) => {
+            tracing::info!(dir = %dir.display(), ms = started.elapsed().as_millis() as u64, "loaded the sentence-embedding model all-MiniLM-L6-v2");
+            Some(Arc::new(m))
+        }
+        Err(e) => {
+            tracing::warn!(
+                dir = %dir.display(),
+                error = %format!("{e:#}"),
+                "AI engine DEGRADED: no sentence-embedding model, so triage and similarity run on words alone \
+                 (lexical fallback). To fix: run `scripts/fetch-model` (or `make run`), or point MODEL_DIR at a \
+                 folder with model.safetensors, tokenizer.json and config.json, then restart."
+            );
+            None
+        }
+    };
+    cache.push((dir.to_owned(), model.clone()));
+    model
+}
+
 /// The loaded model. Embedding is CPU-bound: call it off the async runtime (`spawn_blocking`).
 pub struct MiniLm {
     model: Bert,

@@ -7,8 +7,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
-use crate::classifier::{ENGINE, MultiLabelClassifier, TextClassifier};
-use crate::linear::TrainConfig;
+use crate::triage::{
+    Context as TriageContext, Label, MIN_LABELS, PRIORITIES, Past, Repr, Taxonomy, Trained, ZeroShot, triage,
+};
 
 /// One labelled ticket.
 #[derive(Debug, Clone)]
@@ -16,6 +17,10 @@ pub struct Example {
     pub text: String,
     pub labels: Vec<String>,
     pub group: Option<String>,
+    /// The text's sentence embedding, when the model is available.
+    pub vector: Option<Vec<f32>>,
+    /// What computing `vector` cost, in milliseconds.
+    pub embed_ms: f64,
 }
 
 /// Reads `subject`, `body`, the label field (a string, or a list for multi-label) and optionally a group field.
@@ -38,7 +43,13 @@ pub fn load_jsonl(path: &Path, label: &str, group: Option<&str>) -> anyhow::Resu
         };
         let group = group
             .map(|g| v.get(g).map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned)).unwrap_or_default());
-        out.push(Example { text: format!("{}\n{}", s("subject"), s("body")), labels, group });
+        out.push(Example {
+            text: format!("{}\n{}", s("subject"), s("body")),
+            labels,
+            group,
+            vector: None,
+            embed_ms: 0.0,
+        });
     }
     if out.is_empty() {
         bail!("{} holds no examples", path.display());
@@ -90,41 +101,85 @@ pub struct Run {
     pub n_train: usize,
 }
 
-/// Trains on `train` exactly as from history and predicts `test`, calling `tick` after each prediction.
+/// Which triage field a label plays: priority when its values are priorities, skills when it is a list,
+/// otherwise category.
+fn field_of(train: &[Example], multi: bool) -> Field {
+    if multi {
+        Field::Skills
+    } else if train.iter().all(|e| e.labels.iter().all(|l| PRIORITIES.contains(&l.as_str()))) {
+        Field::Priority
+    } else {
+        Field::Category
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Field {
+    Category,
+    Priority,
+    Skills,
+}
+
+/// Trains the triage engine on `train` exactly as from history and predicts `test`, calling `tick` after each
+/// prediction. Vectors (`Example::vector`) are used when present; each example's `embed_ms` is added to its
+/// prediction time, so the latency includes embedding.
 pub fn train_and_predict(
     train: &[Example],
     test: &[Example],
     multi: bool,
+    engine: &str,
     tick: &mut dyn FnMut(),
 ) -> anyhow::Result<Run> {
-    let texts: Vec<&str> = train.iter().map(|e| e.text.as_str()).collect();
-    let cfg = TrainConfig::default();
+    let field = field_of(train, multi);
+    let past: Vec<Past> = train
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Past {
+            number: i as i64,
+            title: String::new(),
+            text: e.text.clone(),
+            repr: Repr::new(&e.text, e.vector.clone()),
+            category: (field == Field::Category).then(|| e.labels.first().cloned()).flatten(),
+            priority: (field == Field::Priority).then(|| e.labels.first().cloned()).flatten(),
+            skills: if field == Field::Skills { e.labels.clone() } else { Vec::new() },
+            resolution: None,
+        })
+        .collect();
+    let mut names: Vec<String> = train.iter().flat_map(|e| e.labels.iter().cloned()).collect();
+    names.sort();
+    names.dedup();
+    let labels = |names: &[String]| -> Vec<Label> {
+        names.iter().map(|n| Label { name: n.clone(), ..Default::default() }).collect()
+    };
+    let taxonomy = match field {
+        Field::Skills => Taxonomy { categories: Vec::new(), skills: labels(&names) },
+        Field::Category => Taxonomy { categories: labels(&names), skills: Vec::new() },
+        Field::Priority => Taxonomy::default(),
+    };
     let started = Instant::now();
-    let mut run = Run { n_train: train.len(), ..Default::default() };
-    if multi {
-        let labels: Vec<Vec<String>> = train.iter().map(|e| e.labels.clone()).collect();
-        let model = MultiLabelClassifier::train(&texts, &labels, cfg)?;
-        run.train_seconds = started.elapsed().as_secs_f64();
-        for e in test {
-            let t = Instant::now();
-            let p = model.predict(&e.text, 0.5);
-            run.ms_per_ticket.push(t.elapsed().as_secs_f64() * 1e3);
-            run.predicted.push(p.into_iter().map(|s| s.label).collect());
-            run.actual.push(e.labels.clone());
-            tick();
-        }
-    } else {
-        let labels: Vec<&str> = train.iter().map(|e| e.labels.first().map_or("", String::as_str)).collect();
-        let model = TextClassifier::train(&texts, &labels, cfg)?;
-        run.train_seconds = started.elapsed().as_secs_f64();
-        for e in test {
-            let t = Instant::now();
-            let p = model.predict(&e.text);
-            run.ms_per_ticket.push(t.elapsed().as_secs_f64() * 1e3);
-            run.predicted.push(vec![p.label]);
-            run.actual.push(e.labels.clone());
-            tick();
-        }
+    let trained = Trained::train(&past);
+    let train_seconds = started.elapsed().as_secs_f64();
+    if field != Field::Skills && trained.category.is_none() && trained.priority.is_none() {
+        bail!("need at least {MIN_LABELS} labelled examples with two different labels");
+    }
+    // No descriptions in a file: the zero-shot signal stays silent and the labels' names alone do not vote.
+    let zero_shot = ZeroShot::default();
+    let ctx =
+        TriageContext { taxonomy: &taxonomy, zero_shot: &zero_shot, trained: Some(&trained), past: &past, engine };
+    let mut run = Run { n_train: train.len(), train_seconds, ..Default::default() };
+    for e in test {
+        let t = Instant::now();
+        let repr = Repr::new(&e.text, e.vector.clone());
+        let triage = triage(&ctx, &e.text, &repr, None);
+        let predicted = match field {
+            Field::Category => triage.category.map(|g| vec![g.value]).unwrap_or_default(),
+            Field::Priority => vec![triage.priority.value],
+            Field::Skills => triage.skills.into_iter().map(|g| g.value).collect(),
+        };
+        run.ms_per_ticket.push(t.elapsed().as_secs_f64() * 1e3 + e.embed_ms);
+        run.predicted.push(predicted);
+        run.actual.push(e.labels.clone());
+        tick();
     }
     Ok(run)
 }
@@ -149,7 +204,7 @@ pub struct Report {
 }
 
 /// Pools runs (one, or one per fold) into a report.
-pub fn report(label: &str, runs: &[Run], folds: Option<usize>) -> Report {
+pub fn report(label: &str, runs: &[Run], folds: Option<usize>, engine: &str) -> Report {
     let predicted: Vec<&Vec<String>> = runs.iter().flat_map(|r| &r.predicted).collect();
     let actual: Vec<&Vec<String>> = runs.iter().flat_map(|r| &r.actual).collect();
     let n = actual.len().max(1) as f64;
@@ -185,7 +240,7 @@ pub fn report(label: &str, runs: &[Run], folds: Option<usize>) -> Report {
         train_seconds: runs.iter().map(|r| r.train_seconds).sum::<f64>() / k,
         ms_per_ticket_p50: pct(0.5),
         ms_per_ticket_p99: pct(0.99),
-        engine: ENGINE.to_owned(),
+        engine: engine.to_owned(),
         folds,
     }
 }
@@ -195,7 +250,13 @@ mod tests {
     use super::*;
 
     fn ex(label: &str, group: Option<&str>) -> Example {
-        Example { text: String::new(), labels: vec![label.into()], group: group.map(Into::into) }
+        Example {
+            text: String::new(),
+            labels: vec![label.into()],
+            group: group.map(Into::into),
+            vector: None,
+            embed_ms: 0.0,
+        }
     }
 
     #[test]
@@ -228,7 +289,7 @@ mod tests {
             actual: vec![v("a"), v("b"), v("b"), v("b")],
             ..Default::default()
         };
-        let r = report("l", &[run], None);
+        let r = report("l", &[run], None, "test");
         assert!((r.accuracy - 0.75).abs() < 1e-9);
         // a: tp1 fp1 fn0 → 2/3; b: tp2 fp0 fn1 → 0.8.
         assert!((r.macro_f1 - (2.0 / 3.0 + 0.8) / 2.0).abs() < 1e-9);

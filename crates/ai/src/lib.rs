@@ -5,6 +5,9 @@ pub mod classifier;
 pub mod embed;
 pub mod eval;
 pub mod linear;
+pub mod note;
 pub mod text;
+pub mod triage;
+pub mod urgency;
 
 pub use embed::{DIMENSIONS, MiniLm, cosine};

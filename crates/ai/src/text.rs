@@ -142,6 +142,47 @@ impl FeatureUnion {
     }
 }
 
+/// A vocabulary-free lexical vector: words and in-word character 3–5-grams hashed into 2^20 buckets,
+/// sublinear term frequency, unit length. Needs no fitting, so it works from the first ticket on.
+pub fn hashed(text: &str) -> Sparse {
+    const BITS: u32 = 20;
+    let mut tf: HashMap<u32, f32> = HashMap::new();
+    let mut add = |term: &str, salt: u64, weight: f32| {
+        // FNV-1a: stable across runs and platforms (std's hasher is randomly seeded).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
+        for b in term.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        *tf.entry((h >> (64 - BITS)) as u32).or_default() += weight;
+    };
+    Analyzer::Words { min: 1, max: 1 }.terms(text, |t| add(t, 1, 1.0));
+    Analyzer::CharsInWords { min: 3, max: 5 }.terms(text, |t| add(t, 2, 0.25));
+    let mut v: Sparse = tf.into_iter().map(|(i, c)| (i, 1.0 + c.ln().max(0.0))).collect();
+    v.sort_unstable_by_key(|e| e.0);
+    let norm = v.iter().map(|e| e.1 * e.1).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|e| e.1 /= norm);
+    }
+    v
+}
+
+/// The dot product of two sparse vectors (their cosine when both are unit length).
+pub fn sparse_dot(a: &Sparse, b: &Sparse) -> f32 {
+    let (mut i, mut j, mut sum) = (0, 0, 0.0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                sum += a[i].1 * b[j].1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    sum
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +223,17 @@ mod tests {
         assert!(x.iter().any(|e| (e.0 as usize) < da) && x.iter().any(|e| (e.0 as usize) >= da));
         let norm: f32 = x.iter().map(|e| e.1 * e.1).sum();
         assert!((norm - 2.0).abs() < 1e-4, "two unit blocks");
+    }
+
+    #[test]
+    fn hashed_vectors_compare_texts_without_a_vocabulary() {
+        let a = hashed("The printer on floor 3 jams");
+        let b = hashed("printer jams on the third floor");
+        let c = hashed("refund my invoice please");
+        assert!((sparse_dot(&a, &a) - 1.0).abs() < 1e-5);
+        assert!(sparse_dot(&a, &b) > 0.5, "{}", sparse_dot(&a, &b));
+        assert!(sparse_dot(&a, &c) < 0.2, "{}", sparse_dot(&a, &c));
+        assert_eq!(a, hashed("The printer on floor 3 jams"), "deterministic");
+        assert!(hashed("  ").is_empty());
     }
 }

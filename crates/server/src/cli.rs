@@ -2,6 +2,9 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use smart_ticket_ai::MiniLm;
+use smart_ticket_ai::eval::Example;
+use smart_ticket_ai::triage::{ENGINE_LEXICAL, ENGINE_MINILM};
 use smart_ticket_domain::{Email, Password, Role, Skills};
 use std::io::Read;
 use std::process::ExitCode;
@@ -109,7 +112,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(args) => {
             let db = Db::connect(&cli.storage.database_url(), args.worker_concurrency as u32 + 2).await?;
             db.migrate().await?;
-            crate::startup::run_worker(db, args.worker_concurrency.max(1)).await;
+            let settings = args.pipeline(&cli.storage, 3000)?;
+            crate::startup::run_worker(db, settings, args.worker_concurrency.max(1)).await;
             Ok(())
         }
         Command::Migrate => {
@@ -119,8 +123,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Eval(EvalCommand::Classify { train, test, label, cv, group }) => {
-            tokio::task::spawn_blocking(move || eval_classify(&train, test.as_deref(), &label, cv, group.as_deref()))
-                .await?
+            tokio::task::spawn_blocking(move || {
+                let model = smart_ticket_ai::embed::load_shared(&cli.storage.model_dir);
+                eval_classify(model.as_deref(), &train, test.as_deref(), &label, cv, group.as_deref())
+            })
+            .await?
         }
         Command::User(UserCommand::Create { email, role, skills, password_stdin: _ }) => {
             let email = Email::parse(&email).context("--email")?;
@@ -144,7 +151,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Embeds every example (timing each, as triage would) when the model is loaded.
+fn embed_examples(model: Option<&MiniLm>, examples: &mut [Example]) -> anyhow::Result<()> {
+    let Some(model) = model else { return Ok(()) };
+    let bar = progress(examples.len(), "embedding");
+    for e in examples.iter_mut() {
+        let t = std::time::Instant::now();
+        e.vector = model.embed(&[e.text.as_str()])?.pop();
+        e.embed_ms = t.elapsed().as_secs_f64() * 1e3;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
 fn eval_classify(
+    model: Option<&MiniLm>,
     train: &std::path::Path,
     test: Option<&std::path::Path>,
     label: &str,
@@ -152,12 +174,15 @@ fn eval_classify(
     group: Option<&str>,
 ) -> anyhow::Result<()> {
     use smart_ticket_ai::eval::{folds, load_jsonl, report, train_and_predict};
-    let (examples, multi) = load_jsonl(train, label, group)?;
+    let engine = if model.is_some() { ENGINE_MINILM } else { ENGINE_LEXICAL };
+    let (mut examples, multi) = load_jsonl(train, label, group)?;
+    embed_examples(model, &mut examples)?;
     let (runs, k) = match (test, cv) {
         (Some(test), _) => {
-            let (test_examples, _) = load_jsonl(test, label, None)?;
+            let (mut test_examples, _) = load_jsonl(test, label, None)?;
+            embed_examples(model, &mut test_examples)?;
             let bar = progress(test_examples.len(), "predicting");
-            let run = train_and_predict(&examples, &test_examples, multi, &mut || bar.inc(1))?;
+            let run = train_and_predict(&examples, &test_examples, multi, engine, &mut || bar.inc(1))?;
             bar.finish_and_clear();
             (vec![run], None)
         }
@@ -171,14 +196,14 @@ fn eval_classify(
                 let train_part: Vec<_> =
                     (0..examples.len()).filter(|i| !held.contains(i)).map(|i| examples[i].clone()).collect();
                 let test_part: Vec<_> = held_out.iter().map(|&i| examples[i].clone()).collect();
-                runs.push(train_and_predict(&train_part, &test_part, multi, &mut || bar.inc(1))?);
+                runs.push(train_and_predict(&train_part, &test_part, multi, engine, &mut || bar.inc(1))?);
             }
             bar.finish_and_clear();
             (runs, Some(usize::from(k)))
         }
         (None, None) => anyhow::bail!("give --test FILE or --cv K"),
     };
-    println!("{}", serde_json::to_string(&report(label, &runs, k))?);
+    println!("{}", serde_json::to_string(&report(label, &runs, k, engine))?);
     Ok(())
 }
 

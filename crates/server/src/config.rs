@@ -45,6 +45,9 @@ pub struct StorageArgs {
     /// Largest number of pooled database connections.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,
+    /// Folder holding all-MiniLM-L6-v2 (see `scripts/fetch-model`); without it the AI runs on words alone.
+    #[arg(long, env = "MODEL_DIR", default_value = "models/all-minilm-l6-v2", global = true)]
+    pub model_dir: PathBuf,
 }
 
 impl StorageArgs {
@@ -61,6 +64,88 @@ pub struct WorkerArgs {
     /// Jobs run at once by this process (`serve` with 0 runs no workers: use `smart-ticket worker`).
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
     pub worker_concurrency: usize,
+    /// Retrain the AI's supervised models each time this many more tickets have been labelled (resolved, or
+    /// their category, priority or skills corrected by a person).
+    #[arg(long, env = "AI_RETRAIN_EVERY", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ai_retrain_every: u32,
+    /// Public URL of this service, used in links (and, when https, for Secure cookies).
+    #[arg(long, env = "APP_URL")]
+    pub app_url: Option<String>,
+    /// Response deadlines per priority, in hours (set at triage; a breach escalates to the admins).
+    #[arg(long, env = "SLA_URGENT_HOURS", default_value_t = 1.0)]
+    pub sla_urgent_hours: f64,
+    #[arg(long, env = "SLA_HIGH_HOURS", default_value_t = 4.0)]
+    pub sla_high_hours: f64,
+    #[arg(long, env = "SLA_MEDIUM_HOURS", default_value_t = 24.0)]
+    pub sla_medium_hours: f64,
+    #[arg(long, env = "SLA_LOW_HOURS", default_value_t = 72.0)]
+    pub sla_low_hours: f64,
+}
+
+/// Response deadlines per priority.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sla {
+    pub urgent: chrono::Duration,
+    pub high: chrono::Duration,
+    pub medium: chrono::Duration,
+    pub low: chrono::Duration,
+}
+
+impl Default for Sla {
+    fn default() -> Self {
+        let h = chrono::Duration::hours;
+        Self { urgent: h(1), high: h(4), medium: h(24), low: h(72) }
+    }
+}
+
+impl Sla {
+    pub fn for_priority(&self, p: smart_ticket_domain::Priority) -> chrono::Duration {
+        use smart_ticket_domain::Priority::*;
+        match p {
+            Urgent => self.urgent,
+            High => self.high,
+            Medium => self.medium,
+            Low => self.low,
+        }
+    }
+}
+
+/// What the background pipeline needs, shared by `serve` and `worker`.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    pub app_url: String,
+    pub sla: Sla,
+    pub model_dir: PathBuf,
+    pub ai_retrain_every: u32,
+    pub data_dir: PathBuf,
+}
+
+impl WorkerArgs {
+    pub fn pipeline(&self, storage: &StorageArgs, port: u16) -> anyhow::Result<PipelineSettings> {
+        let hours = |name: &str, h: f64| -> anyhow::Result<chrono::Duration> {
+            if !(h.is_finite() && h > 0.0 && h <= 24.0 * 365.0) {
+                anyhow::bail!("{name} must be a number of hours between 0 and 8760");
+            }
+            Ok(chrono::Duration::seconds((h * 3600.0).round() as i64))
+        };
+        Ok(PipelineSettings {
+            app_url: self
+                .app_url
+                .clone()
+                .unwrap_or_else(|| format!("http://localhost:{port}"))
+                .trim_end_matches('/')
+                .to_owned(),
+            sla: Sla {
+                urgent: hours("SLA_URGENT_HOURS", self.sla_urgent_hours)?,
+                high: hours("SLA_HIGH_HOURS", self.sla_high_hours)?,
+                medium: hours("SLA_MEDIUM_HOURS", self.sla_medium_hours)?,
+                low: hours("SLA_LOW_HOURS", self.sla_low_hours)?,
+            },
+            model_dir: storage.model_dir.clone(),
+            ai_retrain_every: self.ai_retrain_every,
+            data_dir: storage.data_dir.clone(),
+        })
+    }
 }
 
 /// Settings of the HTTP server.
@@ -71,9 +156,6 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:3000")]
     pub bind_addr: SocketAddr,
-    /// Public URL of this service, used in links (and, when https, for Secure cookies).
-    #[arg(long, env = "APP_URL")]
-    pub app_url: Option<String>,
     /// Key that signs API tokens; generated once into DATA_DIR when unset.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
@@ -99,6 +181,7 @@ pub struct Settings {
     pub token_ttl: chrono::Duration,
     pub admin: Option<(String, Secret)>,
     pub worker_concurrency: usize,
+    pub pipeline: PipelineSettings,
 }
 
 impl Settings {
@@ -113,6 +196,7 @@ impl Settings {
             (None, None) => None,
             _ => anyhow::bail!("ADMIN_EMAIL and ADMIN_PASSWORD go together: set both or neither"),
         };
+        let pipeline = serve.workers.pipeline(storage, serve.bind_addr.port())?;
         if serve.jwt_ttl_hours == 0 {
             anyhow::bail!("JWT_TTL_HOURS must be at least 1");
         }
@@ -121,16 +205,12 @@ impl Settings {
             database_url: storage.database_url(),
             db_max_connections: storage.db_max_connections,
             bind_addr: serve.bind_addr,
-            app_url: serve
-                .app_url
-                .clone()
-                .unwrap_or_else(|| format!("http://localhost:{}", serve.bind_addr.port()))
-                .trim_end_matches('/')
-                .to_owned(),
+            app_url: pipeline.app_url.clone(),
             jwt_secret,
             token_ttl: chrono::Duration::hours(i64::from(serve.jwt_ttl_hours)),
             admin,
             worker_concurrency: serve.workers.worker_concurrency,
+            pipeline,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Smart Ticket as a library: configuration, storage, HTTP API and the command line.
 
+pub mod ai;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -7,6 +8,7 @@ pub mod db;
 pub mod http;
 pub mod jobs;
 pub mod model;
+pub mod pipeline;
 pub mod startup;
 pub mod telemetry;
 

@@ -146,6 +146,10 @@ pub struct Ticket {
     pub created_at: Ts,
     pub updated_at: Ts,
     pub resolved_at: Option<Ts>,
+    /// What the AI said (category, priority, skills, each with a confidence and its source; the engine).
+    #[sqlx(rename = "ai_triage")]
+    pub ai: Option<sqlx::types::Json<smart_ticket_ai::triage::Triage>>,
+    pub triaged_at: Option<Ts>,
     #[serde(skip)]
     pub requester_email: String,
     #[serde(skip)]

@@ -8,10 +8,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::auth::{TokenKeys, hash_password};
-use crate::config::Settings;
+use crate::config::{PipelineSettings, Settings};
 use crate::db::{Db, StoreError};
 use crate::http::{AppState, router};
-use crate::jobs::{Registry, Worker};
+use crate::jobs::Worker;
+use crate::pipeline::Pipeline;
 
 pub struct Application {
     listener: TcpListener,
@@ -30,7 +31,9 @@ impl Application {
         let listener =
             TcpListener::bind(settings.bind_addr).await.with_context(|| format!("binding {}", settings.bind_addr))?;
         let addr = listener.local_addr()?;
+        let pipeline = Pipeline::new(db.clone(), settings.pipeline.clone());
         let state = AppState {
+            pipeline,
             db,
             keys: TokenKeys::new(&settings.jwt_secret),
             settings: Arc::new(settings),
@@ -54,7 +57,7 @@ impl Application {
         let (stop, stopped) = watch::channel(false);
         let concurrency = self.state.settings.worker_concurrency;
         let workers = (concurrency > 0).then(|| {
-            let worker = Worker::new(db.clone(), job_registry(&db));
+            let worker = Worker::new(db.clone(), self.state.pipeline.registry());
             tokio::spawn(worker.run(concurrency, self.state.wake.clone(), stopped))
         });
         axum::serve(self.listener, router(self.state))
@@ -72,16 +75,12 @@ impl Application {
     }
 }
 
-/// The job kinds this build handles, and how: the same for `serve` and `worker`.
-pub fn job_registry(_db: &Db) -> Registry {
-    Registry::new()
-}
-
-/// Runs workers only (`smart-ticket worker`) until SIGTERM or Ctrl-C.
-pub async fn run_worker(db: Db, concurrency: usize) {
+/// Runs workers only (`smart-ticket worker`) until SIGTERM or Ctrl-C. They handle the same job kinds as the
+/// workers inside `serve` ([`Pipeline::registry`]).
+pub async fn run_worker(db: Db, settings: PipelineSettings, concurrency: usize) {
     let (stop, stopped) = watch::channel(false);
-    let worker =
-        tokio::spawn(Worker::new(db.clone(), job_registry(&db)).run(concurrency, Arc::new(Notify::new()), stopped));
+    let registry = Pipeline::new(db.clone(), settings).registry();
+    let worker = tokio::spawn(Worker::new(db.clone(), registry).run(concurrency, Arc::new(Notify::new()), stopped));
     shutdown_signal().await;
     let _ = stop.send(true);
     let _ = worker.await;

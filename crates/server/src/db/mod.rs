@@ -3,12 +3,14 @@
 //! Queries are written once with `$N` placeholders, which both backends accept; [`on_pool!`] runs the same
 //! code against whichever pool is configured, and the few dialect differences are spelled out where they occur.
 
+mod ai;
 mod jobs;
 mod sessions;
 mod taxonomy;
 mod tickets;
 mod users;
 
+pub use ai::{LabelledRow, QualityRow, StoredModel, TriageWrite, vector_from_bytes, vector_to_bytes};
 pub use jobs::{JOB_STATES, Job, NewJob};
 pub use sessions::SessionKind;
 pub use taxonomy::{Category, SkillInfo};

@@ -13,15 +13,15 @@ use crate::model::{Actor, Comment, Ticket, TicketEvent, TicketId, Ts, User, User
 
 const TICKET_SELECT: &str = "SELECT t.id, t.number, t.title, t.description, t.status, t.priority, t.category, \
      t.skills, t.helpful_notes, t.created_by, t.assigned_to, t.deadline, t.resolution, t.created_at, \
-     t.updated_at, t.resolved_at, c.email AS requester_email, a.email AS assignee_email \
+     t.updated_at, t.resolved_at, t.ai_triage, t.triaged_at, c.email AS requester_email, a.email AS assignee_email \
      FROM tickets t JOIN users c ON c.id = t.created_by LEFT JOIN users a ON a.id = t.assigned_to";
 
 /// Appends one history row through the executor `$ex`.
 macro_rules! record_event {
     ($ex:expr, $ticket:expr, $actor:expr, $field:expr, $old:expr, $new:expr, $now:expr) => {{
         let actor: Actor = $actor;
-        let old: Option<Value> = $old;
-        let new: Option<Value> = $new;
+        let old: Option<serde_json::Value> = $old;
+        let new: Option<serde_json::Value> = $new;
         sqlx::query(
             "INSERT INTO ticket_events (ticket_id, actor_kind, actor_id, field, old_value, new_value, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -30,13 +30,14 @@ macro_rules! record_event {
         .bind(actor.kind())
         .bind(actor.user_id())
         .bind($field)
-        .bind(old.map(Json))
-        .bind(new.map(Json))
+        .bind(old.map(sqlx::types::Json))
+        .bind(new.map(sqlx::types::Json))
         .bind($now)
         .execute($ex)
         .await
     }};
 }
+pub(crate) use record_event;
 
 /// Whose tickets a listing may show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +131,25 @@ fn apply_patch(t: &mut Ticket, patch: &TicketPatch, now: Ts) -> StoreResult<Vec<
     Ok(changes)
 }
 
+/// For each of category/priority/skills a person just changed away from what the AI said, the pair
+/// (`{"field", "ai"}`, `{"field", "human"}`) that history shows.
+fn corrections(t: &Ticket, changes: &[(&'static str, Value, Value)]) -> Vec<(Value, Value)> {
+    let Some(ai) = &t.ai else { return Vec::new() };
+    let mut out = Vec::new();
+    for (field, _, new) in changes {
+        let said = match *field {
+            "category" => json!(ai.category.as_ref().map(|g| &g.value)),
+            "priority" => json!(ai.priority.value),
+            "skills" => json!(ai.skills.iter().map(|g| &g.value).collect::<Vec<_>>()),
+            _ => continue,
+        };
+        if &said != new {
+            out.push((json!({ "field": field, "ai": said }), json!({ "field": field, "human": new })));
+        }
+    }
+    out
+}
+
 impl Db {
     /// Files a ticket; its `created` history row and its `ticket.created` job commit with it.
     pub async fn create_ticket(
@@ -177,6 +197,8 @@ impl Db {
             created_at: now,
             updated_at: now,
             resolved_at: None,
+            ai: None,
+            triaged_at: None,
             requester_email: by.email.clone(),
             assignee_email: None,
         })
@@ -275,9 +297,17 @@ impl Db {
                 ticket.assignee_email = None;
             }
             ticket.updated_at = now;
+            // A person confirming or correcting labels makes the ticket something the AI learns from.
+            let by_person = matches!(actor, Actor::User(_));
+            let labelled = by_person
+                && changes.iter().any(|(f, _, _)| matches!(*f, "category" | "priority" | "skills" | "status"))
+                && (ticket.status == Status::Resolved
+                    || changes.iter().any(|(f, _, _)| matches!(*f, "category" | "priority" | "skills")));
+            let corrections = if by_person { corrections(&ticket, &changes) } else { Vec::new() };
             sqlx::query(
                 "UPDATE tickets SET status = $2, priority = $3, category = $4, skills = $5, assigned_to = $6, \
-                 resolution = $7, deadline = $8, helpful_notes = $9, resolved_at = $10, updated_at = $11 WHERE id = $1",
+                 resolution = $7, deadline = $8, helpful_notes = $9, resolved_at = $10, updated_at = $11, \
+                 labelled_at = CASE WHEN $12 THEN $11 ELSE labelled_at END WHERE id = $1",
             )
             .bind(id)
             .bind(ticket.status.as_str())
@@ -290,10 +320,14 @@ impl Db {
             .bind(ticket.helpful_notes.as_deref())
             .bind(ticket.resolved_at)
             .bind(now)
+            .bind(labelled)
             .execute(&mut *tx)
             .await?;
             for (field, old, new) in changes {
                 record_event!(&mut *tx, id, actor, field, Some(old), Some(new), now)?;
+            }
+            for (old, new) in corrections {
+                record_event!(&mut *tx, id, actor, "ai_correction", Some(old), Some(new), now)?;
             }
             tx.commit().await?;
             Ok(ticket)

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod ai;
 pub mod error;
 pub mod extract;
 mod taxonomy;
@@ -27,6 +28,8 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    /// The background workflow and the AI engine it runs.
+    pub pipeline: crate::pipeline::Pipeline,
     pub keys: TokenKeys,
     pub settings: Arc<Settings>,
     /// Wakes an idle in-process worker when a request enqueued a job.
@@ -39,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tickets::router())
         .merge(admin::router())
         .merge(taxonomy::router())
+        .merge(ai::router())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

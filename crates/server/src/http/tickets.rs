@@ -175,7 +175,16 @@ async fn update_ticket(
         deadline: body.deadline,
         helpful_notes: optional_text("helpful_notes", body.helpful_notes, 20_000)?,
     };
+    let relabels = patch.category.is_some() || patch.priority.is_some() || patch.skills.is_some();
+    let resolves = patch.status == Some(Status::Resolved);
     let ticket = state.db.update_ticket(id, Actor::User(auth.user.id), &patch).await?;
+    if relabels || resolves {
+        // New labels to learn from; a failure here only delays retraining (the next label tries again).
+        if let Err(e) = state.pipeline.maybe_retrain().await {
+            tracing::warn!(error = %format!("{e:#}"), "could not schedule AI retraining");
+        }
+        state.wake.notify_one();
+    }
     Ok(Json(json!({ "ticket": TicketView::from(ticket) })))
 }
 

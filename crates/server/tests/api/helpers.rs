@@ -3,7 +3,10 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smart_ticket::config::Secret;
+use smart_ticket::config::{PipelineSettings, Sla};
 use smart_ticket::db::Db;
+use smart_ticket::jobs::{Outcome, Worker};
+use smart_ticket::pipeline::Pipeline;
 use smart_ticket::{Application, Settings};
 use smart_ticket_domain::{Email, Password, Role, Skills};
 use std::path::PathBuf;
@@ -31,7 +34,25 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub db: Db,
-    dir: PathBuf,
+    /// The same pipeline the app's workers run; [`TestApp::drain`] runs its jobs.
+    pub pipeline: Pipeline,
+    pub dir: PathBuf,
+}
+
+/// The sentence-embedding model fetched by `scripts/fetch-model` (run by `make test`).
+pub fn model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-minilm-l6-v2")
+}
+
+/// Pipeline settings for tests: defaults, the fetched model.
+pub fn pipeline_settings(dir: &std::path::Path, model_dir: PathBuf) -> PipelineSettings {
+    PipelineSettings {
+        app_url: "http://localhost".into(),
+        sla: Sla::default(),
+        model_dir,
+        ai_retrain_every: 20,
+        data_dir: dir.to_owned(),
+    }
 }
 
 /// A signed-in account.
@@ -82,6 +103,12 @@ impl TestApp {
 
     /// Starts the app on a database prepared with [`fresh_database`].
     pub async fn start(dir: PathBuf, database_url: String) -> TestApp {
+        let pipeline = pipeline_settings(&dir, model_dir());
+        Self::start_with(dir, database_url, pipeline).await
+    }
+
+    /// Starts the app with the given pipeline settings (e.g. without the embedding model).
+    pub async fn start_with(dir: PathBuf, database_url: String, pipeline: PipelineSettings) -> TestApp {
         let settings = Settings {
             data_dir: dir.clone(),
             database_url: Secret::new(database_url),
@@ -93,12 +120,27 @@ impl TestApp {
             admin: Some(("root@example.com".into(), Secret::new("root-password"))),
             // Tests drain the queue themselves with `Worker::try_execute_one`.
             worker_concurrency: 0,
+            pipeline: pipeline.clone(),
         };
         let app = Application::build(settings).await.expect("building the app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
         tokio::spawn(app.run_until_stopped());
-        TestApp { base, client: reqwest::Client::new(), db, dir }
+        let pipeline = Pipeline::new(db.clone(), pipeline);
+        TestApp { base, client: reqwest::Client::new(), db, pipeline, dir }
+    }
+
+    /// Runs every ready job of the pipeline until none is left; returns the kinds run, in order.
+    pub async fn drain(&self) -> Vec<String> {
+        let worker = Worker::new(self.db.clone(), self.pipeline.registry()).with_backoff(chrono::Duration::zero());
+        let mut kinds = Vec::new();
+        loop {
+            match worker.try_execute_one().await.expect("the job queue failed") {
+                Outcome::Empty => return kinds,
+                Outcome::Succeeded { kind, .. } => kinds.push(kind),
+                other => panic!("a pipeline job did not succeed: {other:?} (after {kinds:?})"),
+            }
+        }
     }
 
     pub async fn request(

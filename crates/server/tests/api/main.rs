@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod ai;
 mod authz;
 mod eval;
 mod jobs;

@@ -1,0 +1,286 @@
+//! The embedded AI engine as the service uses it: the sentence-embedding model (if its weights are there),
+//! the taxonomy turned into vectors, the labelled tickets it learns from (kept in step with the database, so
+//! several processes sharing one PostgreSQL database see each other's corrections), and the trained models
+//! (persisted in the database; retrained in the background as labels arrive).
+
+use anyhow::Context as _;
+use smart_ticket_ai::MiniLm;
+use smart_ticket_ai::triage::{
+    self, ENGINE_LEXICAL, ENGINE_MINILM, Label, Past, Repr, Taxonomy, Trained, Triage, ZeroShot,
+};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+use crate::db::{Db, LabelledRow, NewJob, vector_from_bytes};
+use crate::model::{Ticket, Ts};
+
+/// Name of the triage model in `ai_models`.
+const MODEL: &str = "triage";
+/// Rows read per query when catching up with labelled tickets.
+const PAGE: i64 = 2000;
+
+/// What the engine knows at one moment; triage works on a snapshot without holding any lock.
+#[derive(Clone, Default)]
+struct Snapshot {
+    taxonomy: Arc<Taxonomy>,
+    zero_shot: Arc<ZeroShot>,
+    trained: Option<Arc<Trained>>,
+    past: Arc<Vec<Past>>,
+}
+
+#[derive(Default)]
+struct State {
+    snapshot: Snapshot,
+    /// Position of each past ticket in `snapshot.past`, by number.
+    index: HashMap<i64, usize>,
+    /// Labels confirmed up to here are loaded.
+    synced: Option<Ts>,
+    model_version: i64,
+}
+
+/// The engine's answer for one ticket.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub triage: Triage,
+    pub note: String,
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// What the engine runs on, for the admin.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub engine: &'static str,
+    /// False when the sentence-embedding weights are missing (lexical fallback).
+    pub embeddings: bool,
+    pub model_version: Option<i64>,
+    pub trained_on: Option<i64>,
+    pub trained_at: Option<Ts>,
+    pub labelled_tickets: i64,
+    pub retrain_every: u32,
+}
+
+pub struct Ai {
+    model: Option<Arc<MiniLm>>,
+    state: Mutex<State>,
+    retrain_every: u32,
+}
+
+impl std::fmt::Debug for Ai {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ai").field("engine", &self.engine()).finish()
+    }
+}
+
+/// A labelled ticket as the engine keeps it. `with_embeddings`: use the stored embedding (this process has the
+/// model), else compare on words. `keep_text` for training; the in-memory neighbour index does not need it.
+fn past_from_row(r: LabelledRow, with_embeddings: bool, keep_text: bool) -> Past {
+    let text = format!("{}\n{}", r.title, r.description);
+    let dense = r.embedding.as_deref().and_then(vector_from_bytes).filter(|_| with_embeddings);
+    Past {
+        number: r.number,
+        repr: Repr::new(&text, dense),
+        text: if keep_text { text } else { String::new() },
+        title: r.title,
+        category: r.category,
+        priority: Some(r.priority),
+        skills: r.skills,
+        resolution: r.resolution,
+    }
+}
+
+impl Ai {
+    /// Loads the embedding model from `model_dir`; without it the engine runs on words alone (logged once).
+    pub fn load(model_dir: &Path, retrain_every: u32) -> Arc<Ai> {
+        Arc::new(Ai {
+            model: smart_ticket_ai::embed::load_shared(model_dir),
+            state: Mutex::new(State::default()),
+            retrain_every: retrain_every.max(1),
+        })
+    }
+
+    pub fn engine(&self) -> &'static str {
+        if self.model.is_some() { ENGINE_MINILM } else { ENGINE_LEXICAL }
+    }
+
+    /// The sentence embedding of `text`, computed off the async runtime; `None` without the model.
+    pub async fn embed(&self, text: &str) -> anyhow::Result<Option<Vec<f32>>> {
+        let Some(model) = self.model.clone() else { return Ok(None) };
+        let text = text.to_owned();
+        tokio::task::spawn_blocking(move || model.embed(&[text.as_str()]).map(|mut v| v.pop()))
+            .await
+            .context("the embedding task failed")?
+    }
+
+    /// Brings the snapshot up to date with the database: taxonomy, newly labelled tickets, newer models.
+    async fn refresh(&self, db: &Db) -> anyhow::Result<Snapshot> {
+        let categories = db.categories().await?;
+        let skills = db.skills().await?;
+        let taxonomy = Taxonomy {
+            categories: categories
+                .into_iter()
+                .map(|c| Label { name: c.name, description: c.description, examples: c.examples })
+                .collect(),
+            skills: skills
+                .into_iter()
+                .map(|s| Label { name: s.name, description: s.description.unwrap_or_default(), examples: Vec::new() })
+                .collect(),
+        };
+        let mut guard = self.state.lock().await;
+        let st = &mut *guard;
+        if *st.snapshot.taxonomy != taxonomy {
+            let model = self.model.clone();
+            let tax = taxonomy.clone();
+            let zero = tokio::task::spawn_blocking(move || ZeroShot::build(&tax, model.as_deref())).await??;
+            st.snapshot.zero_shot = Arc::new(zero);
+            st.snapshot.taxonomy = Arc::new(taxonomy);
+        }
+        // A transaction may commit a little after the time it stamped: look back a few seconds (rows are
+        // replaced by number), then page forward.
+        let mut since = st.synced.map(|t| t + chrono::Duration::seconds(-5));
+        let with_embeddings = self.model.is_some();
+        loop {
+            let rows = db.labelled_since(since, PAGE).await?;
+            let full = rows.len() as i64 == PAGE;
+            let last = rows.last().map(|r| r.labelled_at);
+            let past = Arc::make_mut(&mut st.snapshot.past);
+            let mut fresh = Vec::new();
+            for row in rows {
+                let p = past_from_row(row, with_embeddings, false);
+                match st.index.get(&p.number) {
+                    Some(&i) => past[i] = p,
+                    None => fresh.push(p),
+                }
+            }
+            for p in fresh {
+                let at = past.len();
+                st.index.insert(p.number, at);
+                past.push(p);
+            }
+            st.synced = st.synced.max(last);
+            if !full || last <= since {
+                break;
+            }
+            since = last;
+        }
+        if let Some(version) = db.ai_model_version(MODEL).await?
+            && version > st.model_version
+            && let Some(stored) = db.ai_model(MODEL).await?
+        {
+            let trained: Trained = tokio::task::spawn_blocking(move || serde_json::from_slice(&stored.state))
+                .await?
+                .context("reading the stored triage model")?;
+            st.snapshot.trained = Some(Arc::new(trained));
+            st.model_version = version;
+        }
+        Ok(st.snapshot.clone())
+    }
+
+    /// Triage of `ticket` with the embedded engine, and the note for the moderator.
+    pub async fn triage(&self, db: &Db, ticket: &Ticket, stored_embedding: Option<Vec<f32>>) -> anyhow::Result<Answer> {
+        let snapshot = self.refresh(db).await?;
+        let text = format!("{}\n{}", ticket.title, ticket.description);
+        let embedding = match stored_embedding {
+            Some(v) => Some(v),
+            None => self.embed(&text).await?,
+        };
+        let engine = self.engine();
+        let (title, description, number) = (ticket.title.clone(), ticket.description.clone(), ticket.number);
+        let dense = embedding.clone();
+        let (triage, note) = tokio::task::spawn_blocking(move || {
+            let repr = Repr::new(&text, dense);
+            let ctx = triage::Context {
+                taxonomy: &snapshot.taxonomy,
+                zero_shot: &snapshot.zero_shot,
+                trained: snapshot.trained.as_deref(),
+                past: &snapshot.past,
+                engine,
+            };
+            let t = triage::triage(&ctx, &text, &repr, Some(number));
+            let similar = triage::neighbours(&repr, &snapshot.past, 5, Some(number));
+            let note = smart_ticket_ai::note::compose(
+                &title,
+                &description,
+                t.category.as_ref().map(|g| g.value.as_str()),
+                &similar,
+            );
+            (t, note)
+        })
+        .await
+        .context("the triage task failed")?;
+        Ok(Answer { triage, note, embedding })
+    }
+
+    /// Retrains the supervised models on every labelled ticket and stores them as the next version.
+    pub async fn retrain(&self, db: &Db) -> anyhow::Result<Option<i64>> {
+        let mut rows = Vec::new();
+        let mut since = None;
+        loop {
+            let batch = db.labelled_since(since, 5000).await?;
+            let done = batch.len() < 5000;
+            since = batch.last().map(|r| r.labelled_at);
+            rows.extend(batch);
+            if done {
+                break;
+            }
+        }
+        // Pages overlap at equal timestamps: keep one row per ticket.
+        let mut seen = std::collections::HashSet::new();
+        let with_embeddings = self.model.is_some();
+        let past: Vec<Past> = rows
+            .into_iter()
+            .filter(|r| seen.insert(r.number))
+            .map(|r| past_from_row(r, with_embeddings, true))
+            .collect();
+        let n = past.len() as i64;
+        let started = std::time::Instant::now();
+        let state = tokio::task::spawn_blocking(move || {
+            let trained = Trained::train(&past);
+            let any = trained.category.is_some() || trained.priority.is_some() || trained.skills.is_some();
+            any.then(|| serde_json::to_vec(&trained)).transpose()
+        })
+        .await??;
+        let Some(state) = state else {
+            tracing::info!(labelled = n, "not enough labelled tickets to train on yet");
+            return Ok(None);
+        };
+        let version = db.save_ai_model(MODEL, n, &state).await?;
+        tracing::info!(
+            version,
+            labelled = n,
+            bytes = state.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "trained the triage model"
+        );
+        Ok(Some(version))
+    }
+
+    /// The retrain job to enqueue now that `labelled` tickets are labelled, if enough new ones arrived since the
+    /// last training (its idempotency key makes concurrent callers enqueue it once).
+    pub fn retrain_job(&self, labelled: i64, trained_on: Option<i64>) -> Option<NewJob> {
+        let every = i64::from(self.retrain_every);
+        let due = match trained_on {
+            Some(n) => labelled - n >= every,
+            None => labelled >= triage::MIN_LABELS as i64,
+        };
+        due.then(|| NewJob {
+            kind: "ai.retrain",
+            payload: serde_json::json!({ "labelled": labelled }),
+            idempotency_key: format!("labelled-{}", labelled / every),
+        })
+    }
+
+    pub async fn status(&self, db: &Db) -> anyhow::Result<Status> {
+        let stored = db.ai_model(MODEL).await?;
+        Ok(Status {
+            engine: self.engine(),
+            embeddings: self.model.is_some(),
+            model_version: stored.as_ref().map(|m| m.version),
+            trained_on: stored.as_ref().map(|m| m.n_labels),
+            trained_at: stored.as_ref().map(|m| m.trained_at),
+            labelled_tickets: db.count_labelled().await?,
+            retrain_every: self.retrain_every,
+        })
+    }
+}
