@@ -113,8 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = Db::connect(&cli.storage.database_url(), args.worker_concurrency as u32 + 2).await?;
             db.migrate().await?;
             let settings = args.pipeline(&cli.storage, 3000)?;
-            crate::startup::run_worker(db, settings, args.worker_concurrency.max(1)).await;
-            Ok(())
+            crate::startup::run_worker(db, settings, args.worker_concurrency.max(1)).await
         }
         Command::Migrate => {
             let db = Db::connect(&cli.storage.database_url(), 1).await?;

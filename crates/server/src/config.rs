@@ -80,6 +80,59 @@ pub struct WorkerArgs {
     pub sla_medium_hours: f64,
     #[arg(long, env = "SLA_LOW_HOURS", default_value_t = 72.0)]
     pub sla_low_hours: f64,
+    /// SMTP server for outgoing mail (alias MAILTRAP_SMTP_HOST). Unset: mail is written to DATA_DIR/outbox.
+    #[arg(long, env = "SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// Default 587 with STARTTLS, 465 with TLS, 25 without (alias MAILTRAP_SMTP_PORT).
+    #[arg(long, env = "SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// Alias MAILTRAP_SMTP_USER.
+    #[arg(long, env = "SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// Alias MAILTRAP_SMTP_PASS.
+    #[arg(long, env = "SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<Secret>,
+    #[arg(long, env = "SMTP_FROM", default_value = "Smart Ticket <noreply@localhost>")]
+    pub smtp_from: String,
+    /// `starttls` (default), `tls` (implicit TLS) or `none` (plain, for a local relay).
+    #[arg(long, env = "SMTP_TLS", default_value = "starttls", value_parser = ["starttls", "tls", "none"])]
+    pub smtp_tls: String,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    StartTls,
+    Tls,
+    None,
+}
+
+/// Outgoing mail.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub smtp_host: Option<String>,
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub from: String,
+    pub tls: SmtpTls,
+    /// Where mail goes without SMTP.
+    pub outbox: PathBuf,
+}
+
+impl MailSettings {
+    /// No SMTP: `.eml` files in `outbox`.
+    pub fn outbox(outbox: PathBuf) -> Self {
+        Self {
+            smtp_host: None,
+            port: None,
+            username: None,
+            password: None,
+            from: "Smart Ticket <noreply@localhost>".into(),
+            tls: SmtpTls::StartTls,
+            outbox,
+        }
+    }
 }
 
 /// Response deadlines per priority.
@@ -118,6 +171,7 @@ pub struct PipelineSettings {
     pub model_dir: PathBuf,
     pub ai_retrain_every: u32,
     pub data_dir: PathBuf,
+    pub mail: MailSettings,
 }
 
 impl WorkerArgs {
@@ -144,6 +198,30 @@ impl WorkerArgs {
             model_dir: storage.model_dir.clone(),
             ai_retrain_every: self.ai_retrain_every,
             data_dir: storage.data_dir.clone(),
+            mail: self.mail(storage)?,
+        })
+    }
+
+    /// SMTP settings, taking the original's MAILTRAP_SMTP_* variables as aliases.
+    fn mail(&self, storage: &StorageArgs) -> anyhow::Result<MailSettings> {
+        let alias = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let port = match (self.smtp_port, alias("MAILTRAP_SMTP_PORT")) {
+            (Some(p), _) => Some(p),
+            (None, Some(p)) => Some(p.trim().parse().context("MAILTRAP_SMTP_PORT must be a port number")?),
+            (None, None) => None,
+        };
+        Ok(MailSettings {
+            smtp_host: self.smtp_host.clone().or_else(|| alias("MAILTRAP_SMTP_HOST")),
+            port,
+            username: self.smtp_username.clone().or_else(|| alias("MAILTRAP_SMTP_USER")),
+            password: self.smtp_password.clone().or_else(|| alias("MAILTRAP_SMTP_PASS").map(Secret::new)),
+            from: self.smtp_from.clone(),
+            tls: match self.smtp_tls.as_str() {
+                "tls" => SmtpTls::Tls,
+                "none" => SmtpTls::None,
+                _ => SmtpTls::StartTls,
+            },
+            outbox: storage.data_dir.join("outbox"),
         })
     }
 }

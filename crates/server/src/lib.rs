@@ -7,8 +7,10 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod jobs;
+pub mod mail;
 pub mod model;
 pub mod pipeline;
+pub mod routing;
 pub mod startup;
 pub mod telemetry;
 

@@ -114,6 +114,10 @@ pub struct User {
     pub role: Role,
     #[sqlx(json)]
     pub skills: Vec<String>,
+    /// Away staff get no new tickets.
+    pub away: bool,
+    /// Most open tickets routing gives them at once.
+    pub capacity: i32,
     pub created_at: Ts,
     pub updated_at: Ts,
 }
@@ -150,6 +154,8 @@ pub struct Ticket {
     #[sqlx(rename = "ai_triage")]
     pub ai: Option<sqlx::types::Json<smart_ticket_ai::triage::Triage>>,
     pub triaged_at: Option<Ts>,
+    /// Why routing chose the assignee, e.g. "matched rust, postgres; load 2/8".
+    pub routing_reason: Option<String>,
     #[serde(skip)]
     pub requester_email: String,
     #[serde(skip)]

@@ -9,17 +9,22 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use minijinja::context;
+
 use crate::ai::Ai;
 use crate::config::PipelineSettings;
-use crate::db::{Db, Job, NewJob, TriageWrite};
+use crate::db::{Db, Job, NewJob, Routed, TriageWrite, notify_job};
 use crate::jobs::{JobHandler, Registry};
-use crate::model::TicketId;
+use crate::mail::{Email, Mailer, render};
+use crate::model::{TicketId, Ts, UserId};
+use crate::routing;
 
 /// What every step shares.
 #[derive(Clone)]
 pub struct Pipeline {
     pub db: Db,
     pub ai: Arc<Ai>,
+    pub mailer: Arc<Mailer>,
     pub settings: Arc<PipelineSettings>,
 }
 
@@ -47,9 +52,22 @@ where
 
 impl Pipeline {
     /// Loads the AI engine (its model is shared by every pipeline of the process).
-    pub fn new(db: Db, settings: PipelineSettings) -> Self {
+    pub fn new(db: Db, settings: PipelineSettings) -> anyhow::Result<Self> {
         let ai = Ai::load(&settings.model_dir, settings.ai_retrain_every);
-        Self { db, ai, settings: Arc::new(settings) }
+        let mailer = Arc::new(Mailer::new(&settings.mail)?);
+        Ok(Self { db, ai, mailer, settings: Arc::new(settings) })
+    }
+
+    fn link(&self, ticket: TicketId) -> String {
+        format!("{}/tickets/{ticket}", self.settings.app_url)
+    }
+
+    /// Enqueues `email` as an `email.send` job keyed by its notification key.
+    async fn queue_email(&self, email: Email) -> anyhow::Result<()> {
+        let job =
+            NewJob { kind: "email.send", idempotency_key: email.key.clone(), payload: serde_json::to_value(&email)? };
+        self.db.enqueue(&job).await?;
+        Ok(())
     }
 
     /// Every job kind of the pipeline with its handler.
@@ -57,6 +75,13 @@ impl Pipeline {
         Registry::new()
             .with("ticket.created", Step(self.clone(), triage))
             .with("ai.retrain", Step(self.clone(), retrain))
+            .with("ticket.route", Step(self.clone(), route))
+            .with("ticket.notify", Step(self.clone(), notify_assignee))
+            .with("ticket.resolved", Step(self.clone(), notify_resolved))
+            .with("comment.created", Step(self.clone(), notify_reply))
+            .with("user.signed_up", Step(self.clone(), welcome))
+            .with("email.send", Step(self.clone(), send_email))
+            .with("sla.check", Step(self.clone(), sla_check))
     }
 
     /// Enqueues a retraining if enough tickets were labelled since the last one.
@@ -113,4 +138,147 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
 async fn retrain(p: Pipeline, _job: Job) -> anyhow::Result<()> {
     p.ai.retrain(&p.db).await?;
     Ok(())
+}
+
+/// Step 2: choose the assignee (see [`routing::choose`]) and queue their notification.
+async fn route(p: Pipeline, job: Job) -> anyhow::Result<()> {
+    let TicketPayload { ticket_id } = payload(&job)?;
+    let routed = match p.db.route_ticket(ticket_id, routing::choose, |d| notify_job(ticket_id, d.assignee)).await {
+        Err(crate::db::StoreError::NotFound) => return Ok(()),
+        other => other?,
+    };
+    match routed {
+        Routed::Assigned(d) => tracing::info!(%ticket_id, assignee = d.email, reason = d.reason, "routed"),
+        Routed::AlreadyAssigned => tracing::info!(%ticket_id, "already assigned: routing left it alone"),
+        Routed::NobodyAvailable => anyhow::bail!("no moderator or admin exists to route ticket {ticket_id} to"),
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct NotifyPayload {
+    ticket_id: TicketId,
+    assignee: UserId,
+}
+
+/// Step 3: tell the assignee what the ticket is and what to look at first.
+async fn notify_assignee(p: Pipeline, job: Job) -> anyhow::Result<()> {
+    let NotifyPayload { ticket_id, assignee } = payload(&job)?;
+    let Some(t) = p.db.ticket(ticket_id).await? else { return Ok(()) };
+    if t.assigned_to != Some(assignee) {
+        return Ok(()); // Reassigned since: the new assignee has their own notification.
+    }
+    let Some(to) = t.assignee_email.clone() else { return Ok(()) };
+    let subject = format!("[#{}] {} priority: {}", t.number, t.priority, t.title);
+    let ctx = context! {
+        number => t.number, title => t.title, priority => t.priority.as_str(), category => t.category,
+        skills => t.skills, note => t.helpful_notes, reason => t.routing_reason.as_deref().unwrap_or("assigned by an admin"),
+        deadline => t.deadline.map(|d| d.0.format("%Y-%m-%d %H:%M UTC").to_string()), link => p.link(t.id),
+    };
+    p.queue_email(render("assigned", format!("assigned:{ticket_id}:{assignee}"), &to, subject, ctx)?).await
+}
+
+/// The requester learns their ticket was resolved, and how.
+async fn notify_resolved(p: Pipeline, job: Job) -> anyhow::Result<()> {
+    let TicketPayload { ticket_id } = payload(&job)?;
+    let Some(t) = p.db.ticket(ticket_id).await? else { return Ok(()) };
+    let subject = format!("[#{}] Resolved: {}", t.number, t.title);
+    let ctx = context! { number => t.number, title => t.title, resolution => t.resolution, link => p.link(t.id) };
+    let key = format!("resolved:{}", job.idempotency_key);
+    p.queue_email(render("resolved", key, &t.requester_email, subject, ctx)?).await
+}
+
+#[derive(Debug, Deserialize)]
+struct CommentPayload {
+    ticket_id: TicketId,
+    comment_id: i64,
+}
+
+/// The requester learns of a public reply by someone else.
+async fn notify_reply(p: Pipeline, job: Job) -> anyhow::Result<()> {
+    let CommentPayload { ticket_id, comment_id } = payload(&job)?;
+    let Some(t) = p.db.ticket(ticket_id).await? else { return Ok(()) };
+    let comments = p.db.comments(ticket_id, false).await?;
+    let Some(c) = comments.into_iter().find(|c| c.id == comment_id) else { return Ok(()) };
+    if c.author_id == t.created_by {
+        return Ok(()); // The requester's own message.
+    }
+    let subject = format!("[#{}] New reply: {}", t.number, t.title);
+    let ctx = context! { number => t.number, title => t.title, author => c.author_email, body => c.body, link => p.link(t.id) };
+    p.queue_email(render("reply", format!("reply:{comment_id}"), &t.requester_email, subject, ctx)?).await
+}
+
+#[derive(Debug, Deserialize)]
+struct UserPayload {
+    user_id: UserId,
+}
+
+async fn welcome(p: Pipeline, job: Job) -> anyhow::Result<()> {
+    let UserPayload { user_id } = payload(&job)?;
+    let Some(u) = p.db.user_by_id(user_id).await? else { return Ok(()) };
+    let ctx = context! { email => u.email, link => p.settings.app_url };
+    p.queue_email(render("welcome", format!("welcome:{user_id}"), &u.email, "Welcome to Smart Ticket".into(), ctx)?)
+        .await
+}
+
+/// Delivers one email unless its notification was sent before.
+async fn send_email(p: Pipeline, job: Job) -> anyhow::Result<()> {
+    let email: Email = payload(&job)?;
+    if p.db.email_sent(&email.key).await? {
+        return Ok(());
+    }
+    p.mailer.send(&email).await?;
+    p.db.record_email(&email.key, &email.to, &email.subject, p.mailer.transport_name()).await?;
+    tracing::info!(key = email.key, to = email.to, transport = p.mailer.transport_name(), "email sent");
+    Ok(())
+}
+
+/// Escalates every open ticket past its response deadline, once per breach: history and an email to each admin.
+/// Also sweeps succeeded jobs older than a week and expired sessions.
+async fn sla_check(p: Pipeline, _job: Job) -> anyhow::Result<()> {
+    let now = Ts::now();
+    let admins = p.db.admin_emails().await?;
+    loop {
+        let breaches = p.db.sla_breaches(now, 100).await?;
+        if breaches.is_empty() {
+            break;
+        }
+        for b in &breaches {
+            let deadline = b.deadline.0.format("%Y-%m-%d %H:%M UTC").to_string();
+            let mut jobs = Vec::new();
+            for admin in &admins {
+                let ctx = context! {
+                    number => b.number, title => b.title, priority => b.priority, deadline => deadline,
+                    assignee => b.assignee_email, link => p.link(b.id),
+                };
+                let key = format!("sla:{}:{}:{admin}", b.id, b.deadline.0.timestamp());
+                let subject = format!("[#{}] SLA breached ({}): {}", b.number, b.priority, b.title);
+                let email = render("sla", key.clone(), admin, subject, ctx)?;
+                jobs.push(NewJob { kind: "email.send", idempotency_key: key, payload: serde_json::to_value(&email)? });
+            }
+            if p.db.escalate_breach(b, &jobs).await? {
+                tracing::warn!(ticket = b.number, deadline, "SLA breached: escalated to the admins");
+            }
+        }
+    }
+    p.db.sweep(now + chrono::Duration::days(-7)).await?;
+    Ok(())
+}
+
+/// Enqueues an `sla.check` once a minute (one per minute across all processes: the key is the minute).
+pub async fn schedule(db: Db, wake: Arc<tokio::sync::Notify>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let minute = Ts::now().0.timestamp() / 60;
+        let job =
+            NewJob { kind: "sla.check", payload: serde_json::json!({}), idempotency_key: format!("minute-{minute}") };
+        match db.enqueue(&job).await {
+            Ok(true) => wake.notify_one(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not schedule the SLA check"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

@@ -31,7 +31,7 @@ impl Application {
         let listener =
             TcpListener::bind(settings.bind_addr).await.with_context(|| format!("binding {}", settings.bind_addr))?;
         let addr = listener.local_addr()?;
-        let pipeline = Pipeline::new(db.clone(), settings.pipeline.clone());
+        let pipeline = Pipeline::new(db.clone(), settings.pipeline.clone())?;
         let state = AppState {
             pipeline,
             db,
@@ -58,6 +58,7 @@ impl Application {
         let concurrency = self.state.settings.worker_concurrency;
         let workers = (concurrency > 0).then(|| {
             let worker = Worker::new(db.clone(), self.state.pipeline.registry());
+            tokio::spawn(crate::pipeline::schedule(db.clone(), self.state.wake.clone(), stopped.clone()));
             tokio::spawn(worker.run(concurrency, self.state.wake.clone(), stopped))
         });
         axum::serve(self.listener, router(self.state))
@@ -77,14 +78,17 @@ impl Application {
 
 /// Runs workers only (`smart-ticket worker`) until SIGTERM or Ctrl-C. They handle the same job kinds as the
 /// workers inside `serve` ([`Pipeline::registry`]).
-pub async fn run_worker(db: Db, settings: PipelineSettings, concurrency: usize) {
+pub async fn run_worker(db: Db, settings: PipelineSettings, concurrency: usize) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
-    let registry = Pipeline::new(db.clone(), settings).registry();
-    let worker = tokio::spawn(Worker::new(db.clone(), registry).run(concurrency, Arc::new(Notify::new()), stopped));
+    let registry = Pipeline::new(db.clone(), settings)?.registry();
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(crate::pipeline::schedule(db.clone(), wake.clone(), stopped.clone()));
+    let worker = tokio::spawn(Worker::new(db.clone(), registry).run(concurrency, wake, stopped));
     shutdown_signal().await;
     let _ = stop.send(true);
     let _ = worker.await;
     db.close().await;
+    Ok(())
 }
 
 /// Creates the admin named by ADMIN_EMAIL/ADMIN_PASSWORD unless an account with that e-mail exists.

@@ -5,6 +5,7 @@
 
 mod ai;
 mod jobs;
+mod pipeline;
 mod sessions;
 mod taxonomy;
 mod tickets;
@@ -12,9 +13,10 @@ mod users;
 
 pub use ai::{LabelledRow, QualityRow, StoredModel, TriageWrite, vector_from_bytes, vector_to_bytes};
 pub use jobs::{JOB_STATES, Job, NewJob};
+pub use pipeline::{Breach, Routed};
 pub use sessions::SessionKind;
 pub use taxonomy::{Category, SkillInfo};
-pub use tickets::{AssigneeFilter, TicketFilter, TicketPatch};
+pub use tickets::{AssigneeFilter, TicketFilter, TicketPatch, notify_job};
 pub use users::UserPatch;
 
 use anyhow::Context;

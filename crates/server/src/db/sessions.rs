@@ -53,7 +53,7 @@ impl Db {
     pub async fn session_user(&self, id: &str) -> StoreResult<Option<User>> {
         let row: Option<SessionUser> = on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
-                "SELECT u.id, u.email, u.role, u.skills, u.created_at, u.updated_at, s.expires_at \
+                "SELECT u.id, u.email, u.role, u.skills, u.away, u.capacity, u.created_at, u.updated_at, s.expires_at \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
             )
             .bind(id)

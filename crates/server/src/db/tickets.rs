@@ -13,7 +13,7 @@ use crate::model::{Actor, Comment, Ticket, TicketEvent, TicketId, Ts, User, User
 
 const TICKET_SELECT: &str = "SELECT t.id, t.number, t.title, t.description, t.status, t.priority, t.category, \
      t.skills, t.helpful_notes, t.created_by, t.assigned_to, t.deadline, t.resolution, t.created_at, \
-     t.updated_at, t.resolved_at, t.ai_triage, t.triaged_at, c.email AS requester_email, a.email AS assignee_email \
+     t.updated_at, t.resolved_at, t.ai_triage, t.triaged_at, t.routing_reason, c.email AS requester_email, a.email AS assignee_email \
      FROM tickets t JOIN users c ON c.id = t.created_by LEFT JOIN users a ON a.id = t.assigned_to";
 
 /// Appends one history row through the executor `$ex`.
@@ -150,6 +150,15 @@ fn corrections(t: &Ticket, changes: &[(&'static str, Value, Value)]) -> Vec<(Val
     out
 }
 
+/// The job that tells `assignee` about ticket `id` (once per ticket and person).
+pub fn notify_job(id: TicketId, assignee: UserId) -> NewJob {
+    NewJob {
+        kind: "ticket.notify",
+        payload: json!({ "ticket_id": id, "assignee": assignee }),
+        idempotency_key: format!("{id}:{assignee}"),
+    }
+}
+
 impl Db {
     /// Files a ticket; its `created` history row and its `ticket.created` job commit with it.
     pub async fn create_ticket(
@@ -199,6 +208,7 @@ impl Db {
             resolved_at: None,
             ai: None,
             triaged_at: None,
+            routing_reason: None,
             requester_email: by.email.clone(),
             assignee_email: None,
         })
@@ -329,6 +339,18 @@ impl Db {
             for (old, new) in corrections {
                 record_event!(&mut *tx, id, actor, "ai_correction", Some(old), Some(new), now)?;
             }
+            // Notifications, as jobs committed with the change.
+            if let (Some(resolved_at), Some(true)) = (ticket.resolved_at, patch.status.map(|s| s == Status::Resolved)) {
+                let job = NewJob {
+                    kind: "ticket.resolved",
+                    payload: json!({ "ticket_id": id }),
+                    idempotency_key: format!("{id}:{}", resolved_at.0.timestamp_micros()),
+                };
+                enqueue!(&mut *tx, &job, now)?;
+            }
+            if let (Some(Some(assignee)), Actor::User(_)) = (patch.assigned_to, actor) {
+                enqueue!(&mut *tx, &notify_job(id, assignee), now)?;
+            }
             tx.commit().await?;
             Ok(ticket)
         })
@@ -359,6 +381,14 @@ impl Db {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            if !internal {
+                let job = NewJob {
+                    kind: "comment.created",
+                    payload: json!({ "ticket_id": ticket, "comment_id": id }),
+                    idempotency_key: id.to_string(),
+                };
+                enqueue!(&mut *tx, &job, now)?;
+            }
             tx.commit().await?;
             id
         });

@@ -8,7 +8,7 @@ use super::jobs::enqueue;
 use super::{Db, NewJob, StoreError, StoreResult, on_pool, unique_as};
 use crate::model::{Ts, User, UserId};
 
-const USER_COLUMNS: &str = "id, email, role, skills, created_at, updated_at";
+const USER_COLUMNS: &str = "id, email, role, skills, away, capacity, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct Credentials {
@@ -22,6 +22,8 @@ struct Credentials {
 pub struct UserPatch {
     pub role: Option<Role>,
     pub skills: Option<Skills>,
+    pub away: Option<bool>,
+    pub capacity: Option<i32>,
 }
 
 impl Db {
@@ -39,6 +41,8 @@ impl Db {
             email: email.as_str().to_owned(),
             role,
             skills: skills.to_strings(),
+            away: false,
+            capacity: 10,
             created_at: now,
             updated_at: now,
         };
@@ -131,13 +135,15 @@ impl Db {
         let skills = patch.skills.as_ref().map(|s| Json(s.to_strings()));
         let user: Option<User> = on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "UPDATE users SET role = COALESCE($2, role), skills = COALESCE($3, skills), updated_at = $4 \
-                 WHERE id = $1 RETURNING {USER_COLUMNS}"
+                "UPDATE users SET role = COALESCE($2, role), skills = COALESCE($3, skills), updated_at = $4, \
+                 away = COALESCE($5, away), capacity = COALESCE($6, capacity) WHERE id = $1 RETURNING {USER_COLUMNS}"
             )))
             .bind(id)
             .bind(patch.role.map(|r| r.as_str()))
             .bind(skills)
             .bind(now)
+            .bind(patch.away)
+            .bind(patch.capacity)
             .fetch_optional(pool)
             .await?
         });

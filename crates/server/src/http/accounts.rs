@@ -117,6 +117,10 @@ async fn list_users(
 struct UserChange {
     role: Option<String>,
     skills: Option<Vec<String>>,
+    /// Away staff get no new tickets (the person themself may set it).
+    away: Option<bool>,
+    /// Most open tickets routing gives them at once, 1 to 1000 (the person themself may set it).
+    capacity: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -136,14 +140,20 @@ async fn update_user_by_email(
     apply_user_change(&state, &admin, target, body.change).await
 }
 
+/// Admins change anyone; a moderator or admin may set their own availability (away, capacity).
 async fn update_user(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    auth: AuthUser,
     AppPath(id): AppPath<UserId>,
     AppJson(body): AppJson<UserChange>,
 ) -> AppResult<Json<serde_json::Value>> {
+    let own_availability =
+        auth.user.id == id && auth.user.role != Role::User && body.role.is_none() && body.skills.is_none();
+    if auth.user.role != Role::Admin && !own_availability {
+        return Err(AppError::Forbidden);
+    }
     let target = state.db.user_by_id(id).await?.ok_or(AppError::NotFound)?;
-    apply_user_change(&state, &admin, target, body).await
+    apply_user_change(&state, &auth, target, body).await
 }
 
 async fn apply_user_change(
@@ -152,9 +162,16 @@ async fn apply_user_change(
     target: User,
     change: UserChange,
 ) -> AppResult<Json<serde_json::Value>> {
+    let capacity = match change.capacity {
+        Some(c @ 1..=1000) => Some(c as i32),
+        Some(_) => return Err(AppError::field("capacity", "must be between 1 and 1000")),
+        None => None,
+    };
     let patch = UserPatch {
         role: change.role.as_deref().map(str::parse).transpose()?,
         skills: change.skills.as_deref().map(Skills::parse).transpose()?,
+        away: change.away,
+        capacity,
     };
     if target.role == Role::Admin && patch.role.is_some_and(|r| r != Role::Admin) {
         let admins = state.db.list_users(None, Some(Role::Admin), None, 1).await?;

@@ -41,7 +41,7 @@ async fn a_new_ticket_is_triaged_with_confidences_a_note_and_history(backend: Ba
         .await;
     assert!(filed["ai"].is_null() && filed["triaged_at"].is_null(), "not triaged before the job runs");
     let id = filed["id"].as_str().unwrap();
-    assert_eq!(app.drain().await, ["ticket.created"]);
+    assert!(app.drain().await.contains(&"ticket.created".to_owned()));
 
     let t = ticket(&app, &admin, id).await;
     assert_eq!(t["status"], "open", "triage does not change the status");
@@ -70,7 +70,7 @@ async fn a_new_ticket_is_triaged_with_confidences_a_note_and_history(backend: Ba
         assert!(by_ai.contains(&field), "history records the AI's {field}: {history:?}");
     }
     // Retried triage changes nothing and records nothing twice.
-    assert_eq!(app.db.count_jobs("ticket.route", "queued").await.unwrap(), 1, "routing is queued next");
+    assert_eq!(app.db.count_jobs("ticket.route", "succeeded").await.unwrap(), 1, "routing ran next");
     let again = smart_ticket::db::NewJob {
         kind: "ticket.created",
         payload: json!({ "ticket_id": id }),
@@ -158,7 +158,8 @@ async fn enough_labels_train_a_model_that_survives_a_restart(backend: Backend) {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    assert_eq!(app.drain().await, ["ai.retrain"], "labels crossed the threshold: one retraining");
+    let kinds = app.drain().await;
+    assert_eq!(kinds.iter().filter(|k| *k == "ai.retrain").count(), 1, "labels crossed the threshold once: {kinds:?}");
     let (_, body) = app.get("/api/admin/ai", Some(&admin.token)).await;
     assert_eq!(body["ai"]["model_version"], 1, "{body}");
     assert_eq!(body["ai"]["trained_on"], 10, "{body}");

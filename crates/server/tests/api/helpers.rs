@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smart_ticket::config::Secret;
-use smart_ticket::config::{PipelineSettings, Sla};
+use smart_ticket::config::{MailSettings, PipelineSettings, Sla};
 use smart_ticket::db::Db;
 use smart_ticket::jobs::{Outcome, Worker};
 use smart_ticket::pipeline::Pipeline;
@@ -52,6 +52,7 @@ pub fn pipeline_settings(dir: &std::path::Path, model_dir: PathBuf) -> PipelineS
         model_dir,
         ai_retrain_every: 20,
         data_dir: dir.to_owned(),
+        mail: MailSettings::outbox(dir.join("outbox")),
     }
 }
 
@@ -126,7 +127,7 @@ impl TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();
         tokio::spawn(app.run_until_stopped());
-        let pipeline = Pipeline::new(db.clone(), pipeline);
+        let pipeline = Pipeline::new(db.clone(), pipeline).expect("building the pipeline");
         TestApp { base, client: reqwest::Client::new(), db, pipeline, dir }
     }
 

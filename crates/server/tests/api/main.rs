@@ -7,5 +7,7 @@ mod ai;
 mod authz;
 mod eval;
 mod jobs;
+mod mail;
+mod pipeline;
 mod taxonomy;
 mod tickets;

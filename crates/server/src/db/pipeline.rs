@@ -1,0 +1,258 @@
+//! Storage of the pipeline's later steps: routing in one transaction, sent mail, SLA breaches.
+
+use serde_json::json;
+use smart_ticket_domain::{Priority, Role};
+use sqlx::types::Json;
+use std::collections::HashMap;
+
+use super::jobs::enqueue;
+use super::tickets::record_event;
+use super::{Db, NewJob, StoreError, StoreResult, on_pool};
+use crate::model::{Actor, TicketId, Ts, UserId};
+use crate::routing::{Candidate, Decision};
+
+/// What routing did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Routed {
+    Assigned(Decision),
+    /// Someone (an admin by hand, or an earlier attempt) assigned it already: left as it is.
+    AlreadyAssigned,
+    /// No moderator or admin exists at all.
+    NobodyAvailable,
+}
+
+/// A ticket past its response deadline, as the escalation needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Breach {
+    pub id: TicketId,
+    pub number: i64,
+    pub title: String,
+    pub priority: String,
+    pub deadline: Ts,
+    pub assignee_email: Option<String>,
+}
+
+impl Db {
+    /// Routes a ticket in one transaction: reads everyone's load under a lock (so two tickets routed at the
+    /// same moment never both see the same stale load), lets `decide` choose, stores the assignee, the
+    /// reason and history, and enqueues `next(decision)`. A ticket that already has an assignee is left alone.
+    pub async fn route_ticket(
+        &self,
+        id: TicketId,
+        decide: impl FnOnce(&[(String, f64)], &[Candidate]) -> Option<Decision>,
+        next: impl FnOnce(&Decision) -> NewJob,
+    ) -> StoreResult<Routed> {
+        let now = Ts::now();
+        on_pool!(self.writer(), |pool, DB, pg| {
+            let mut tx = if pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
+            let lock = if pg { " FOR UPDATE" } else { "" };
+            type TicketRow = (Option<UserId>, Json<Vec<String>>, Option<Json<smart_ticket_ai::triage::Triage>>);
+            let (assigned, skills, ai): TicketRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT assigned_to, skills, ai_triage FROM tickets WHERE id = $1{lock}"
+            )))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            if assigned.is_some() {
+                return Ok(Routed::AlreadyAssigned);
+            }
+            // The ticket's current skills (a person may have edited them), with the AI's confidence where it
+            // proposed the same skill, else full confidence.
+            let needed: Vec<(String, f64)> = skills
+                .0
+                .iter()
+                .map(|s| {
+                    let c = ai
+                        .as_ref()
+                        .and_then(|a| a.skills.iter().find(|g| &g.value == s))
+                        .map_or(1.0, |g| f64::from(g.confidence));
+                    (s.clone(), c)
+                })
+                .collect();
+            type StaffRow = (UserId, String, String, Json<Vec<String>>, bool, i32, Option<Ts>);
+            let staff: Vec<StaffRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id, email, role, skills, away, capacity, last_assigned_at FROM users \
+                 WHERE role IN ('moderator', 'admin') ORDER BY id{lock}"
+            )))
+            .fetch_all(&mut *tx)
+            .await?;
+            let loads: Vec<(UserId, String, i64)> = sqlx::query_as(
+                "SELECT assigned_to, priority, COUNT(*) FROM tickets \
+                 WHERE assigned_to IS NOT NULL AND status IN ('open', 'in_progress') GROUP BY assigned_to, priority",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut load: HashMap<UserId, (i64, i64)> = HashMap::new();
+            for (user, priority, n) in loads {
+                let w = priority.parse::<Priority>().map_or(2, |p| i64::from(p.weight()));
+                let e = load.entry(user).or_default();
+                e.0 += n;
+                e.1 += n * w;
+            }
+            let candidates: Vec<Candidate> = staff
+                .into_iter()
+                .filter_map(|(uid, email, role, skills, away, capacity, last)| {
+                    let role: Role = role.parse().ok()?;
+                    let (open, weighted_load) = load.get(&uid).copied().unwrap_or_default();
+                    Some(Candidate {
+                        id: uid,
+                        email,
+                        role,
+                        skills: skills.0,
+                        away,
+                        capacity: i64::from(capacity),
+                        open,
+                        weighted_load,
+                        last_assigned_at: last,
+                    })
+                })
+                .collect();
+            let Some(decision) = decide(&needed, &candidates) else {
+                return Ok(Routed::NobodyAvailable);
+            };
+            sqlx::query("UPDATE tickets SET assigned_to = $2, routing_reason = $3, updated_at = $4 WHERE id = $1")
+                .bind(id)
+                .bind(decision.assignee)
+                .bind(decision.reason.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE users SET last_assigned_at = $2 WHERE id = $1")
+                .bind(decision.assignee)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            record_event!(
+                &mut *tx,
+                id,
+                Actor::System,
+                "assignee",
+                Some(json!(null)),
+                Some(json!(decision.assignee)),
+                now
+            )?;
+            record_event!(&mut *tx, id, Actor::System, "routing_reason", None, Some(json!(decision.reason)), now)?;
+            enqueue!(&mut *tx, &next(&decision), now)?;
+            tx.commit().await?;
+            Ok(Routed::Assigned(decision))
+        })
+    }
+
+    /// Whether the notification with this key went out already.
+    pub async fn email_sent(&self, key: &str) -> StoreResult<bool> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM emails WHERE key = $1")
+                .bind(key)
+                .fetch_one(pool)
+                .await?
+                > 0
+        }))
+    }
+
+    pub async fn record_email(&self, key: &str, recipient: &str, subject: &str, transport: &str) -> StoreResult<()> {
+        on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query(
+                "INSERT INTO emails (key, recipient, subject, transport, sent_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(recipient)
+            .bind(subject)
+            .bind(transport)
+            .bind(Ts::now())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Emails sent, by key prefix (for tests and the admin).
+    pub async fn count_emails(&self, key_prefix: &str) -> StoreResult<i64> {
+        let pattern = format!("{}%", super::users::escape_like(key_prefix));
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM emails WHERE key LIKE $1 ESCAPE '\\'")
+                .bind(pattern)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Open tickets past their deadline that were not escalated for that deadline yet.
+    pub async fn sla_breaches(&self, now: Ts, limit: i64) -> StoreResult<Vec<Breach>> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as(
+                "SELECT t.id, t.number, t.title, t.priority, t.deadline, a.email AS assignee_email \
+                 FROM tickets t LEFT JOIN users a ON a.id = t.assigned_to \
+                 WHERE t.status = 'open' AND t.deadline IS NOT NULL AND t.deadline < $1 \
+                 AND (t.sla_escalated_for IS NULL OR t.sla_escalated_for <> t.deadline) \
+                 ORDER BY t.deadline LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Marks one breach escalated (history row included) and enqueues `jobs`, unless another worker did
+    /// first. Returns whether this call escalated it.
+    pub async fn escalate_breach(&self, b: &Breach, jobs: &[NewJob]) -> StoreResult<bool> {
+        let now = Ts::now();
+        on_pool!(self.writer(), |pool, DB, pg| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE tickets SET sla_escalated_for = deadline WHERE id = $1 AND deadline = $2 AND status = 'open' \
+                 AND (sla_escalated_for IS NULL OR sla_escalated_for <> deadline)",
+            )
+            .bind(b.id)
+            .bind(b.deadline)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 0 {
+                return Ok(false);
+            }
+            record_event!(
+                &mut *tx,
+                b.id,
+                Actor::System,
+                "sla_breach",
+                None,
+                Some(json!({ "deadline": b.deadline })),
+                now
+            )?;
+            for job in jobs {
+                enqueue!(&mut *tx, job, now)?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Housekeeping: forgets succeeded jobs and expired sessions older than `before`.
+    pub async fn sweep(&self, before: Ts) -> StoreResult<(u64, u64)> {
+        Ok(on_pool!(self.writer(), |pool, DB, pg| {
+            let jobs = sqlx::query("DELETE FROM jobs WHERE state = 'succeeded' AND updated_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+                .bind(Ts::now())
+                .execute(pool)
+                .await?
+                .rows_affected();
+            (jobs, sessions)
+        }))
+    }
+
+    /// E-mail addresses of all admins.
+    pub async fn admin_emails(&self) -> StoreResult<Vec<String>> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_scalar::<DB, String>("SELECT email FROM users WHERE role = 'admin' ORDER BY email")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+}
