@@ -2,7 +2,7 @@
 # Builds go to a target folder outside the clone, so CI and fresh clones reuse them.
 export CARGO_TARGET_DIR ?= /var/tmp/smart-ticket-target
 
-.PHONY: run test release lint bench-http
+.PHONY: run test release lint bench-http bench-pipeline
 
 ## Start Smart Ticket on SQLite at http://localhost:3000 (data in ./data).
 run:
@@ -24,3 +24,10 @@ lint:
 ## HTTP latency/throughput with wrk against a release build (see scripts/bench-http).
 bench-http: release
 	scripts/bench-http
+
+## Filed-to-emailed latency at 50 tickets/s for 60 s (SQLite, PostgreSQL) and jobs/s with 1 vs 2 workers.
+bench-pipeline: release
+	scripts/fetch-model
+	scripts/bench-pipeline latency sqlite 50 60
+	scripts/bench-pipeline latency postgres 50 60
+	scripts/bench-pipeline jobs 20000

@@ -158,6 +158,19 @@ impl Db {
         }))
     }
 
+    /// Ends every running job's lease now, so the jobs can be claimed again at once: for use after a known
+    /// crash of all workers (otherwise leases simply run out). Returns how many were released.
+    pub async fn expire_leases(&self) -> StoreResult<u64> {
+        let now = Ts::now();
+        Ok(on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query("UPDATE jobs SET locked_until = $1 WHERE state = 'running'")
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+
     /// Gives a job back untouched (the worker is shutting down before starting it).
     pub async fn release_job(&self, id: i64, worker: &str) -> StoreResult<()> {
         let now = Ts::now();

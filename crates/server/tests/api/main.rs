@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod ai;
 mod authz;
+mod crash;
 mod eval;
 mod jobs;
 mod mail;
