@@ -131,6 +131,9 @@ pub struct Triage {
     pub priority: Guess,
     pub skills: Vec<Guess>,
     pub engine: String,
+    /// For a language-model provider: which, the model, latency, attempts and token usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<serde_json::Value>,
 }
 
 /// The taxonomy turned into vectors once (embedding the descriptions costs a few hundred milliseconds).
@@ -325,7 +328,7 @@ pub fn triage(ctx: &Context, text: &str, repr: &Repr, exclude: Option<i64>) -> T
     let known: Vec<&str> = ctx.taxonomy.skills.iter().map(|s| s.name.as_str()).collect();
     let skills = if known.is_empty() { Vec::new() } else { skills(ctx, text, repr, &near, nw, &known) };
 
-    Triage { category, priority, skills, engine: ctx.engine.to_owned() }
+    Triage { category, priority, skills, engine: ctx.engine.to_owned(), provider: None }
 }
 
 fn skills(ctx: &Context, text: &str, repr: &Repr, near: &[Neighbour], nw: f32, known: &[&str]) -> Vec<Guess> {

@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 
 use crate::db::{Db, LabelledRow, NewJob, vector_from_bytes};
 use crate::model::{Ticket, Ts};
+use crate::providers::Grounding;
 
 /// Name of the triage model in `ai_models`.
 const MODEL: &str = "triage";
@@ -46,6 +47,10 @@ pub struct Answer {
     pub triage: Triage,
     pub note: String,
     pub embedding: Option<Vec<f32>>,
+    /// The taxonomy it chose from.
+    pub taxonomy: Arc<Taxonomy>,
+    /// The most similar resolved tickets (grounding for a language model).
+    pub similar: Vec<Grounding>,
 }
 
 /// What the engine runs on, for the admin.
@@ -188,7 +193,8 @@ impl Ai {
         let engine = self.engine();
         let (title, description, number) = (ticket.title.clone(), ticket.description.clone(), ticket.number);
         let dense = embedding.clone();
-        let (triage, note) = tokio::task::spawn_blocking(move || {
+        let taxonomy = snapshot.taxonomy.clone();
+        let (triage, note, similar) = tokio::task::spawn_blocking(move || {
             let repr = Repr::new(&text, dense);
             let ctx = triage::Context {
                 taxonomy: &snapshot.taxonomy,
@@ -205,11 +211,23 @@ impl Ai {
                 t.category.as_ref().map(|g| g.value.as_str()),
                 &similar,
             );
-            (t, note)
+            let grounding = similar
+                .iter()
+                .filter(|n| n.past.resolution.is_some())
+                .take(3)
+                .map(|n| Grounding {
+                    number: n.past.number,
+                    title: n.past.title.clone(),
+                    category: n.past.category.clone(),
+                    priority: n.past.priority.clone(),
+                    resolution: n.past.resolution.clone(),
+                })
+                .collect();
+            (t, note, grounding)
         })
         .await
         .context("the triage task failed")?;
-        Ok(Answer { triage, note, embedding })
+        Ok(Answer { triage, note, embedding, taxonomy, similar })
     }
 
     /// Retrains the supervised models on every labelled ticket and stores them as the next version.

@@ -62,7 +62,7 @@ impl StorageArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
     /// Jobs run at once by this process (`serve` with 0 runs no workers: use `smart-ticket worker`).
-    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 8)]
     pub worker_concurrency: usize,
     /// Retrain the AI's supervised models each time this many more tickets have been labelled (resolved, or
     /// their category, priority or skills corrected by a person).
@@ -97,6 +97,33 @@ pub struct WorkerArgs {
     /// `starttls` (default), `tls` (implicit TLS) or `none` (plain, for a local relay).
     #[arg(long, env = "SMTP_TLS", default_value = "starttls", value_parser = ["starttls", "tls", "none"])]
     pub smtp_tls: String,
+    /// Triage engine: `local` (embedded, default), `gemini` or `openai` (also any OpenAI-compatible server).
+    /// A provider failure always falls back to the embedded engine for that ticket.
+    #[arg(long, env = "AI_PROVIDER", default_value = "local", value_parser = ["local", "gemini", "openai"])]
+    pub ai_provider: String,
+    /// Overrides AI_PROVIDER for triage.
+    #[arg(long, env = "AI_TRIAGE_PROVIDER", value_parser = ["local", "gemini", "openai"])]
+    pub ai_triage_provider: Option<String>,
+    #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true)]
+    pub gemini_api_key: Option<Secret>,
+    #[arg(long, env = "GEMINI_MODEL", default_value = "gemini-2.0-flash")]
+    pub gemini_model: String,
+    /// Google's endpoint by default; a gateway or proxy may stand in.
+    #[arg(long, env = "GEMINI_BASE_URL", default_value = "https://generativelanguage.googleapis.com")]
+    pub gemini_base_url: String,
+    /// Required for api.openai.com; optional for a self-hosted OpenAI-compatible server.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<Secret>,
+    /// E.g. http://localhost:11434/v1 for Ollama.
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = "https://api.openai.com/v1")]
+    pub openai_base_url: String,
+    #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
+    pub openai_model: String,
+    /// Time budget of one provider call, retries included, in seconds.
+    #[arg(long, env = "AI_TIMEOUT_SECONDS", default_value_t = 20.0)]
+    pub ai_timeout_seconds: f64,
+    #[arg(long, env = "AI_MAX_OUTPUT_TOKENS", default_value_t = 512)]
+    pub ai_max_output_tokens: u32,
 }
 
 /// How the SMTP connection is secured.
@@ -172,6 +199,8 @@ pub struct PipelineSettings {
     pub ai_retrain_every: u32,
     pub data_dir: PathBuf,
     pub mail: MailSettings,
+    /// A language model for triage; `None`: the embedded engine alone.
+    pub triage_provider: Option<crate::providers::ProviderSettings>,
 }
 
 impl WorkerArgs {
@@ -199,7 +228,43 @@ impl WorkerArgs {
             ai_retrain_every: self.ai_retrain_every,
             data_dir: storage.data_dir.clone(),
             mail: self.mail(storage)?,
+            triage_provider: self.provider(self.ai_triage_provider.as_deref().unwrap_or(&self.ai_provider))?,
         })
+    }
+
+    /// The provider named `name` (`local`: none), checked.
+    fn provider(&self, name: &str) -> anyhow::Result<Option<crate::providers::ProviderSettings>> {
+        use crate::providers::{ProviderKind, ProviderSettings};
+        if !(self.ai_timeout_seconds.is_finite() && self.ai_timeout_seconds > 0.0 && self.ai_timeout_seconds <= 600.0) {
+            anyhow::bail!("AI_TIMEOUT_SECONDS must be between 0 and 600");
+        }
+        let (kind, base_url, api_key, model) = match name {
+            "gemini" => {
+                if self.gemini_api_key.is_none() {
+                    anyhow::bail!("AI_PROVIDER=gemini needs GEMINI_API_KEY");
+                }
+                (ProviderKind::Gemini, &self.gemini_base_url, self.gemini_api_key.clone(), &self.gemini_model)
+            }
+            "openai" => {
+                if self.openai_api_key.is_none() && self.openai_base_url.contains("api.openai.com") {
+                    anyhow::bail!("AI_PROVIDER=openai with OpenAI's endpoint needs OPENAI_API_KEY");
+                }
+                (ProviderKind::OpenAi, &self.openai_base_url, self.openai_api_key.clone(), &self.openai_model)
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(ProviderSettings {
+            kind,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            model: model.clone(),
+            timeout: std::time::Duration::from_secs_f64(self.ai_timeout_seconds),
+            max_output_tokens: self.ai_max_output_tokens.clamp(64, 8192),
+            max_attempts: 3,
+            backoff: std::time::Duration::from_millis(500),
+            breaker_threshold: 5,
+            breaker_cooldown: std::time::Duration::from_secs(30),
+        }))
     }
 
     /// SMTP settings, taking the original's MAILTRAP_SMTP_* variables as aliases.

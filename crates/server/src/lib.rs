@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod mail;
 pub mod model;
 pub mod pipeline;
+pub mod providers;
 pub mod routing;
 pub mod startup;
 pub mod telemetry;

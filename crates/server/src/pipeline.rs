@@ -17,6 +17,7 @@ use crate::db::{Db, Job, NewJob, Routed, TriageWrite, notify_job};
 use crate::jobs::{JobHandler, Registry};
 use crate::mail::{Email, Mailer, render};
 use crate::model::{TicketId, Ts, UserId};
+use crate::providers::Provider;
 use crate::routing;
 
 /// What every step shares.
@@ -24,6 +25,8 @@ use crate::routing;
 pub struct Pipeline {
     pub db: Db,
     pub ai: Arc<Ai>,
+    /// A language model for triage, when configured (the embedded engine is the fallback).
+    pub triage_provider: Option<Arc<Provider>>,
     pub mailer: Arc<Mailer>,
     pub settings: Arc<PipelineSettings>,
 }
@@ -55,7 +58,15 @@ impl Pipeline {
     pub fn new(db: Db, settings: PipelineSettings) -> anyhow::Result<Self> {
         let ai = Ai::load(&settings.model_dir, settings.ai_retrain_every);
         let mailer = Arc::new(Mailer::new(&settings.mail)?);
-        Ok(Self { db, ai, mailer, settings: Arc::new(settings) })
+        let triage_provider = settings.triage_provider.clone().map(Provider::new).transpose()?.map(Arc::new);
+        if let Some(p) = &triage_provider {
+            tracing::info!(
+                provider = p.name(),
+                model = p.settings.model,
+                "triage uses a language model; the embedded engine is the fallback"
+            );
+        }
+        Ok(Self { db, ai, triage_provider, mailer, settings: Arc::new(settings) })
     }
 
     fn link(&self, ticket: TicketId) -> String {
@@ -114,12 +125,17 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
     }
     let started = std::time::Instant::now();
     let answer = p.ai.triage(&p.db, &ticket, None).await?;
-    let priority: Priority = answer.triage.priority.value.parse().unwrap_or(Priority::Medium);
+    let (triage, remarks) = match &p.triage_provider {
+        None => (answer.triage, Vec::new()),
+        Some(provider) => with_provider(provider, &ticket, answer.triage, &answer.taxonomy, &answer.similar).await,
+    };
+    let priority: Priority = triage.priority.value.parse().unwrap_or(Priority::Medium);
     let write = TriageWrite {
         deadline: Some(ticket.created_at + p.settings.sla.for_priority(priority)),
-        triage: answer.triage,
+        triage,
         note: answer.note,
         embedding: answer.embedding,
+        remarks,
     };
     let applied = p.db.apply_triage(ticket_id, &write, &next).await?;
     tracing::info!(
@@ -132,6 +148,44 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
         "triaged"
     );
     Ok(())
+}
+
+/// Asks the language model; on any failure keeps the embedded engine's answer and says why. A category the
+/// model gave outside the taxonomy is dropped and the embedded engine's kept.
+async fn with_provider(
+    provider: &Provider,
+    ticket: &crate::model::Ticket,
+    local: smart_ticket_ai::triage::Triage,
+    taxonomy: &smart_ticket_ai::triage::Taxonomy,
+    similar: &[crate::providers::Grounding],
+) -> (smart_ticket_ai::triage::Triage, Vec<String>) {
+    match provider.triage(&ticket.title, &ticket.description, taxonomy, similar).await {
+        Ok(mut answer) => {
+            let mut remarks: Vec<String> =
+                answer.adjustments.iter().map(|a| format!("{}: {a}", provider.name())).collect();
+            if answer.triage.category.is_none() && local.category.is_some() {
+                answer.triage.category = local.category.clone();
+                remarks.push(format!("{}: no usable category; kept the embedded engine's", provider.name()));
+            }
+            (answer.triage, remarks)
+        }
+        Err((failure, attempts)) => {
+            provider.record_fallback();
+            let what = match failure.kind {
+                crate::providers::FailureKind::Timeout => "timed out".to_owned(),
+                crate::providers::FailureKind::CircuitOpen => "is paused after repeated failures".to_owned(),
+                _ => format!("failed ({})", failure.detail),
+            };
+            let tries = if attempts == 1 { "1 attempt".to_owned() } else { format!("{attempts} attempts") };
+            let remark = if attempts == 0 {
+                format!("{} {what}; triaged locally", provider.name())
+            } else {
+                format!("{} {what} after {tries}; triaged locally", provider.name())
+            };
+            tracing::warn!(ticket = ticket.number, remark, "provider fallback");
+            (local, vec![remark])
+        }
+    }
 }
 
 /// Retrains the AI on every labelled ticket.

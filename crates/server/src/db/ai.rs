@@ -41,6 +41,8 @@ pub struct TriageWrite {
     pub embedding: Option<Vec<f32>>,
     /// Response deadline from the SLA of the chosen priority.
     pub deadline: Option<Ts>,
+    /// Remarks for history, e.g. "gemini timed out after 3 attempts; triaged locally".
+    pub remarks: Vec<String>,
 }
 
 /// One ticket's AI answers next to the final human values, for quality reports.
@@ -193,6 +195,9 @@ impl Db {
                 if old != new {
                     record_event!(&mut *tx, id, Actor::Ai, field, Some(old), Some(new), now)?;
                 }
+            }
+            for remark in &w.remarks {
+                record_event!(&mut *tx, id, Actor::Ai, "ai_provider", None, Some(json!(remark)), now)?;
             }
             enqueue!(&mut *tx, next, now)?;
             tx.commit().await?;

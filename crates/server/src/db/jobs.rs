@@ -87,35 +87,53 @@ impl Db {
         }
         let now = Ts::now();
         Ok(on_pool!(self.writer(), |pool, DB, pg| {
-            sqlx::query(
-                "UPDATE jobs SET state = 'dead', locked_until = NULL, updated_at = $1, \
-                 last_error = COALESCE(last_error, 'the worker stopped during its last attempt') \
-                 WHERE state = 'running' AND locked_until < $1 AND attempts >= max_attempts",
-            )
-            .bind(now)
-            .execute(pool)
-            .await?;
-            let mut qb = sqlx::QueryBuilder::<DB>::new(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ",
-            );
-            qb.push_bind(lease_until).push(", worker_id = ").push_bind(worker).push(", updated_at = ").push_bind(now);
-            qb.push(" WHERE id = (SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= ")
-                .push_bind(now)
-                .push(") OR (state = 'running' AND locked_until < ")
-                .push_bind(now)
-                .push(")) AND kind IN (");
-            let mut sep = qb.separated(", ");
-            for k in kinds {
-                sep.push_bind(*k);
+            // Ready jobs first, then jobs whose worker's lease ran out. Two separate conditions, so each is an
+            // ordered walk of the (state, run_at) index instead of a sort of the whole queue.
+            let mut claimed = None;
+            for expired in [false, true] {
+                if expired {
+                    // Only when nothing is ready: a job whose worker died during its last attempt is dead.
+                    sqlx::query(
+                        "UPDATE jobs SET state = 'dead', locked_until = NULL, updated_at = $1, \
+                     last_error = COALESCE(last_error, 'the worker stopped during its last attempt') \
+                     WHERE state = 'running' AND locked_until < $1 AND attempts >= max_attempts",
+                    )
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+                }
+                let mut qb = sqlx::QueryBuilder::<DB>::new(
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ",
+                );
+                qb.push_bind(lease_until)
+                    .push(", worker_id = ")
+                    .push_bind(worker)
+                    .push(", updated_at = ")
+                    .push_bind(now);
+                if expired {
+                    qb.push(" WHERE id = (SELECT id FROM jobs WHERE state = 'running' AND locked_until < ")
+                        .push_bind(now);
+                } else {
+                    qb.push(" WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ").push_bind(now);
+                }
+                qb.push(" AND kind IN (");
+                let mut sep = qb.separated(", ");
+                for k in kinds {
+                    sep.push_bind(*k);
+                }
+                qb.push(if expired { ") ORDER BY locked_until, id LIMIT 1" } else { ") ORDER BY run_at, id LIMIT 1" });
+                // PostgreSQL: concurrent workers skip a row another one is claiming instead of waiting on it.
+                // SQLite serialises writers, so the single UPDATE is already atomic.
+                if pg {
+                    qb.push(" FOR UPDATE SKIP LOCKED");
+                }
+                qb.push(") RETURNING ").push(JOB_COLUMNS);
+                claimed = qb.build_query_as::<Job>().fetch_optional(pool).await?;
+                if claimed.is_some() {
+                    break;
+                }
             }
-            qb.push(") ORDER BY run_at, id LIMIT 1");
-            // PostgreSQL: concurrent workers skip a row another one is claiming instead of waiting on it.
-            // SQLite serialises writers, so the single UPDATE is already atomic.
-            if pg {
-                qb.push(" FOR UPDATE SKIP LOCKED");
-            }
-            qb.push(") RETURNING ").push(JOB_COLUMNS);
-            qb.build_query_as::<Job>().fetch_optional(pool).await?
+            claimed
         }))
     }
 

@@ -120,7 +120,11 @@ async fn quality(
 
 async fn status(State(state): State<AppState>, _admin: Admin) -> AppResult<Json<Value>> {
     let status = state.pipeline.ai.status(&state.db).await?;
-    Ok(Json(json!({ "ai": status })))
+    let providers = match &state.pipeline.triage_provider {
+        Some(p) => json!({ "triage": { "provider": p.name(), "model": p.settings.model, "metrics": p.metrics() } }),
+        None => json!({}),
+    };
+    Ok(Json(json!({ "ai": status, "providers": providers })))
 }
 
 async fn retrain(State(state): State<AppState>, Admin(admin): Admin) -> AppResult<(StatusCode, Json<Value>)> {

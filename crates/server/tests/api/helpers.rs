@@ -53,6 +53,7 @@ pub fn pipeline_settings(dir: &std::path::Path, model_dir: PathBuf) -> PipelineS
         ai_retrain_every: 20,
         data_dir: dir.to_owned(),
         mail: MailSettings::outbox(dir.join("outbox")),
+        triage_provider: None,
     }
 }
 
@@ -123,6 +124,7 @@ impl TestApp {
             worker_concurrency: 0,
             pipeline: pipeline.clone(),
         };
+        smart_ticket::providers::install_crypto();
         let app = Application::build(settings).await.expect("building the app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let db = app.db().clone();

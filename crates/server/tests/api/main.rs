@@ -10,5 +10,6 @@ mod eval;
 mod jobs;
 mod mail;
 mod pipeline;
+mod providers;
 mod taxonomy;
 mod tickets;
