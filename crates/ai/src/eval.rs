@@ -103,7 +103,7 @@ pub struct Run {
 
 /// Which triage field a label plays: priority when its values are priorities, skills when it is a list,
 /// otherwise category.
-fn field_of(train: &[Example], multi: bool) -> Field {
+pub fn field_of(train: &[Example], multi: bool) -> Field {
     if multi {
         Field::Skills
     } else if train.iter().all(|e| e.labels.iter().all(|l| PRIORITIES.contains(&l.as_str()))) {
@@ -114,7 +114,7 @@ fn field_of(train: &[Example], multi: bool) -> Field {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Field {
+pub enum Field {
     Category,
     Priority,
     Skills,

@@ -62,6 +62,12 @@ enum EvalCommand {
         /// Keep rows sharing this field in one fold (paraphrases of one scenario never straddle folds).
         #[arg(long, requires = "cv")]
         group: Option<String>,
+        /// Ask a language model instead of the embedded engine (configured by GEMINI_* / OPENAI_* as for
+        /// `serve`); the training rows serve as the label set and as grounding, as history does.
+        #[arg(long, value_parser = ["gemini", "openai"])]
+        provider: Option<String>,
+        #[command(flatten)]
+        workers: WorkerArgs,
     },
 }
 
@@ -121,7 +127,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied ({})", db.backend());
             Ok(())
         }
-        Command::Eval(EvalCommand::Classify { train, test, label, cv, group }) => {
+        Command::Eval(EvalCommand::Classify { train, test, label, cv, group, provider: Some(name), workers }) => {
+            let settings = workers.provider(&name)?.context("no provider configured")?;
+            eval_provider(settings, &train, test.as_deref(), &label, cv, group.as_deref()).await
+        }
+        Command::Eval(EvalCommand::Classify { train, test, label, cv, group, provider: None, .. }) => {
             tokio::task::spawn_blocking(move || {
                 let model = smart_ticket_ai::embed::load_shared(&cli.storage.model_dir);
                 eval_classify(model.as_deref(), &train, test.as_deref(), &label, cv, group.as_deref())
@@ -203,6 +213,89 @@ fn eval_classify(
         (None, None) => anyhow::bail!("give --test FILE or --cv K"),
     };
     println!("{}", serde_json::to_string(&report(label, &runs, k, engine))?);
+    Ok(())
+}
+
+/// `eval classify --provider`: the same splits and report, answers from a language model.
+async fn eval_provider(
+    settings: crate::providers::ProviderSettings,
+    train: &std::path::Path,
+    test: Option<&std::path::Path>,
+    label: &str,
+    cv: Option<u16>,
+    group: Option<&str>,
+) -> anyhow::Result<()> {
+    use smart_ticket_ai::eval::{Field, Run, field_of, folds, load_jsonl, report};
+    use smart_ticket_ai::triage::{Label, Past, Repr, Taxonomy, neighbours};
+    let provider = crate::providers::Provider::new(settings)?;
+    let engine = format!("{}:{}", provider.name(), provider.settings.model);
+    let (examples, multi) = load_jsonl(train, label, group)?;
+    let splits: Vec<(Vec<Example>, Vec<Example>)> = match (test, cv) {
+        (Some(test), _) => vec![(examples, load_jsonl(test, label, None)?.0)],
+        (None, Some(k)) => folds(&examples, usize::from(k))
+            .into_iter()
+            .map(|held| {
+                let held_set: std::collections::HashSet<usize> = held.iter().copied().collect();
+                let rest = (0..examples.len()).filter(|i| !held_set.contains(i)).map(|i| examples[i].clone()).collect();
+                (rest, held.iter().map(|&i| examples[i].clone()).collect())
+            })
+            .collect(),
+        (None, None) => anyhow::bail!("give --test FILE or --cv K"),
+    };
+    let bar = progress(splits.iter().map(|s| s.1.len()).sum(), "asking");
+    let mut runs = Vec::new();
+    for (train, test) in &splits {
+        let field = field_of(train, multi);
+        let mut names: Vec<String> = train.iter().flat_map(|e| e.labels.iter().cloned()).collect();
+        names.sort();
+        names.dedup();
+        let labels: Vec<Label> = names.iter().map(|n| Label { name: n.clone(), ..Default::default() }).collect();
+        let taxonomy = match field {
+            Field::Skills => Taxonomy { categories: Vec::new(), skills: labels },
+            _ => Taxonomy { categories: labels, skills: Vec::new() },
+        };
+        let past: Vec<Past> = train
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Past { number: i as i64, repr: Repr::new(&e.text, None), ..Default::default() })
+            .collect();
+        let mut run = Run { n_train: train.len(), ..Default::default() };
+        for e in test {
+            let started = std::time::Instant::now();
+            let grounding: Vec<crate::providers::Grounding> = neighbours(&Repr::new(&e.text, None), &past, 3, None)
+                .iter()
+                .map(|n| {
+                    let ex = &train[n.past.number as usize];
+                    let first = ex.labels.first().cloned();
+                    crate::providers::Grounding {
+                        number: n.past.number,
+                        title: ex.text.chars().take(200).collect(),
+                        category: (field != Field::Priority).then(|| ex.labels.join(", ")),
+                        priority: (field == Field::Priority).then_some(first).flatten(),
+                        resolution: None,
+                    }
+                })
+                .collect();
+            let predicted = match provider.triage("", &e.text, &taxonomy, &grounding).await {
+                Ok(t) => match field {
+                    Field::Category => t.triage.category.map(|g| vec![g.value]).unwrap_or_default(),
+                    Field::Priority => vec![t.triage.priority.value],
+                    Field::Skills => t.triage.skills.into_iter().map(|g| g.value).collect(),
+                },
+                Err((f, _)) => {
+                    tracing::warn!(error = f.detail, "the provider failed on one example (counted wrong)");
+                    Vec::new()
+                }
+            };
+            run.ms_per_ticket.push(started.elapsed().as_secs_f64() * 1e3);
+            run.predicted.push(predicted);
+            run.actual.push(e.labels.clone());
+            bar.inc(1);
+        }
+        runs.push(run);
+    }
+    bar.finish_and_clear();
+    println!("{}", serde_json::to_string(&report(label, &runs, cv.map(usize::from), &engine))?);
     Ok(())
 }
 

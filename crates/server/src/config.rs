@@ -233,7 +233,7 @@ impl WorkerArgs {
     }
 
     /// The provider named `name` (`local`: none), checked.
-    fn provider(&self, name: &str) -> anyhow::Result<Option<crate::providers::ProviderSettings>> {
+    pub fn provider(&self, name: &str) -> anyhow::Result<Option<crate::providers::ProviderSettings>> {
         use crate::providers::{ProviderKind, ProviderSettings};
         if !(self.ai_timeout_seconds.is_finite() && self.ai_timeout_seconds > 0.0 && self.ai_timeout_seconds <= 600.0) {
             anyhow::bail!("AI_TIMEOUT_SECONDS must be between 0 and 600");
