@@ -182,38 +182,49 @@ fn eval_classify(
     cv: Option<u16>,
     group: Option<&str>,
 ) -> anyhow::Result<()> {
-    use smart_ticket_ai::eval::{folds, load_jsonl, report, train_and_predict};
+    use smart_ticket_ai::eval::{load_jsonl, report, train_and_predict};
     let engine = if model.is_some() { ENGINE_MINILM } else { ENGINE_LEXICAL };
     let (mut examples, multi) = load_jsonl(train, label, group)?;
     embed_examples(model, &mut examples)?;
-    let (runs, k) = match (test, cv) {
-        (Some(test), _) => {
-            let (mut test_examples, _) = load_jsonl(test, label, None)?;
-            embed_examples(model, &mut test_examples)?;
-            let bar = progress(test_examples.len(), "predicting");
-            let run = train_and_predict(&examples, &test_examples, multi, engine, &mut || bar.inc(1))?;
-            bar.finish_and_clear();
-            (vec![run], None)
+    let test_file = test.map(|t| load_jsonl(t, label, None).map(|x| x.0)).transpose()?;
+    let from_file = test_file.is_some();
+    let mut splits = splits(examples, test_file, cv)?;
+    if from_file {
+        // Cross-validation folds come from the already embedded training rows; a test file needs embedding.
+        splits.iter_mut().try_for_each(|(_, held)| embed_examples(model, held))?;
+    }
+    let bar = progress(splits.iter().map(|s| s.1.len()).sum(), "predicting");
+    let mut runs = Vec::new();
+    for (f, (train, test)) in splits.iter().enumerate() {
+        if let Some(k) = cv {
+            bar.set_message(format!("fold {}/{k}", f + 1));
         }
-        (None, Some(k)) => {
-            let parts = folds(&examples, usize::from(k));
-            let bar = progress(examples.len(), "cross-validating");
-            let mut runs = Vec::new();
-            for (f, held_out) in parts.iter().enumerate() {
-                bar.set_message(format!("fold {}/{k}", f + 1));
-                let held: std::collections::HashSet<usize> = held_out.iter().copied().collect();
-                let train_part: Vec<_> =
-                    (0..examples.len()).filter(|i| !held.contains(i)).map(|i| examples[i].clone()).collect();
-                let test_part: Vec<_> = held_out.iter().map(|&i| examples[i].clone()).collect();
-                runs.push(train_and_predict(&train_part, &test_part, multi, engine, &mut || bar.inc(1))?);
-            }
-            bar.finish_and_clear();
-            (runs, Some(usize::from(k)))
-        }
-        (None, None) => anyhow::bail!("give --test FILE or --cv K"),
-    };
+        runs.push(train_and_predict(train, test, multi, engine, &mut || bar.inc(1))?);
+    }
+    bar.finish_and_clear();
+    let k = cv.map(usize::from);
     println!("{}", serde_json::to_string(&report(label, &runs, k, engine))?);
     Ok(())
+}
+
+/// (train, test) pairs: the given test file, or the K folds of cross-validation (each held out in turn).
+fn splits(
+    examples: Vec<Example>,
+    test: Option<Vec<Example>>,
+    cv: Option<u16>,
+) -> anyhow::Result<Vec<(Vec<Example>, Vec<Example>)>> {
+    match (test, cv) {
+        (Some(test), _) => Ok(vec![(examples, test)]),
+        (None, Some(k)) => Ok(smart_ticket_ai::eval::folds(&examples, usize::from(k))
+            .into_iter()
+            .map(|held| {
+                let held_set: std::collections::HashSet<usize> = held.iter().copied().collect();
+                let rest = (0..examples.len()).filter(|i| !held_set.contains(i)).map(|i| examples[i].clone()).collect();
+                (rest, held.iter().map(|&i| examples[i].clone()).collect())
+            })
+            .collect()),
+        (None, None) => anyhow::bail!("give --test FILE or --cv K"),
+    }
 }
 
 /// `eval classify --provider`: the same splits and report, answers from a language model.
@@ -225,23 +236,12 @@ async fn eval_provider(
     cv: Option<u16>,
     group: Option<&str>,
 ) -> anyhow::Result<()> {
-    use smart_ticket_ai::eval::{Field, Run, field_of, folds, load_jsonl, report};
+    use smart_ticket_ai::eval::{Field, Run, field_of, load_jsonl, report};
     use smart_ticket_ai::triage::{Label, Past, Repr, Taxonomy, neighbours};
     let provider = crate::providers::Provider::new(settings)?;
     let engine = format!("{}:{}", provider.name(), provider.settings.model);
     let (examples, multi) = load_jsonl(train, label, group)?;
-    let splits: Vec<(Vec<Example>, Vec<Example>)> = match (test, cv) {
-        (Some(test), _) => vec![(examples, load_jsonl(test, label, None)?.0)],
-        (None, Some(k)) => folds(&examples, usize::from(k))
-            .into_iter()
-            .map(|held| {
-                let held_set: std::collections::HashSet<usize> = held.iter().copied().collect();
-                let rest = (0..examples.len()).filter(|i| !held_set.contains(i)).map(|i| examples[i].clone()).collect();
-                (rest, held.iter().map(|&i| examples[i].clone()).collect())
-            })
-            .collect(),
-        (None, None) => anyhow::bail!("give --test FILE or --cv K"),
-    };
+    let splits = splits(examples, test.map(|t| load_jsonl(t, label, None).map(|x| x.0)).transpose()?, cv)?;
     let bar = progress(splits.iter().map(|s| s.1.len()).sum(), "asking");
     let mut runs = Vec::new();
     for (train, test) in &splits {
