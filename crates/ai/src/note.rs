@@ -189,10 +189,90 @@ pub fn compose(title: &str, description: &str, category: Option<&str>, similar: 
     out.trim_end().to_owned()
 }
 
+/// Words too common to explain a match.
+const STOPWORDS: &[&str] = &[
+    "about", "after", "again", "also", "because", "been", "before", "cannot", "could", "does", "doesn", "from", "have",
+    "hello", "help", "here", "into", "just", "more", "need", "please", "since", "some", "still", "than", "thank",
+    "thanks", "that", "their", "them", "then", "there", "these", "they", "this", "when", "where", "which", "while",
+    "with", "would", "your",
+];
+
+/// Words of four letters or more (not stop words) that both texts use, in the order of `a`, at most `max`.
+pub fn shared_terms(a: &str, b: &str, max: usize) -> Vec<String> {
+    let theirs: std::collections::HashSet<String> = crate::text::words(b).into_iter().collect();
+    let mut out: Vec<String> = Vec::new();
+    for w in crate::text::words(a) {
+        if w.chars().count() >= 4 && !STOPWORDS.contains(&w.as_str()) && theirs.contains(&w) && !out.contains(&w) {
+            out.push(w);
+            if out.len() == max {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// A reply the moderator can start from, composed only from how the given resolved tickets were resolved
+/// (most similar first), citing each by number. `None` without any resolved ticket.
+pub fn draft_reply(similar: &[Neighbour]) -> Option<(String, Vec<i64>)> {
+    let used: Vec<&Neighbour> = similar.iter().filter(|n| n.past.resolution.is_some()).take(2).collect();
+    let first = used.first()?;
+    let mut text = String::from("Hello,\n\nthank you for your message. ");
+    text.push_str(&format!(
+        "A similar case (#{}, \"{}\") was resolved like this: {}",
+        first.past.number,
+        clip(&first.past.title, 80),
+        first.past.resolution.as_deref().map(first_sentence).unwrap_or_default()
+    ));
+    if let Some(second) = used.get(1) {
+        text.push_str(&format!(
+            "\n\nIn another one (#{}), this helped: {}",
+            second.past.number,
+            second.past.resolution.as_deref().map(first_sentence).unwrap_or_default()
+        ));
+    }
+    text.push_str("\n\nCould you try this and tell us whether it solves the problem?");
+    Some((text, used.iter().map(|n| n.past.number).collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::triage::{Past, Repr};
+
+    #[test]
+    fn drafts_cite_the_resolved_tickets_they_use() {
+        let a = Past {
+            number: 4,
+            title: "VPN drops hourly".into(),
+            resolution: Some("Raised the idle timeout to 8 h. Done.".into()),
+            ..Default::default()
+        };
+        let b = Past {
+            number: 9,
+            title: "VPN slow".into(),
+            resolution: Some("Switched to the EU gateway.".into()),
+            ..Default::default()
+        };
+        let open = Past { number: 11, resolution: None, ..Default::default() };
+        let near = [
+            Neighbour { past: &open, similarity: 0.99 },
+            Neighbour { past: &a, similarity: 0.9 },
+            Neighbour { past: &b, similarity: 0.8 },
+        ];
+        let (text, cited) = draft_reply(&near).unwrap();
+        assert_eq!(cited, [4, 9]);
+        assert!(
+            text.contains("(#4, \"VPN drops hourly\") was resolved like this: Raised the idle timeout to 8 h."),
+            "{text}"
+        );
+        assert!(text.contains("(#9), this helped: Switched to the EU gateway."), "{text}");
+        assert!(draft_reply(&near[..1]).is_none(), "nothing resolved, nothing drafted");
+        assert_eq!(
+            shared_terms("The VPN gateway drops every hour", "vpn gateway timeout, drops", 5),
+            ["gateway", "drops"]
+        );
+    }
 
     #[test]
     fn specifics_are_quoted_from_the_text() {

@@ -53,6 +53,24 @@ pub struct Answer {
     pub similar: Vec<Grounding>,
 }
 
+/// A past resolved ticket offered to the moderator.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Suggestion {
+    pub number: i64,
+    pub title: String,
+    pub resolution: String,
+    pub similarity: f32,
+    /// Why it matched: words both tickets use.
+    pub shared_terms: Vec<String>,
+}
+
+/// Suggestions for one ticket and the embedded engine's draft (text and cited numbers).
+#[derive(Debug, Clone)]
+pub struct Suggestions {
+    pub items: Vec<Suggestion>,
+    pub draft: Option<(String, Vec<i64>)>,
+}
+
 /// What the engine runs on, for the admin.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Status {
@@ -228,6 +246,41 @@ impl Ai {
         .await
         .context("the triage task failed")?;
         Ok(Answer { triage, note, embedding, taxonomy, similar })
+    }
+
+    /// The past resolved tickets most similar to `ticket` (at most `k`), with the words they share, and a
+    /// reply drafted from their resolutions.
+    pub async fn suggest(&self, db: &Db, ticket: &Ticket, k: usize) -> anyhow::Result<Suggestions> {
+        let snapshot = self.refresh(db).await?;
+        let text = format!("{}\n{}", ticket.title, ticket.description);
+        let dense = match db.ticket_embedding(ticket.id).await? {
+            Some(v) if self.model.is_some() => Some(v),
+            _ => self.embed(&text).await?,
+        };
+        let number = ticket.number;
+        tokio::task::spawn_blocking(move || {
+            let repr = Repr::new(&text, dense);
+            let resolved: Vec<Past> = snapshot.past.iter().filter(|p| p.resolution.is_some()).cloned().collect();
+            let near = triage::neighbours(&repr, &resolved, k, Some(number));
+            let items = near
+                .iter()
+                .map(|n| Suggestion {
+                    number: n.past.number,
+                    title: n.past.title.clone(),
+                    resolution: n.past.resolution.clone().unwrap_or_default(),
+                    similarity: n.similarity,
+                    shared_terms: smart_ticket_ai::note::shared_terms(
+                        &text,
+                        &format!("{} {}", n.past.title, n.past.resolution.as_deref().unwrap_or("")),
+                        6,
+                    ),
+                })
+                .collect();
+            let draft = smart_ticket_ai::note::draft_reply(&near);
+            Suggestions { items, draft }
+        })
+        .await
+        .context("the suggestion task failed")
     }
 
     /// Retrains the supervised models on every labelled ticket and stores them as the next version.

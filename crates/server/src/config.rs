@@ -104,6 +104,9 @@ pub struct WorkerArgs {
     /// Overrides AI_PROVIDER for triage.
     #[arg(long, env = "AI_TRIAGE_PROVIDER", value_parser = ["local", "gemini", "openai"])]
     pub ai_triage_provider: Option<String>,
+    /// Overrides AI_PROVIDER for drafting replies in suggestions.
+    #[arg(long, env = "AI_SUGGEST_PROVIDER", value_parser = ["local", "gemini", "openai"])]
+    pub ai_suggest_provider: Option<String>,
     #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true)]
     pub gemini_api_key: Option<Secret>,
     #[arg(long, env = "GEMINI_MODEL", default_value = "gemini-2.0-flash")]
@@ -201,6 +204,8 @@ pub struct PipelineSettings {
     pub mail: MailSettings,
     /// A language model for triage; `None`: the embedded engine alone.
     pub triage_provider: Option<crate::providers::ProviderSettings>,
+    /// A language model for drafting replies; `None`: composed from past resolutions.
+    pub suggest_provider: Option<crate::providers::ProviderSettings>,
 }
 
 impl WorkerArgs {
@@ -229,6 +234,7 @@ impl WorkerArgs {
             data_dir: storage.data_dir.clone(),
             mail: self.mail(storage)?,
             triage_provider: self.provider(self.ai_triage_provider.as_deref().unwrap_or(&self.ai_provider))?,
+            suggest_provider: self.provider(self.ai_suggest_provider.as_deref().unwrap_or(&self.ai_provider))?,
         })
     }
 

@@ -27,6 +27,8 @@ pub struct Pipeline {
     pub ai: Arc<Ai>,
     /// A language model for triage, when configured (the embedded engine is the fallback).
     pub triage_provider: Option<Arc<Provider>>,
+    /// A language model for drafting replies, when configured (composed from resolutions otherwise).
+    pub suggest_provider: Option<Arc<Provider>>,
     pub mailer: Arc<Mailer>,
     pub settings: Arc<PipelineSettings>,
 }
@@ -59,6 +61,7 @@ impl Pipeline {
         let ai = Ai::load(&settings.model_dir, settings.ai_retrain_every);
         let mailer = Arc::new(Mailer::new(&settings.mail)?);
         let triage_provider = settings.triage_provider.clone().map(Provider::new).transpose()?.map(Arc::new);
+        let suggest_provider = settings.suggest_provider.clone().map(Provider::new).transpose()?.map(Arc::new);
         if let Some(p) = &triage_provider {
             tracing::info!(
                 provider = p.name(),
@@ -66,7 +69,7 @@ impl Pipeline {
                 "triage uses a language model; the embedded engine is the fallback"
             );
         }
-        Ok(Self { db, ai, triage_provider, mailer, settings: Arc::new(settings) })
+        Ok(Self { db, ai, triage_provider, suggest_provider, mailer, settings: Arc::new(settings) })
     }
 
     fn link(&self, ticket: TicketId) -> String {

@@ -205,6 +205,17 @@ impl Db {
         })
     }
 
+    /// A ticket's stored embedding.
+    pub async fn ticket_embedding(&self, id: TicketId) -> StoreResult<Option<Vec<f32>>> {
+        let bytes: Option<Option<Vec<u8>>> = on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_scalar::<DB, Option<Vec<u8>>>("SELECT embedding FROM tickets WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(bytes.flatten().as_deref().and_then(vector_from_bytes))
+    }
+
     /// Stores a ticket's embedding (computed once).
     pub async fn set_embedding(&self, id: TicketId, v: &[f32]) -> StoreResult<()> {
         on_pool!(self.writer(), |pool, DB, pg| {

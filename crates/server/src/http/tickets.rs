@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/tickets/{id}", get(get_ticket).patch(update_ticket))
         .route("/api/tickets/{id}/comments", get(list_comments).post(create_comment))
         .route("/api/tickets/{id}/events", get(list_events))
+        .route("/api/tickets/{id}/suggestions", get(suggestions))
 }
 
 /// The ticket if `auth` may see it; otherwise 404, so its existence is not revealed.
@@ -186,6 +187,54 @@ async fn update_ticket(
         state.wake.notify_one();
     }
     Ok(Json(json!({ "ticket": TicketView::from(ticket) })))
+}
+
+/// Past resolved tickets like this one, how each was resolved, and a drafted reply citing them
+/// (by the configured language model, else composed from the resolutions). For the assignee and admins.
+async fn suggestions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppPath(id): AppPath<TicketId>,
+) -> AppResult<Json<Value>> {
+    let ticket = visible_ticket(&state, &auth, id).await?;
+    if !ticket.workable_by(&auth.user) {
+        return Err(AppError::Forbidden);
+    }
+    let s = state.pipeline.ai.suggest(&state.db, &ticket, 5).await?;
+    let local = s.draft.clone().map(|(text, citations)| crate::providers::Draft {
+        text,
+        citations,
+        engine: state.pipeline.ai.engine().to_owned(),
+        provider: None,
+        fallback: None,
+    });
+    let draft = match (&state.pipeline.suggest_provider, s.items.is_empty()) {
+        (Some(provider), false) => {
+            let grounding: Vec<crate::providers::Grounding> = s
+                .items
+                .iter()
+                .map(|i| crate::providers::Grounding {
+                    number: i.number,
+                    title: i.title.clone(),
+                    category: None,
+                    priority: None,
+                    resolution: Some(i.resolution.clone()),
+                })
+                .collect();
+            match provider.draft_reply(&ticket.title, &ticket.description, &grounding).await {
+                Ok(d) => Some(d),
+                Err((f, _)) => {
+                    provider.record_fallback();
+                    local.map(|d| crate::providers::Draft {
+                        fallback: Some(format!("{} failed ({}); drafted locally", provider.name(), f.detail)),
+                        ..d
+                    })
+                }
+            }
+        }
+        _ => local,
+    };
+    Ok(Json(json!({ "suggestions": s.items, "draft": draft })))
 }
 
 #[derive(Deserialize)]

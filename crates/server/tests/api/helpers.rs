@@ -54,6 +54,7 @@ pub fn pipeline_settings(dir: &std::path::Path, model_dir: PathBuf) -> PipelineS
         data_dir: dir.to_owned(),
         mail: MailSettings::outbox(dir.join("outbox")),
         triage_provider: None,
+        suggest_provider: None,
     }
 }
 

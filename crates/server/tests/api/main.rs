@@ -11,5 +11,6 @@ mod jobs;
 mod mail;
 mod pipeline;
 mod providers;
+mod suggestions;
 mod taxonomy;
 mod tickets;

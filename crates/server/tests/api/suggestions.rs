@@ -1,0 +1,121 @@
+//! Suggestions from past resolved tickets, with a drafted reply that cites them.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use smart_ticket::providers::{ProviderKind, ProviderSettings};
+use smart_ticket_domain::Role;
+use std::time::Duration;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{Backend, Session, TestApp, fresh_database, model_dir, on_both_backends, pipeline_settings};
+
+on_both_backends!(suggestions_come_from_resolved_tickets_only_and_cite_them, a_language_model_drafts_the_reply);
+
+async fn resolve(app: &TestApp, admin: &Session, id: &str, resolution: &str) {
+    let (status, body) = app
+        .patch(
+            &format!("/api/tickets/{id}"),
+            Some(&admin.token),
+            json!({ "status": "resolved", "resolution": resolution }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn suggestions_come_from_resolved_tickets_only_and_cite_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin().await;
+    let vpn = app.account("net@example.com", Role::Moderator, &["vpn"]).await;
+    let user = app.signup("ann@example.com").await;
+    let solved = app.file_ticket(&user, "VPN drops every hour", "The VPN disconnects at the full hour").await;
+    let open = app.file_ticket(&user, "VPN drops every hour too", "Same here, the VPN disconnects hourly").await;
+    let other = app.file_ticket(&user, "Invoice wrong", "The March invoice shows the wrong amount").await;
+    app.drain().await;
+    resolve(&app, &admin, solved["id"].as_str().unwrap(), "Raised the VPN idle timeout to 8 h. Works now.").await;
+    resolve(&app, &admin, other["id"].as_str().unwrap(), "Re-issued the invoice.").await;
+    let new = app.file_ticket(&user, "VPN disconnects hourly", "Every hour my VPN connection drops").await;
+    let id = new["id"].as_str().unwrap();
+    app.drain().await;
+    let (_, t) = app.get(&format!("/api/tickets/{id}"), Some(&admin.token)).await;
+    assert_eq!(t["ticket"]["assignee"]["id"], vpn.id.as_str(), "{t}");
+
+    let (status, body) = app.get(&format!("/api/tickets/{id}/suggestions"), Some(&vpn.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = body["suggestions"].as_array().unwrap();
+    let numbers: Vec<i64> = items.iter().map(|s| s["number"].as_i64().unwrap()).collect();
+    assert_eq!(numbers.first(), solved["number"].as_i64().as_ref(), "the resolved VPN ticket first: {body}");
+    assert!(!numbers.contains(&open["number"].as_i64().unwrap()), "unresolved tickets are never suggested");
+    let best = &items[0];
+    assert_eq!(best["resolution"], "Raised the VPN idle timeout to 8 h. Works now.");
+    assert!(best["similarity"].as_f64().unwrap() > items.last().unwrap()["similarity"].as_f64().unwrap() - 1e-6);
+    assert_eq!(best["shared_terms"], json!(["every", "hour", "drops"]), "why it matched: {best}");
+    let draft = &body["draft"];
+    assert_eq!(draft["citations"][0], solved["number"], "{draft}");
+    assert!(draft["text"].as_str().unwrap().contains("Raised the VPN idle timeout to 8 h."), "{draft}");
+
+    // Who may ask: the assignee and admins; not the requester; an unrelated moderator cannot even see it.
+    let (status, _) = app.get(&format!("/api/tickets/{id}/suggestions"), Some(&admin.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.get(&format!("/api/tickets/{id}/suggestions"), Some(&user.token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let stranger = app.account("x@example.com", Role::Moderator, &[]).await;
+    let (status, _) = app.get(&format!("/api/tickets/{id}/suggestions"), Some(&stranger.token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Resolving another ticket makes it a suggestion at the next query.
+    resolve(&app, &admin, open["id"].as_str().unwrap(), "Updated the VPN client to 5.2.").await;
+    let (_, body) = app.get(&format!("/api/tickets/{id}/suggestions"), Some(&vpn.token)).await;
+    let numbers: Vec<Value> = body["suggestions"].as_array().unwrap().iter().map(|s| s["number"].clone()).collect();
+    assert!(numbers.contains(&open["number"]), "{body}");
+}
+
+async fn a_language_model_drafts_the_reply(backend: Backend) {
+    let server = MockServer::start().await;
+    let (dir, url) = fresh_database(backend).await;
+    let mut s = pipeline_settings(&dir, model_dir());
+    s.suggest_provider = Some(ProviderSettings {
+        kind: ProviderKind::OpenAi,
+        base_url: server.uri(),
+        api_key: None,
+        model: "drafter".into(),
+        timeout: Duration::from_secs(5),
+        max_output_tokens: 256,
+        max_attempts: 1,
+        backoff: Duration::from_millis(10),
+        breaker_threshold: 5,
+        breaker_cooldown: Duration::from_secs(30),
+    });
+    let app = TestApp::start_with(dir, url, s).await;
+    let admin = app.admin().await;
+    let user = app.signup("ann@example.com").await;
+    let solved = app.file_ticket(&user, "Printer prints blank pages", "Every page comes out blank").await;
+    app.drain().await;
+    resolve(&app, &admin, solved["id"].as_str().unwrap(), "Replaced the toner cartridge.").await;
+    let new = app.file_ticket(&user, "Blank pages from the printer", "The printer only prints blank pages").await;
+    app.drain().await;
+    let n = solved["number"].as_i64().unwrap();
+    let reply = json!({ "reply": format!("Please replace the toner cartridge (as in #{n})."), "cited": [n, 999] });
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": reply.to_string() }, "finish_reason": "stop" }],
+            "usage": { "prompt_tokens": 50, "completion_tokens": 12 }
+        })))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let path_ = format!("/api/tickets/{}/suggestions", new["id"].as_str().unwrap());
+    let (status, body) = app.get(&path_, Some(&admin.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["draft"]["engine"], "openai:drafter", "{body}");
+    assert_eq!(body["draft"]["citations"], json!([n]), "a number it was not given is dropped");
+    let sent: Value = serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    assert!(sent["messages"][1]["content"].as_str().unwrap().contains("Replaced the toner cartridge."), "grounded");
+    // The model failing: the reply is composed from the resolutions, and says why.
+    let (_, body) = app.get(&path_, Some(&admin.token)).await;
+    assert_eq!(body["draft"]["engine"], "local:minilm+tfidf", "{body}");
+    assert!(body["draft"]["fallback"].as_str().unwrap().contains("drafted locally"), "{body}");
+    assert_eq!(body["draft"]["citations"], json!([n]));
+}
