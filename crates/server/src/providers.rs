@@ -107,10 +107,13 @@ pub struct ProviderMetrics {
 
 const BUCKETS_MS: [u64; 8] = [100, 250, 500, 1000, 2500, 5000, 10_000, 30_000];
 
+/// Closed (calls go through), open (`open_until` in the future: calls skip the provider), or half-open
+/// (cool-down over: exactly one probe call goes through while the others keep skipping it).
 #[derive(Debug, Default)]
 struct Breaker {
     consecutive_failures: u32,
     open_until: Option<Instant>,
+    probing: bool,
 }
 
 /// A provider client with its retry policy, circuit breaker and metrics.
@@ -391,19 +394,22 @@ impl Provider {
         schema: &Value,
         name: &str,
     ) -> Result<(Completion, u32), (Failure, u32)> {
-        {
-            let mut b =
-                self.breaker.lock().map_err(|_| (Failure::new(FailureKind::CircuitOpen, "breaker poisoned"), 0))?;
-            if let Some(until) = b.open_until {
-                if Instant::now() < until {
-                    let f = Failure::new(FailureKind::CircuitOpen, "circuit open after repeated failures");
+        let probe = {
+            let mut b = self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match b.open_until {
+                Some(until) if Instant::now() < until || b.probing => {
                     drop(b);
+                    let f = Failure::new(FailureKind::CircuitOpen, "circuit open after repeated failures");
                     self.record(&Err(f.clone()), Duration::ZERO);
                     return Err((f, 0));
                 }
-                b.open_until = None;
+                Some(_) => {
+                    b.probing = true;
+                    true
+                }
+                None => false,
             }
-        }
+        };
         let deadline = Instant::now() + self.settings.timeout;
         let mut attempt = 0;
         let outcome = loop {
@@ -429,8 +435,13 @@ impl Provider {
             }
         };
         let mut b = self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if probe {
+            b.probing = false;
+            b.open_until = outcome.is_err().then(|| Instant::now() + self.settings.breaker_cooldown);
+        }
         match &outcome {
             Ok(_) => b.consecutive_failures = 0,
+            Err(_) if probe => {}
             Err(_) => {
                 b.consecutive_failures += 1;
                 if b.consecutive_failures >= self.settings.breaker_threshold {
