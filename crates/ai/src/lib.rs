@@ -6,6 +6,7 @@ pub mod embed;
 pub mod eval;
 pub mod linear;
 pub mod note;
+pub mod retrieval;
 pub mod text;
 pub mod triage;
 pub mod urgency;

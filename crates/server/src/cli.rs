@@ -67,7 +67,20 @@ enum EvalCommand {
         #[arg(long, value_parser = ["gemini", "openai"])]
         provider: Option<String>,
         #[command(flatten)]
-        workers: WorkerArgs,
+        workers: Box<WorkerArgs>,
+    },
+    /// Rank similar tickets: each query's relevant tickets are those sharing its group; prints as the last line
+    /// one JSON object with mrr, success_at_1, success_at_5, ndcg_at_10, n_queries, latency and mode.
+    Retrieve {
+        #[arg(long)]
+        corpus: std::path::PathBuf,
+        /// Queries to rank the corpus for; without it, every corpus ticket is a query (itself excluded).
+        #[arg(long)]
+        queries: Option<std::path::PathBuf>,
+        #[arg(long)]
+        group: String,
+        #[arg(long, default_value = "hybrid", value_parser = ["lexical", "semantic", "hybrid"])]
+        mode: String,
     },
 }
 
@@ -130,6 +143,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Classify { train, test, label, cv, group, provider: Some(name), workers }) => {
             let settings = workers.provider(&name)?.context("no provider configured")?;
             eval_provider(settings, &train, test.as_deref(), &label, cv, group.as_deref()).await
+        }
+        Command::Eval(EvalCommand::Retrieve { corpus, queries, group, mode }) => {
+            tokio::task::spawn_blocking(move || {
+                let model = smart_ticket_ai::embed::load_shared(&cli.storage.model_dir);
+                eval_retrieve(model.as_deref(), &corpus, queries.as_deref(), &group, &mode)
+            })
+            .await?
         }
         Command::Eval(EvalCommand::Classify { train, test, label, cv, group, provider: None, .. }) => {
             tokio::task::spawn_blocking(move || {
@@ -204,6 +224,28 @@ fn eval_classify(
     bar.finish_and_clear();
     let k = cv.map(usize::from);
     println!("{}", serde_json::to_string(&report(label, &runs, k, engine))?);
+    Ok(())
+}
+
+fn eval_retrieve(
+    model: Option<&MiniLm>,
+    corpus: &std::path::Path,
+    queries: Option<&std::path::Path>,
+    group: &str,
+    mode: &str,
+) -> anyhow::Result<()> {
+    use smart_ticket_ai::retrieval::{Doc, Mode, evaluate};
+    let mode: Mode = mode.parse().map_err(anyhow::Error::msg)?;
+    let model = model.filter(|_| mode != Mode::Lexical);
+    let load = |path: &std::path::Path| -> anyhow::Result<Vec<Doc>> {
+        let (mut rows, _) = smart_ticket_ai::eval::load_jsonl(path, group, None)?;
+        embed_examples(model, &mut rows)?;
+        Ok(rows.into_iter().map(|e| Doc::new(&e.text, e.labels.join("|"), e.vector)).collect())
+    };
+    let docs = load(corpus)?;
+    let qs = queries.map(load).transpose()?;
+    let report = evaluate(&docs, qs.as_deref(), mode);
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 

@@ -216,6 +216,37 @@ impl Db {
         Ok(bytes.flatten().as_deref().and_then(vector_from_bytes))
     }
 
+    /// Open or in-progress tickets `viewer` may see (the newest `limit`), with their embeddings: the
+    /// candidates of a duplicate check. Visibility is applied in the query.
+    pub async fn visible_open_tickets(
+        &self,
+        viewer: &crate::model::User,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, TicketId, String, String, String, Option<Vec<u8>>)>> {
+        use smart_ticket_domain::Role;
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            let mut qb = sqlx::QueryBuilder::<DB>::new(
+                "SELECT number, id, title, description, status, embedding FROM tickets \
+                 WHERE status IN ('open', 'in_progress')",
+            );
+            match viewer.role {
+                Role::Admin => {}
+                Role::Moderator => {
+                    qb.push(" AND (assigned_to = ")
+                        .push_bind(viewer.id)
+                        .push(" OR created_by = ")
+                        .push_bind(viewer.id)
+                        .push(")");
+                }
+                Role::User => {
+                    qb.push(" AND created_by = ").push_bind(viewer.id);
+                }
+            }
+            qb.push(" ORDER BY number DESC LIMIT ").push_bind(limit);
+            qb.build_query_as().fetch_all(pool).await?
+        }))
+    }
+
     /// Stores a ticket's embedding (computed once).
     pub async fn set_embedding(&self, id: TicketId, v: &[f32]) -> StoreResult<()> {
         on_pool!(self.writer(), |pool, DB, pg| {

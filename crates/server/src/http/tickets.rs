@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/tickets/{id}/comments", get(list_comments).post(create_comment))
         .route("/api/tickets/{id}/events", get(list_events))
         .route("/api/tickets/{id}/suggestions", get(suggestions))
+        .route("/api/tickets/similar", axum::routing::post(similar))
 }
 
 /// The ticket if `auth` may see it; otherwise 404, so its existence is not revealed.
@@ -235,6 +236,41 @@ async fn suggestions(
         _ => local,
     };
     Ok(Json(json!({ "suggestions": s.items, "draft": draft })))
+}
+
+/// Likely duplicates, before filing: the caller's visible open tickets most similar to a draft.
+async fn similar(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppJson(body): AppJson<NewTicket>,
+) -> AppResult<Json<Value>> {
+    let (title, description) =
+        parse_both(TicketTitle::parse(&body.title), TicketDescription::parse(&body.description))?;
+    let text = format!("{}\n{}", title.as_str(), description.as_str());
+    let query_dense = state.pipeline.ai.embed(&text).await?;
+    let candidates = state.db.visible_open_tickets(&auth.user, 500).await?;
+    let query = smart_ticket_ai::retrieval::Doc::new(&text, String::new(), query_dense.clone());
+    let mode = if query_dense.is_some() {
+        smart_ticket_ai::retrieval::Mode::Semantic
+    } else {
+        smart_ticket_ai::retrieval::Mode::Lexical
+    };
+    // Near-duplicates only: the two measures differ in scale.
+    let threshold = if query_dense.is_some() { 0.7 } else { 0.35 };
+    let mut found: Vec<Value> = candidates
+        .into_iter()
+        .map(|(number, id, title, description, status, emb)| {
+            let dense = emb.as_deref().and_then(crate::db::vector_from_bytes).filter(|_| query_dense.is_some());
+            let doc = smart_ticket_ai::retrieval::Doc::new(&format!("{title}\n{description}"), String::new(), dense);
+            let s = smart_ticket_ai::retrieval::score(mode, &query, &doc);
+            (s, json!({ "number": number, "id": id, "title": title, "status": status, "similarity": s }))
+        })
+        .filter(|(s, _)| *s >= threshold)
+        .map(|(_, v)| v)
+        .collect();
+    found.sort_by(|a, b| b["similarity"].as_f64().unwrap_or(0.0).total_cmp(&a["similarity"].as_f64().unwrap_or(0.0)));
+    found.truncate(5);
+    Ok(Json(json!({ "similar": found })))
 }
 
 #[derive(Deserialize)]

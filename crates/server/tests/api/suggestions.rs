@@ -10,7 +10,39 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{Backend, Session, TestApp, fresh_database, model_dir, on_both_backends, pipeline_settings};
 
-on_both_backends!(suggestions_come_from_resolved_tickets_only_and_cite_them, a_language_model_drafts_the_reply);
+on_both_backends!(
+    suggestions_come_from_resolved_tickets_only_and_cite_them,
+    a_language_model_drafts_the_reply,
+    duplicate_checks_see_only_the_callers_open_tickets,
+);
+
+async fn duplicate_checks_see_only_the_callers_open_tickets(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin().await;
+    let ann = app.signup("ann@example.com").await;
+    let bob = app.signup("bob@example.com").await;
+    let anns = app.file_ticket(&ann, "VPN drops every hour", "The VPN disconnects at the full hour").await;
+    let bobs = app.file_ticket(&bob, "VPN drops every hour", "My VPN disconnects at the full hour").await;
+    app.file_ticket(&bob, "Invoice wrong", "The March invoice shows the wrong amount").await;
+    app.drain().await;
+    let draft = json!({ "title": "VPN keeps dropping hourly", "description": "Each hour the VPN disconnects" });
+    let (status, body) = app.post("/api/tickets/similar", Some(&bob.token), draft.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let found = body["similar"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "bob's VPN ticket only, never ann's: {body}");
+    assert_eq!(found[0]["id"], bobs["id"]);
+    assert!(found[0]["similarity"].as_f64().unwrap() > 0.7);
+    // An admin sees both; resolved tickets are not duplicates to file against.
+    let (_, body) = app.post("/api/tickets/similar", Some(&admin.token), draft.clone()).await;
+    assert_eq!(body["similar"].as_array().unwrap().len(), 2, "{body}");
+    resolve(&app, &admin, anns["id"].as_str().unwrap(), "Raised the idle timeout.").await;
+    let (_, body) = app.post("/api/tickets/similar", Some(&admin.token), draft).await;
+    assert_eq!(body["similar"].as_array().unwrap().len(), 1, "{body}");
+    let (status, body) = app.post("/api/tickets/similar", Some(&bob.token), json!({ "title": "x" })).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let (status, _) = app.post("/api/tickets/similar", None, json!({ "title": "abc", "description": "d" })).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
 
 async fn resolve(app: &TestApp, admin: &Session, id: &str, resolution: &str) {
     let (status, body) = app

@@ -1,0 +1,142 @@
+//! Finding similar tickets: lexical (hashed word and character n-grams), semantic (sentence embeddings) and
+//! hybrid (a weighted sum of both cosines), with the offline evaluation behind `smart-ticket eval retrieve`.
+
+use std::time::Instant;
+
+use crate::embed::cosine;
+use crate::text::{Sparse, hashed, sparse_dot};
+
+/// How tickets are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Lexical,
+    Semantic,
+    Hybrid,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lexical" => Ok(Mode::Lexical),
+            "semantic" => Ok(Mode::Semantic),
+            "hybrid" => Ok(Mode::Hybrid),
+            _ => Err(format!("mode must be lexical, semantic or hybrid, not {s:?}")),
+        }
+    }
+}
+
+/// Weight of the lexical cosine added to the semantic one in hybrid mode. Character n-grams carry product
+/// names, codes and cognates across languages, where the (English) sentence model is weakest.
+pub const HYBRID_LEXICAL_WEIGHT: f32 = 0.5;
+
+/// A ticket as retrieval sees it.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub group: String,
+    pub lexical: Sparse,
+    pub dense: Option<Vec<f32>>,
+}
+
+impl Doc {
+    pub fn new(text: &str, group: String, dense: Option<Vec<f32>>) -> Self {
+        Self { group, lexical: hashed(text), dense }
+    }
+}
+
+/// Similarity of two documents in `mode` (semantic and hybrid fall back to lexical without vectors).
+pub fn score(mode: Mode, a: &Doc, b: &Doc) -> f32 {
+    let lex = || sparse_dot(&a.lexical, &b.lexical);
+    match (mode, &a.dense, &b.dense) {
+        (Mode::Semantic, Some(x), Some(y)) => cosine(x, y),
+        (Mode::Hybrid, Some(x), Some(y)) => cosine(x, y) + HYBRID_LEXICAL_WEIGHT * lex(),
+        _ => lex(),
+    }
+}
+
+/// What `eval retrieve` prints as its last line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RetrievalReport {
+    pub mrr: f64,
+    pub success_at_1: f64,
+    pub success_at_5: f64,
+    pub ndcg_at_10: f64,
+    pub n_queries: usize,
+    pub ms_per_query_p50: f64,
+    pub ms_per_query_p99: f64,
+    pub mode: Mode,
+}
+
+/// Ranks `corpus` for each query (each corpus document in turn when `queries` is `None`, itself excluded);
+/// relevant documents share the query's group. Queries without any relevant document are skipped.
+pub fn evaluate(corpus: &[Doc], queries: Option<&[Doc]>, mode: Mode) -> RetrievalReport {
+    let own = queries.is_none();
+    let qs: &[Doc] = queries.unwrap_or(corpus);
+    let (mut rr, mut s1, mut s5, mut ndcg, mut n) = (0.0, 0.0, 0.0, 0.0, 0usize);
+    let mut ms = Vec::new();
+    for (qi, q) in qs.iter().enumerate() {
+        let relevant = corpus.iter().enumerate().filter(|(i, d)| d.group == q.group && !(own && *i == qi)).count();
+        if relevant == 0 {
+            continue;
+        }
+        let started = Instant::now();
+        let mut ranked: Vec<(usize, f32)> = corpus
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(own && *i == qi))
+            .map(|(i, d)| (i, score(mode, q, d)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ms.push(started.elapsed().as_secs_f64() * 1e3);
+        let hits: Vec<bool> = ranked.iter().map(|(i, _)| corpus[*i].group == q.group).collect();
+        let first = hits.iter().position(|h| *h);
+        rr += first.map_or(0.0, |p| 1.0 / (p as f64 + 1.0));
+        s1 += f64::from(u8::from(first == Some(0)));
+        s5 += f64::from(u8::from(first.is_some_and(|p| p < 5)));
+        let dcg: f64 =
+            hits.iter().take(10).enumerate().filter(|(_, h)| **h).map(|(i, _)| 1.0 / (i as f64 + 2.0).log2()).sum();
+        let ideal: f64 = (0..relevant.min(10)).map(|i| 1.0 / (i as f64 + 2.0).log2()).sum();
+        ndcg += dcg / ideal;
+        n += 1;
+    }
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| if ms.is_empty() { 0.0 } else { ms[((ms.len() - 1) as f64 * p).round() as usize] };
+    let d = n.max(1) as f64;
+    RetrievalReport {
+        mrr: rr / d,
+        success_at_1: s1 / d,
+        success_at_5: s5 / d,
+        ndcg_at_10: ndcg / d,
+        n_queries: n,
+        ms_per_query_p50: pct(0.5),
+        ms_per_query_p99: pct(0.99),
+        mode,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfect_and_imperfect_rankings_score_as_defined() {
+        let docs = vec![
+            Doc::new("printer jam paper tray", "a".into(), None),
+            Doc::new("paper jam in the printer tray", "a".into(), None),
+            Doc::new("refund my invoice please", "b".into(), None),
+            Doc::new("invoice refund request", "b".into(), None),
+            Doc::new("vpn disconnects hourly", "c".into(), None),
+        ];
+        let r = evaluate(&docs, None, Mode::Lexical);
+        assert_eq!(r.n_queries, 4, "the lone 'c' ticket has no relevant twin");
+        assert!((r.mrr - 1.0).abs() < 1e-9 && (r.success_at_1 - 1.0).abs() < 1e-9, "{r:?}");
+        assert!((r.ndcg_at_10 - 1.0).abs() < 1e-9);
+        // A query whose twin ranks second: reciprocal rank 1/2.
+        let q = [Doc::new("printer invoice", "b".into(), None)];
+        let corpus = [Doc::new("printer broken", "a".into(), None), Doc::new("invoice wrong", "b".into(), None)];
+        let r = evaluate(&corpus, Some(&q), Mode::Hybrid);
+        assert!(r.mrr == 1.0 || r.mrr == 0.5, "{r:?}");
+        assert!("semantic".parse::<Mode>().is_ok() && "x".parse::<Mode>().is_err());
+    }
+}
