@@ -29,7 +29,7 @@ impl std::str::FromStr for Mode {
 
 /// Weight of the lexical cosine added to the semantic one in hybrid mode. Character n-grams carry product
 /// names, codes and cognates across languages, where the (English) sentence model is weakest.
-pub const HYBRID_LEXICAL_WEIGHT: f32 = 0.5;
+pub const HYBRID_LEXICAL_WEIGHT: f32 = 0.15;
 
 /// A ticket as retrieval sees it.
 #[derive(Debug, Clone)]
