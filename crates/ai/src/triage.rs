@@ -25,7 +25,7 @@ pub const ENGINE_LEXICAL: &str = "local:lexical";
 /// Fewest labelled tickets (with at least two different answers) a supervised model is trained on.
 pub const MIN_LABELS: usize = 8;
 /// How many past tickets vote.
-const NEIGHBOURS: usize = 10;
+pub const NEIGHBOURS: usize = 10;
 /// At most this many skills are suggested.
 const MAX_SKILLS: usize = 3;
 
@@ -99,10 +99,16 @@ pub struct Neighbour<'a> {
     pub similarity: f32,
 }
 
-/// The `k` most similar past tickets, most similar first, skipping ticket `exclude`.
-pub fn neighbours<'a>(query: &Repr, past: &'a [Past], k: usize, exclude: Option<i64>) -> Vec<Neighbour<'a>> {
+/// The `k` most similar of `past` (a slice, or any filtered iterator over one), most similar first,
+/// skipping ticket `exclude`.
+pub fn neighbours<'a>(
+    query: &Repr,
+    past: impl IntoIterator<Item = &'a Past>,
+    k: usize,
+    exclude: Option<i64>,
+) -> Vec<Neighbour<'a>> {
     let mut all: Vec<Neighbour> = past
-        .iter()
+        .into_iter()
         .filter(|p| Some(p.number) != exclude)
         .map(|p| Neighbour { past: p, similarity: query.similarity(&p.repr) })
         .collect();
@@ -292,8 +298,13 @@ pub struct Context<'a> {
 
 /// Triage of one ticket (`text` is title and description, `repr` its representation).
 pub fn triage(ctx: &Context, text: &str, repr: &Repr, exclude: Option<i64>) -> Triage {
-    let near = neighbours(repr, ctx.past, NEIGHBOURS, exclude);
-    let nw = neighbour_weight(repr, &near);
+    triage_with(ctx, text, repr, &neighbours(repr, ctx.past, NEIGHBOURS, exclude))
+}
+
+/// [`triage`] with the [`NEIGHBOURS`] nearest past tickets already found (the caller reuses them, e.g. for
+/// the note).
+pub fn triage_with(ctx: &Context, text: &str, repr: &Repr, near: &[Neighbour]) -> Triage {
+    let nw = neighbour_weight(repr, near);
     let dense = repr.dense.as_deref();
     let supervised = |m: Option<&TextClassifier>| -> Option<Vec<(String, f32)>> {
         m.map(|m| m.labels().iter().cloned().zip(m.probabilities(text, dense)).collect())
@@ -304,7 +315,7 @@ pub fn triage(ctx: &Context, text: &str, repr: &Repr, exclude: Option<i64>) -> T
     let mut cat = Blend::default();
     let sup = supervised(ctx.trained.and_then(|t| t.category.as_ref()));
     cat.add("supervised", 1.0, sup.as_deref().unwrap_or_default());
-    cat.add("neighbours", nw, &votes(&near, |p| p.category.as_deref().into_iter().collect()));
+    cat.add("neighbours", nw, &votes(near, |p| p.category.as_deref().into_iter().collect()));
     let zs = ZeroShot::scores(&ctx.zero_shot.categories, repr);
     cat.add("zero-shot", if sup.is_some() { 0.2 } else { 1.0 }, &softmax_of(&zs, 0.05));
     let category = cat.best((!names.is_empty()).then_some(names.as_slice()));
@@ -314,7 +325,7 @@ pub fn triage(ctx: &Context, text: &str, repr: &Repr, exclude: Option<i64>) -> T
     let mut pri = Blend::default();
     let sup = supervised(ctx.trained.and_then(|t| t.priority.as_ref()));
     pri.add("supervised", 1.0, sup.as_deref().unwrap_or_default());
-    pri.add("neighbours", nw, &votes(&near, |p| p.priority.as_deref().into_iter().collect()));
+    pri.add("neighbours", nw, &votes(near, |p| p.priority.as_deref().into_iter().collect()));
     let cue_weight = if sup.is_some() { 0.3 + 0.2 * cues.strength } else { 1.0 };
     pri.add("urgency cues", cue_weight, &cues.distribution());
     let allowed: Vec<String> = PRIORITIES.iter().map(|p| (*p).to_owned()).collect();
@@ -326,7 +337,7 @@ pub fn triage(ctx: &Context, text: &str, repr: &Repr, exclude: Option<i64>) -> T
 
     // Skills: one yes/no decision per known skill.
     let known: Vec<&str> = ctx.taxonomy.skills.iter().map(|s| s.name.as_str()).collect();
-    let skills = if known.is_empty() { Vec::new() } else { skills(ctx, text, repr, &near, nw, &known) };
+    let skills = if known.is_empty() { Vec::new() } else { skills(ctx, text, repr, near, nw, &known) };
 
     Triage { category, priority, skills, engine: ctx.engine.to_owned(), provider: None }
 }

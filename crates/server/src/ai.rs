@@ -221,13 +221,15 @@ impl Ai {
                 past: &snapshot.past,
                 engine,
             };
-            let t = triage::triage(&ctx, &text, &repr, Some(number));
-            let similar = triage::neighbours(&repr, &snapshot.past, 5, Some(number));
+            // One scan of the past: the neighbours vote in triage, and the closest five feed the note.
+            let near = triage::neighbours(&repr, snapshot.past.iter(), triage::NEIGHBOURS, Some(number));
+            let t = triage::triage_with(&ctx, &text, &repr, &near);
+            let similar = &near[..near.len().min(5)];
             let note = smart_ticket_ai::note::compose(
                 &title,
                 &description,
                 t.category.as_ref().map(|g| g.value.as_str()),
-                &similar,
+                similar,
             );
             let grounding = similar
                 .iter()
@@ -260,8 +262,8 @@ impl Ai {
         let number = ticket.number;
         tokio::task::spawn_blocking(move || {
             let repr = Repr::new(&text, dense);
-            let resolved: Vec<Past> = snapshot.past.iter().filter(|p| p.resolution.is_some()).cloned().collect();
-            let near = triage::neighbours(&repr, &resolved, k, Some(number));
+            let resolved = snapshot.past.iter().filter(|p| p.resolution.is_some());
+            let near = triage::neighbours(&repr, resolved, k, Some(number));
             let items = near
                 .iter()
                 .map(|n| Suggestion {

@@ -206,13 +206,11 @@ fn eval_classify(
     let engine = if model.is_some() { ENGINE_MINILM } else { ENGINE_LEXICAL };
     let (mut examples, multi) = load_jsonl(train, label, group)?;
     embed_examples(model, &mut examples)?;
-    let test_file = test.map(|t| load_jsonl(t, label, None).map(|x| x.0)).transpose()?;
-    let from_file = test_file.is_some();
-    let mut splits = splits(examples, test_file, cv)?;
-    if from_file {
-        // Cross-validation folds come from the already embedded training rows; a test file needs embedding.
-        splits.iter_mut().try_for_each(|(_, held)| embed_examples(model, held))?;
+    let mut test_file = test.map(|t| load_jsonl(t, label, None).map(|x| x.0)).transpose()?;
+    if let Some(held) = &mut test_file {
+        embed_examples(model, held)?;
     }
+    let splits = splits(examples, test_file, cv)?;
     let bar = progress(splits.iter().map(|s| s.1.len()).sum(), "predicting");
     let mut runs = Vec::new();
     for (f, (train, test)) in splits.iter().enumerate() {

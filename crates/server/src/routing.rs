@@ -99,7 +99,10 @@ pub fn choose(skills: &[(String, f64)], candidates: &[Candidate]) -> Option<Deci
         let score = overlap - LOAD_PENALTY * c.weighted_load as f64 / (c.capacity.max(1) as f64 * 2.0);
         let better = match &best {
             None => true,
-            Some((s, b, _)) => score > *s + 1e-9 || ((score - *s).abs() <= 1e-9 && earlier(c, b)),
+            // Ties: the least recently assigned (never assigned sorts first: `None < Some`).
+            Some((s, b, _)) => {
+                score > *s + 1e-9 || ((score - *s).abs() <= 1e-9 && c.last_assigned_at < b.last_assigned_at)
+            }
         };
         if better {
             best = Some((score, c, matched));
@@ -116,26 +119,13 @@ pub fn choose(skills: &[(String, f64)], candidates: &[Candidate]) -> Option<Deci
     let admins: Vec<&Candidate> = candidates.iter().filter(|c| c.role == Role::Admin).collect();
     let pool: Vec<&Candidate> =
         if admins.iter().any(available) { admins.iter().copied().filter(available).collect() } else { admins };
-    let admin = pool.into_iter().min_by(|a, b| {
-        a.weighted_load
-            .cmp(&b.weighted_load)
-            .then_with(|| if earlier(a, b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater })
-    })?;
+    let admin = pool.into_iter().min_by_key(|a| (a.weighted_load, a.last_assigned_at))?;
     let why = if skills.is_empty() { "no skills identified" } else { "no available moderator has the skills" };
     Some(Decision {
         assignee: admin.id,
         email: admin.email.clone(),
         reason: format!("{why}; least-loaded admin, load {}/{}", admin.open, admin.capacity),
     })
-}
-
-/// Whether `a` was assigned a ticket less recently than `b` (never counts as longest ago).
-fn earlier(a: &Candidate, b: &Candidate) -> bool {
-    match (a.last_assigned_at, b.last_assigned_at) {
-        (None, Some(_)) => true,
-        (Some(x), Some(y)) => x < y,
-        _ => false,
-    }
 }
 
 #[cfg(test)]
