@@ -6,8 +6,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn banking77(limit: usize) -> Vec<(String, String)> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/banking77/train.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // The shared datasets live beside the clone (../shared/datasets), or wherever DATASETS_DIR says.
+    let dir = std::env::var_os("DATASETS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"));
+    let path = dir.join("banking77/train.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{}: {e} (this test needs ../shared/datasets beside the clone, or DATASETS_DIR)", path.display())
+    });
     text.lines()
         .take(limit)
         .map(|l| {
