@@ -14,6 +14,7 @@ pub mod providers;
 pub mod routing;
 pub mod startup;
 pub mod telemetry;
+pub mod web;
 
 pub use config::Settings;
 pub use startup::Application;

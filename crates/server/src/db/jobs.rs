@@ -43,6 +43,16 @@ impl Db {
                 .await?
         }))
     }
+
+    /// Jobs in `state`, of every kind.
+    pub async fn count_jobs_in_state(&self, state: &str) -> StoreResult<i64> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM jobs WHERE state = $1")
+                .bind(state)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
 }
 
 /// A job as stored.

@@ -6,6 +6,7 @@
 mod ai;
 mod jobs;
 mod pipeline;
+mod reports;
 mod sessions;
 mod taxonomy;
 mod tickets;
@@ -14,6 +15,7 @@ mod users;
 pub use ai::{LabelledRow, QualityRow, StoredModel, TriageWrite, vector_from_bytes, vector_to_bytes};
 pub use jobs::{JOB_STATES, Job, NewJob};
 pub use pipeline::{Breach, Routed};
+pub use reports::DashboardRow;
 pub use sessions::SessionKind;
 pub use taxonomy::{Category, SkillInfo};
 pub use tickets::{AssigneeFilter, TicketFilter, TicketPatch, notify_job};

@@ -56,6 +56,10 @@ pub struct TicketFilter {
     pub q: Option<String>,
     /// Only tickets numbered below this (the cursor).
     pub before: Option<i64>,
+    /// Only open and in-progress tickets.
+    pub open_only: bool,
+    /// Soonest SLA deadline first (tickets without one last), instead of newest first.
+    pub by_deadline: bool,
 }
 
 /// A change to a ticket; `None` leaves a field as it is, `Some(None)` clears it.
@@ -269,7 +273,14 @@ impl Db {
             if let Some(b) = filter.before {
                 qb.push(" AND t.number < ").push_bind(b);
             }
-            qb.push(" ORDER BY t.number DESC LIMIT ").push_bind(limit + 1);
+            if filter.open_only {
+                qb.push(" AND t.status IN ('open', 'in_progress')");
+            }
+            if filter.by_deadline {
+                qb.push(" ORDER BY (t.deadline IS NULL), t.deadline, t.number DESC LIMIT ").push_bind(limit + 1);
+            } else {
+                qb.push(" ORDER BY t.number DESC LIMIT ").push_bind(limit + 1);
+            }
             qb.build_query_as::<Ticket>().fetch_all(pool).await?
         }))
     }

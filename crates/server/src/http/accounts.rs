@@ -35,18 +35,30 @@ struct Credentials {
 
 #[tracing::instrument(skip_all)]
 async fn signup(State(state): State<AppState>, AppJson(body): AppJson<Credentials>) -> AppResult<Response> {
-    let (email, password) = parse_both(Email::parse(&body.email), Password::parse(&body.password))?;
-    let hash = hash_password(password).await?;
-    let user = state.db.create_user(&email, &hash, Role::User, &Skills::default()).await?;
-    state.wake.notify_one();
-    tracing::info!(user_id = %user.id, "account created");
+    let user = register(&state, &body.email, &body.password).await?;
     start_session(&state, user, StatusCode::CREATED).await
 }
 
 #[tracing::instrument(skip_all)]
 async fn login(State(state): State<AppState>, AppJson(body): AppJson<Credentials>) -> AppResult<Response> {
+    let user = authenticate(&state, &body.email, &body.password).await?;
+    start_session(&state, user, StatusCode::OK).await
+}
+
+/// Creates a user account (role user) from a sign-up form.
+pub(crate) async fn register(state: &AppState, email: &str, password: &str) -> AppResult<User> {
+    let (email, password) = parse_both(Email::parse(email), Password::parse(password))?;
+    let hash = hash_password(password).await?;
+    let user = state.db.create_user(&email, &hash, Role::User, &Skills::default()).await?;
+    state.wake.notify_one();
+    tracing::info!(user_id = %user.id, "account created");
+    Ok(user)
+}
+
+/// The account these credentials open, or [`AppError::BadCredentials`].
+pub(crate) async fn authenticate(state: &AppState, email: &str, password: &str) -> AppResult<User> {
     // Unknown and malformed addresses still pay for a hash check, so timing does not tell them apart.
-    let found = match Email::parse(&body.email) {
+    let found = match Email::parse(email) {
         Ok(email) => state.db.user_credentials(&email).await?,
         Err(_) => None,
     };
@@ -54,37 +66,52 @@ async fn login(State(state): State<AppState>, AppJson(body): AppJson<Credentials
         Some((u, h)) => (Some(u), Some(h)),
         None => (None, None),
     };
-    let password = body.password.chars().take(Password::MAX + 1).collect();
+    let password = password.chars().take(Password::MAX + 1).collect();
     match (verify_password(password, hash).await?, user) {
-        (true, Some(user)) => start_session(&state, user, StatusCode::OK).await,
+        (true, Some(user)) => Ok(user),
         _ => Err(AppError::BadCredentials),
     }
 }
 
-/// Opens a session and answers `{token, user}`, also setting the browser session cookie.
-async fn start_session(state: &AppState, user: User, status: StatusCode) -> AppResult<Response> {
-    let now = Ts::now();
-    let expires = now + state.settings.token_ttl;
+/// A new session: the browser cookie's value and the session's stored id.
+pub(crate) struct OpenedSession {
+    pub cookie_token: String,
+    pub session_id: String,
+    pub expires: Ts,
+}
+
+pub(crate) async fn open_session(state: &AppState, user: &User) -> AppResult<OpenedSession> {
+    let expires = Ts::now() + state.settings.token_ttl;
     let cookie_token = random_token();
     let session_id = session_id_for_cookie(&cookie_token);
     state.db.create_session(&session_id, user.id, SessionKind::Api, expires).await?;
-    let token = state.keys.issue(user.id, &session_id, now, expires)?;
+    Ok(OpenedSession { cookie_token, session_id, expires })
+}
+
+/// `Set-Cookie` for the browser session: HttpOnly, SameSite=Lax, Secure behind https; `None` clears it.
+pub(crate) fn session_cookie(state: &AppState, token: Option<&str>) -> AppResult<HeaderValue> {
     let secure = if state.settings.secure_cookies() { "; Secure" } else { "" };
+    let max_age = if token.is_some() { state.settings.token_ttl.num_seconds() } else { 0 };
     let cookie = format!(
-        "{SESSION_COOKIE}={cookie_token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
-        state.settings.token_ttl.num_seconds()
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}",
+        token.unwrap_or_default()
     );
+    Ok(HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?)
+}
+
+/// Opens a session and answers `{token, user}`, also setting the browser session cookie.
+async fn start_session(state: &AppState, user: User, status: StatusCode) -> AppResult<Response> {
+    let opened = open_session(state, &user).await?;
+    let token = state.keys.issue(user.id, &opened.session_id, Ts::now(), opened.expires)?;
     let mut res = (status, Json(json!({ "token": token, "user": user }))).into_response();
-    res.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?);
+    res.headers_mut().insert(header::SET_COOKIE, session_cookie(state, Some(&opened.cookie_token))?);
     Ok(res)
 }
 
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> AppResult<Response> {
     state.db.delete_session(&auth.session_id).await?;
-    let secure = if state.settings.secure_cookies() { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}");
     let mut res = StatusCode::NO_CONTENT.into_response();
-    res.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?);
+    res.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, None)?);
     Ok(res)
 }
 
@@ -113,14 +140,14 @@ async fn list_users(
     Ok(Json(json!({ "users": users, "next_cursor": next })))
 }
 
-#[derive(Deserialize)]
-struct UserChange {
-    role: Option<String>,
-    skills: Option<Vec<String>>,
+#[derive(Deserialize, Default)]
+pub(crate) struct UserChange {
+    pub role: Option<String>,
+    pub skills: Option<Vec<String>>,
     /// Away staff get no new tickets (the person themself may set it).
-    away: Option<bool>,
+    pub away: Option<bool>,
     /// Most open tickets routing gives them at once, 1 to 1000 (the person themself may set it).
-    capacity: Option<i64>,
+    pub capacity: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -137,31 +164,32 @@ async fn update_user_by_email(
 ) -> AppResult<Json<serde_json::Value>> {
     let email = Email::parse(&body.email)?;
     let target = state.db.user_by_email(&email).await?.ok_or(AppError::NotFound)?;
-    apply_user_change(&state, &admin, target, body.change).await
+    let user = apply_user_change(&state, &admin, target, body.change).await?;
+    Ok(Json(json!({ "user": user })))
 }
 
-/// Admins change anyone; a moderator or admin may set their own availability (away, capacity).
 async fn update_user(
     State(state): State<AppState>,
     auth: AuthUser,
     AppPath(id): AppPath<UserId>,
     AppJson(body): AppJson<UserChange>,
 ) -> AppResult<Json<serde_json::Value>> {
+    let user = change_user(&state, &auth, id, body).await?;
+    Ok(Json(json!({ "user": user })))
+}
+
+/// Admins change anyone; a moderator or admin may set their own availability (away, capacity).
+pub(crate) async fn change_user(state: &AppState, auth: &AuthUser, id: UserId, change: UserChange) -> AppResult<User> {
     let own_availability =
-        auth.user.id == id && auth.user.role != Role::User && body.role.is_none() && body.skills.is_none();
+        auth.user.id == id && auth.user.role != Role::User && change.role.is_none() && change.skills.is_none();
     if auth.user.role != Role::Admin && !own_availability {
         return Err(AppError::Forbidden);
     }
     let target = state.db.user_by_id(id).await?.ok_or(AppError::NotFound)?;
-    apply_user_change(&state, &auth, target, body).await
+    apply_user_change(state, auth, target, change).await
 }
 
-async fn apply_user_change(
-    state: &AppState,
-    admin: &AuthUser,
-    target: User,
-    change: UserChange,
-) -> AppResult<Json<serde_json::Value>> {
+async fn apply_user_change(state: &AppState, admin: &AuthUser, target: User, change: UserChange) -> AppResult<User> {
     let capacity = match change.capacity {
         Some(c @ 1..=1000) => Some(c as i32),
         Some(_) => return Err(AppError::field("capacity", "must be between 1 and 1000")),
@@ -181,5 +209,5 @@ async fn apply_user_change(
     }
     let user = state.db.update_user(target.id, &patch).await?;
     tracing::info!(admin = %admin.user.id, user_id = %user.id, role = %user.role, "account changed");
-    Ok(Json(json!({ "user": user })))
+    Ok(user)
 }

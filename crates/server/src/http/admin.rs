@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{AppError, AppResult};
-use super::extract::{Admin, AppPath, AppQuery};
+use super::extract::{Admin, AppPath, AppQuery, AuthUser};
 use super::{AppState, into_page, page_limit};
 use crate::db::JOB_STATES;
 
@@ -41,11 +41,17 @@ async fn retry_job(
     Admin(admin): Admin,
     AppPath(id): AppPath<i64>,
 ) -> AppResult<Json<Value>> {
+    let job = retry(&state, &admin, id).await?;
+    Ok(Json(json!({ "job": job })))
+}
+
+/// Puts a dead job back in the queue.
+pub(crate) async fn retry(state: &AppState, admin: &AuthUser, id: i64) -> AppResult<crate::db::Job> {
     match state.db.retry_job(id).await? {
         Some(job) => {
             tracing::info!(admin = %admin.user.id, job_id = id, kind = job.kind, "dead job retried");
             state.wake.notify_one();
-            Ok(Json(json!({ "job": job })))
+            Ok(job)
         }
         None if state.db.job(id).await?.is_some() => Err(AppError::Conflict("only a dead job can be retried".into())),
         None => Err(AppError::NotFound),

@@ -112,22 +112,43 @@ async fn quality(
     if !(1..=3650).contains(&days) {
         return Err(AppError::bad_query("days must be between 1 and 3650"));
     }
-    let since = Ts::now() + chrono::Duration::days(-days);
-    let rows = state.db.ai_quality_rows(since).await?;
-    let quality = measure(&rows);
+    let (since, quality) = quality_since(&state, days).await?;
     Ok(Json(json!({ "window_days": days, "since": since, "engine": state.pipeline.ai.engine(), "quality": quality })))
 }
 
+/// AI triage against the final human values over the last `days` days.
+pub(crate) async fn quality_since(state: &AppState, days: i64) -> AppResult<(Ts, Quality)> {
+    let since = Ts::now() + chrono::Duration::days(-days);
+    let rows = state.db.ai_quality_rows(since).await?;
+    Ok((since, measure(&rows)))
+}
+
 async fn status(State(state): State<AppState>, _admin: Admin) -> AppResult<Json<Value>> {
+    Ok(Json(engine_status(&state).await?))
+}
+
+/// What the engine runs on and, per configured provider, its call metrics (fallbacks among them).
+pub(crate) async fn engine_status(state: &AppState) -> AppResult<Value> {
     let status = state.pipeline.ai.status(&state.db).await?;
-    let providers = match &state.pipeline.triage_provider {
-        Some(p) => json!({ "triage": { "provider": p.name(), "model": p.settings.model, "metrics": p.metrics() } }),
-        None => json!({}),
-    };
-    Ok(Json(json!({ "ai": status, "providers": providers })))
+    let mut providers = serde_json::Map::new();
+    for (role, p) in [("triage", &state.pipeline.triage_provider), ("suggest", &state.pipeline.suggest_provider)] {
+        if let Some(p) = p {
+            providers.insert(
+                role.into(),
+                json!({ "provider": p.name(), "model": p.settings.model, "metrics": p.metrics() }),
+            );
+        }
+    }
+    Ok(json!({ "ai": status, "providers": providers }))
 }
 
 async fn retrain(State(state): State<AppState>, Admin(admin): Admin) -> AppResult<(StatusCode, Json<Value>)> {
+    request_retrain(&state, &admin).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": "ai.retrain" }))))
+}
+
+/// Queues a retraining of the engine on every labelled ticket.
+pub(crate) async fn request_retrain(state: &AppState, admin: &super::extract::AuthUser) -> AppResult<()> {
     let job = NewJob {
         kind: "ai.retrain",
         payload: json!({ "requested_by": admin.user.id }),
@@ -135,5 +156,5 @@ async fn retrain(State(state): State<AppState>, Admin(admin): Admin) -> AppResul
     };
     state.db.enqueue(&job).await?;
     state.wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": "ai.retrain" }))))
+    Ok(())
 }

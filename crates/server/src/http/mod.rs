@@ -1,12 +1,12 @@
 //! The HTTP surface: one router per resource, merged here.
 
-mod accounts;
-mod admin;
-mod ai;
+pub(crate) mod accounts;
+pub(crate) mod admin;
+pub(crate) mod ai;
 pub mod error;
 pub mod extract;
-mod taxonomy;
-mod tickets;
+pub(crate) mod taxonomy;
+pub(crate) mod tickets;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(taxonomy::router())
         .merge(ai::router())
+        .merge(crate::web::router(state.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

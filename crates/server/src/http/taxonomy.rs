@@ -54,14 +54,24 @@ async fn put_category(
     AppPath(name): AppPath<String>,
     AppJson(body): AppJson<CategoryBody>,
 ) -> AppResult<Json<Value>> {
-    let name = CategoryName::parse(&name)?;
-    let description = description(&body.description)?;
-    let examples: Vec<String> = body.examples.iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect();
+    let category = save_category(&state, &name, &body.description, &body.examples).await?;
+    Ok(Json(json!({ "category": category })))
+}
+
+/// Creates or replaces a category.
+pub(crate) async fn save_category(
+    state: &AppState,
+    name: &str,
+    description_text: &str,
+    examples: &[String],
+) -> AppResult<crate::db::Category> {
+    let name = CategoryName::parse(name)?;
+    let description = description(description_text)?;
+    let examples: Vec<String> = examples.iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect();
     if examples.len() > MAX_EXAMPLES || examples.iter().any(|e| e.chars().count() > 2000) {
         return Err(AppError::field("examples", format!("at most {MAX_EXAMPLES} examples of at most 2000 characters")));
     }
-    let category = state.db.upsert_category(&name, description, &examples).await?;
-    Ok(Json(json!({ "category": category })))
+    Ok(state.db.upsert_category(&name, description, &examples).await?)
 }
 
 async fn delete_category(
@@ -84,8 +94,14 @@ async fn put_skill(
     AppPath(name): AppPath<String>,
     AppJson(body): AppJson<SkillBody>,
 ) -> AppResult<Json<Value>> {
-    let name = Skill::parse(&name)?;
-    let description = description(&body.description)?;
-    state.db.set_skill_description(&name, description).await?;
+    let (name, description) = save_skill(&state, &name, &body.description).await?;
     Ok(Json(json!({ "skill": { "name": name, "description": description } })))
+}
+
+/// Sets a skill's description.
+pub(crate) async fn save_skill(state: &AppState, name: &str, description_text: &str) -> AppResult<(Skill, String)> {
+    let name = Skill::parse(name)?;
+    let description = description(description_text)?.to_owned();
+    state.db.set_skill_description(&name, &description).await?;
+    Ok((name, description))
 }

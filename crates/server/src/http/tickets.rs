@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The ticket if `auth` may see it; otherwise 404, so its existence is not revealed.
-async fn visible_ticket(state: &AppState, auth: &AuthUser, id: TicketId) -> AppResult<Ticket> {
+pub(crate) async fn visible_ticket(state: &AppState, auth: &AuthUser, id: TicketId) -> AppResult<Ticket> {
     match state.db.ticket(id).await? {
         Some(t) if t.visible_to(&auth.user) => Ok(t),
         _ => Err(AppError::NotFound),
@@ -46,12 +46,22 @@ async fn create_ticket(
     auth: AuthUser,
     AppJson(body): AppJson<NewTicket>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
-    let (title, description) =
-        parse_both(TicketTitle::parse(&body.title), TicketDescription::parse(&body.description))?;
+    let ticket = file_ticket(&state, &auth, &body.title, &body.description).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "ticket": TicketView::from(ticket) }))))
+}
+
+/// Files a ticket for `auth` and wakes the pipeline that triages it.
+pub(crate) async fn file_ticket(
+    state: &AppState,
+    auth: &AuthUser,
+    title: &str,
+    description: &str,
+) -> AppResult<Ticket> {
+    let (title, description) = parse_both(TicketTitle::parse(title), TicketDescription::parse(description))?;
     let ticket = state.db.create_ticket(&auth.user, &title, &description).await?;
     state.wake.notify_one();
     tracing::info!(ticket_id = %ticket.id, number = ticket.number, "ticket filed");
-    Ok((StatusCode::CREATED, Json(json!({ "ticket": TicketView::from(ticket) }))))
+    Ok(ticket)
 }
 
 #[derive(Deserialize)]
@@ -98,6 +108,7 @@ async fn list_tickets(
                 c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| AppError::bad_query("cursor is not valid"))?,
             ),
         },
+        ..TicketFilter::default()
     };
     let tickets = state.db.list_tickets(&auth.user, &filter, limit).await?;
     let (tickets, next) = into_page(tickets, limit, |t| t.number.to_string());
@@ -114,20 +125,20 @@ async fn get_ticket(
     Ok(Json(json!({ "ticket": TicketView::from(ticket) })))
 }
 
-#[derive(Deserialize)]
-struct TicketChange {
-    status: Option<String>,
-    priority: Option<String>,
+#[derive(Deserialize, Default)]
+pub(crate) struct TicketChange {
+    pub status: Option<String>,
+    pub priority: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    category: Option<Option<String>>,
-    skills: Option<Vec<String>>,
+    pub category: Option<Option<String>>,
+    pub skills: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    assigned_to: Option<Option<UserId>>,
-    resolution: Option<String>,
+    pub assigned_to: Option<Option<UserId>>,
+    pub resolution: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    deadline: Option<Option<Ts>>,
+    pub deadline: Option<Option<Ts>>,
     #[serde(default, deserialize_with = "double_option")]
-    helpful_notes: Option<Option<String>>,
+    pub helpful_notes: Option<Option<String>>,
 }
 
 /// Trims an optional free-text field; blank clears it.
@@ -147,7 +158,18 @@ async fn update_ticket(
     AppPath(id): AppPath<TicketId>,
     AppJson(body): AppJson<TicketChange>,
 ) -> AppResult<Json<Value>> {
-    let ticket = visible_ticket(&state, &auth, id).await?;
+    let ticket = change_ticket(&state, &auth, id, body).await?;
+    Ok(Json(json!({ "ticket": TicketView::from(ticket) })))
+}
+
+/// Applies a change by the assignee or an admin (reassigning: admins only); relabels feed retraining.
+pub(crate) async fn change_ticket(
+    state: &AppState,
+    auth: &AuthUser,
+    id: TicketId,
+    body: TicketChange,
+) -> AppResult<Ticket> {
+    let ticket = visible_ticket(state, auth, id).await?;
     if !ticket.workable_by(&auth.user) {
         return Err(AppError::Forbidden);
     }
@@ -187,7 +209,7 @@ async fn update_ticket(
         }
         state.wake.notify_one();
     }
-    Ok(Json(json!({ "ticket": TicketView::from(ticket) })))
+    Ok(ticket)
 }
 
 /// Past resolved tickets like this one, how each was resolved, and a drafted reply citing them
@@ -201,7 +223,16 @@ async fn suggestions(
     if !ticket.workable_by(&auth.user) {
         return Err(AppError::Forbidden);
     }
-    let s = state.pipeline.ai.suggest(&state.db, &ticket, 5).await?;
+    let (items, draft) = suggest(&state, &ticket).await?;
+    Ok(Json(json!({ "suggestions": items, "draft": draft })))
+}
+
+/// The five past resolved tickets most like `ticket` and a drafted reply citing them.
+pub(crate) async fn suggest(
+    state: &AppState,
+    ticket: &Ticket,
+) -> AppResult<(Vec<crate::ai::Suggestion>, Option<crate::providers::Draft>)> {
+    let s = state.pipeline.ai.suggest(&state.db, ticket, 5).await?;
     let local = s.draft.clone().map(|(text, citations)| crate::providers::Draft {
         text,
         citations,
@@ -235,7 +266,7 @@ async fn suggestions(
         }
         _ => local,
     };
-    Ok(Json(json!({ "suggestions": s.items, "draft": draft })))
+    Ok((s.items, draft))
 }
 
 /// Likely duplicates, before filing: the caller's visible open tickets most similar to a draft.
@@ -244,8 +275,18 @@ async fn similar(
     auth: AuthUser,
     AppJson(body): AppJson<NewTicket>,
 ) -> AppResult<Json<Value>> {
-    let (title, description) =
-        parse_both(TicketTitle::parse(&body.title), TicketDescription::parse(&body.description))?;
+    let found = similar_open_tickets(&state, &auth, &body.title, &body.description).await?;
+    Ok(Json(json!({ "similar": found })))
+}
+
+/// Up to five of the caller's visible open tickets that look like duplicates of this draft.
+pub(crate) async fn similar_open_tickets(
+    state: &AppState,
+    auth: &AuthUser,
+    title: &str,
+    description: &str,
+) -> AppResult<Vec<Value>> {
+    let (title, description) = parse_both(TicketTitle::parse(title), TicketDescription::parse(description))?;
     let text = format!("{}\n{}", title.as_str(), description.as_str());
     let query_dense = state.pipeline.ai.embed(&text).await?;
     let candidates = state.db.visible_open_tickets(&auth.user, 500).await?;
@@ -270,7 +311,7 @@ async fn similar(
         .collect();
     found.sort_by(|a, b| b["similarity"].as_f64().unwrap_or(0.0).total_cmp(&a["similarity"].as_f64().unwrap_or(0.0)));
     found.truncate(5);
-    Ok(Json(json!({ "similar": found })))
+    Ok(found)
 }
 
 #[derive(Deserialize)]
@@ -286,13 +327,24 @@ async fn create_comment(
     AppPath(id): AppPath<TicketId>,
     AppJson(body): AppJson<NewComment>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
-    let ticket = visible_ticket(&state, &auth, id).await?;
-    if body.internal && !ticket.workable_by(&auth.user) {
+    let comment = post_comment(&state, &auth, id, &body.body, body.internal).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "comment": comment }))))
+}
+
+/// Adds a message to a visible ticket; internal notes only by those who work it.
+pub(crate) async fn post_comment(
+    state: &AppState,
+    auth: &AuthUser,
+    id: TicketId,
+    body: &str,
+    internal: bool,
+) -> AppResult<crate::model::Comment> {
+    let ticket = visible_ticket(state, auth, id).await?;
+    if internal && !ticket.workable_by(&auth.user) {
         return Err(AppError::Forbidden);
     }
-    let text = CommentBody::parse(&body.body)?;
-    let comment = state.db.add_comment(id, &auth.user, &text, body.internal).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "comment": comment }))))
+    let text = CommentBody::parse(body)?;
+    Ok(state.db.add_comment(id, &auth.user, &text, internal).await?)
 }
 
 async fn list_comments(

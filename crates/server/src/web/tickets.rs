@@ -1,0 +1,362 @@
+//! Tickets in the browser: lists and queues, filing with a live duplicate hint, the ticket page and its
+//! actions (reply, internal note, corrections, status, resolve, reassign).
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use smart_ticket_domain::{Priority, Role, Status};
+use std::collections::HashMap;
+
+use super::{CsrfForm, Signed, WebError, describe, render_string, see_other};
+use crate::db::{AssigneeFilter, TicketFilter};
+use crate::http::AppState;
+use crate::http::error::AppError;
+use crate::http::tickets::{
+    TicketChange, change_ticket, file_ticket, post_comment, similar_open_tickets, suggest, visible_ticket,
+};
+use crate::model::{Ticket, TicketEvent, TicketId, Ts, UserId};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tickets", get(list_page))
+        .route("/tickets/list", get(list_fragment))
+        .route("/tickets/new", get(new_page).post(create))
+        .route("/tickets/similar", post(similar_hint))
+        .route("/tickets/{id}", get(ticket_page))
+        .route("/tickets/{id}/live", get(live_fragment))
+        .route("/tickets/{id}/comments", post(comment))
+        .route("/tickets/{id}/update", post(update))
+}
+
+/// The list filters, as typed in the filter form (empty means "not set").
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    priority: String,
+    #[serde(default)]
+    assignee: String,
+}
+
+const PAGE: i64 = 100;
+
+/// Requesters: their tickets, newest first. Moderators: their queue. Admins: every ticket. Staff see open
+/// work by default, soonest SLA deadline first.
+async fn tickets_context(state: &AppState, signed: &Signed, q: &ListQuery) -> Result<Value, WebError> {
+    let role = signed.auth.user.role;
+    let staff = role != Role::User;
+    let bad = |e: smart_ticket_domain::ParseError| WebError::Form(e.message.into_owned());
+    let mut filter = TicketFilter {
+        q: Some(q.q.trim().to_owned()).filter(|s| !s.is_empty()),
+        priority: Some(q.priority.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::parse::<Priority>)
+            .transpose()
+            .map_err(bad)?,
+        by_deadline: staff,
+        ..TicketFilter::default()
+    };
+    match q.status.as_str() {
+        "" => filter.open_only = staff,
+        "all" => {}
+        s => filter.status = Some(s.parse::<Status>().map_err(bad)?),
+    }
+    filter.assignee = match (role, q.assignee.as_str()) {
+        (Role::Moderator, _) => Some(AssigneeFilter::Me),
+        (Role::Admin, "me") => Some(AssigneeFilter::Me),
+        (Role::Admin, "none") => Some(AssigneeFilter::Nobody),
+        _ => None,
+    };
+    let tickets = state.db.list_tickets(&signed.auth.user, &filter, PAGE).await?;
+    let now = Ts::now();
+    let heading = match role {
+        Role::User => "My tickets",
+        Role::Moderator => "My queue",
+        Role::Admin => "Tickets",
+    };
+    Ok(json!({
+        "heading": heading,
+        "staff": staff,
+        "tickets": tickets.iter().take(PAGE as usize).map(|t| ticket_json(t, now)).collect::<Vec<_>>(),
+        "filter": q,
+        "query": serde_urlencoded::to_string(q).unwrap_or_default(),
+        "statuses": Status::ALL,
+        "priorities": Priority::ALL,
+    }))
+}
+
+async fn list_page(
+    State(state): State<AppState>,
+    signed: Signed,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    let ctx = tickets_context(&state, &signed, &q).await?;
+    signed.page("tickets.html", ctx)
+}
+
+/// The table alone, for the page's polling.
+async fn list_fragment(
+    State(state): State<AppState>,
+    signed: Signed,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    let ctx = tickets_context(&state, &signed, &q).await?;
+    Ok(Html(render_string("_ticket_table.html", super::with_chrome(ctx, Some(&signed.auth), &signed.csrf))?)
+        .into_response())
+}
+
+/// A ticket as the templates read it: its fields, the people's addresses, and whether it is overdue.
+fn ticket_json(t: &Ticket, now: Ts) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or_else(|_| json!({}));
+    v["requester_email"] = json!(t.requester_email);
+    v["assignee_email"] = json!(t.assignee_email);
+    v["overdue"] = json!(t.status.is_active() && t.deadline.is_some_and(|d| d < now));
+    v
+}
+
+async fn new_page(signed: Signed) -> Result<Response, WebError> {
+    signed.page("ticket_new.html", json!({}))
+}
+
+#[derive(Deserialize)]
+struct NewTicket {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    signed: Signed,
+    CsrfForm(form): CsrfForm<NewTicket>,
+) -> Result<Response, WebError> {
+    match file_ticket(&state, &signed.auth, &form.title, &form.description).await {
+        Ok(t) => Ok(see_other(&format!("/tickets/{}", t.id))),
+        Err(e @ AppError::Validation(_)) => {
+            let ctx = json!({ "error": describe(&e), "title": form.title, "description": form.description });
+            let mut res = signed.page("ticket_new.html", ctx)?;
+            *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(res)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// While a requester types: their open tickets that look alike (nothing until both fields have text).
+async fn similar_hint(
+    State(state): State<AppState>,
+    signed: Signed,
+    CsrfForm(form): CsrfForm<NewTicket>,
+) -> Result<Response, WebError> {
+    let similar = match similar_open_tickets(&state, &signed.auth, &form.title, &form.description).await {
+        Ok(found) => found,
+        Err(AppError::Validation(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Html(render_string("_similar.html", json!({ "similar": similar }))?).into_response())
+}
+
+/// A ticket id from the path; anything else names no page.
+fn ticket_id(raw: &str) -> Result<TicketId, WebError> {
+    raw.parse::<uuid::Uuid>().map(TicketId).map_err(|_| WebError::App(AppError::NotFound))
+}
+
+async fn ticket_page(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    render_ticket(&state, &signed, ticket_id(&id)?, None).await
+}
+
+/// The ticket page; `error` explains a form that was refused (the page then answers 422).
+async fn render_ticket(
+    state: &AppState,
+    signed: &Signed,
+    id: TicketId,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let mut ctx = live_context(state, signed, id).await?;
+    let ticket = visible_ticket(state, &signed.auth, id).await?;
+    let workable = ticket.workable_by(&signed.auth.user);
+    ctx["workable"] = json!(workable);
+    ctx["error"] = json!(error);
+    ctx["statuses"] = json!(Status::ALL);
+    ctx["priorities"] = json!(Priority::ALL);
+    if workable {
+        ctx["ai"] = json!(ticket.ai.as_ref().map(|a| &a.0));
+        let categories = state.db.categories().await?;
+        ctx["categories"] = json!(categories.iter().map(|c| &c.name).collect::<Vec<_>>());
+        // Suggestions help; their failure must not take the page down.
+        match suggest(state, &ticket).await {
+            Ok((items, draft)) => {
+                ctx["suggestions"] = json!(items);
+                ctx["draft"] = json!(draft);
+            }
+            Err(e) => tracing::warn!(error = %e, ticket_id = %id, "suggestions unavailable"),
+        }
+        if signed.is_admin() {
+            ctx["staff_list"] = json!(staff(state).await?);
+        }
+    }
+    let failed = ctx["error"].is_string();
+    let mut res = signed.page("ticket.html", ctx)?;
+    if failed {
+        *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(res)
+}
+
+/// Moderators and admins, for reassigning.
+async fn staff(state: &AppState) -> Result<Vec<crate::model::User>, WebError> {
+    let mut people = state.db.list_users(None, Some(Role::Moderator), None, 500).await?;
+    people.extend(state.db.list_users(None, Some(Role::Admin), None, 100).await?);
+    Ok(people)
+}
+
+/// What the page refreshes while open: the facts, the conversation and the history.
+async fn live_context(state: &AppState, signed: &Signed, id: TicketId) -> Result<Value, WebError> {
+    let ticket = visible_ticket(state, &signed.auth, id).await?;
+    let workable = ticket.workable_by(&signed.auth.user);
+    let comments = state.db.comments(id, workable).await?;
+    let events = state.db.events(id).await?;
+    let names: HashMap<UserId, String> = ticket
+        .assigned_to
+        .zip(ticket.assignee_email.clone())
+        .into_iter()
+        .chain(if workable { staff(state).await?.into_iter().map(|u| (u.id, u.email)).collect() } else { Vec::new() })
+        .collect();
+    let events: Vec<Value> = events
+        .iter()
+        .filter(|e| workable || PUBLIC_FIELDS.contains(&e.field.as_str()))
+        .map(|e| {
+            json!({
+                "created_at": e.created_at,
+                "who": e.actor_email.clone().unwrap_or_else(|| e.actor_kind.clone()),
+                "text": event_text(e, &names),
+            })
+        })
+        .collect();
+    Ok(json!({ "t": ticket_json(&ticket, Ts::now()), "comments": comments, "events": events }))
+}
+
+/// History a requester sees; staff see everything (AI corrections, routing, SLA alerts).
+const PUBLIC_FIELDS: &[&str] = &["created", "status", "assignee", "priority", "category", "resolution"];
+
+/// One history row in words.
+fn event_text(e: &TicketEvent, names: &HashMap<UserId, String>) -> String {
+    let show = |v: &Option<Value>| -> String {
+        match v {
+            None | Some(Value::Null) => "none".into(),
+            Some(Value::String(s)) => {
+                s.parse().ok().and_then(|u| names.get(&UserId(u))).cloned().unwrap_or_else(|| s.clone())
+            }
+            Some(Value::Array(a)) if a.is_empty() => "none".into(),
+            Some(Value::Array(a)) => {
+                a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned)).collect::<Vec<_>>().join(", ")
+            }
+            Some(other) => other.to_string(),
+        }
+    };
+    match e.field.as_str() {
+        "created" => "filed the ticket".into(),
+        "routing_reason" => format!("routing: {}", show(&e.new_value)),
+        "sla_breach" => "SLA deadline passed; admins alerted".into(),
+        "ai_correction" => format!("corrected the AI: {} → {}", show(&e.old_value), show(&e.new_value)),
+        "resolution" => "wrote the resolution".into(),
+        field => format!("{} {} → {}", field.replace('_', " "), show(&e.old_value), show(&e.new_value)),
+    }
+}
+
+async fn live_fragment(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let ctx = live_context(&state, &signed, ticket_id(&id)?).await?;
+    Ok(Html(render_string("_ticket_live.html", super::with_chrome(ctx, Some(&signed.auth), &signed.csrf))?)
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct CommentForm {
+    #[serde(default)]
+    body: String,
+    internal: Option<String>,
+}
+
+async fn comment(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<CommentForm>,
+) -> Result<Response, WebError> {
+    let id = ticket_id(&id)?;
+    let result = post_comment(&state, &signed.auth, id, &form.body, form.internal.is_some()).await;
+    after_action(&state, &signed, id, result.map(|_| ())).await
+}
+
+/// Every field a ticket form may send; absent fields are left alone.
+#[derive(Deserialize)]
+struct UpdateForm {
+    status: Option<String>,
+    priority: Option<String>,
+    category: Option<String>,
+    skills: Option<String>,
+    resolution: Option<String>,
+    assigned_to: Option<String>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<UpdateForm>,
+) -> Result<Response, WebError> {
+    let id = ticket_id(&id)?;
+    let assigned_to = match form.assigned_to.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(raw) => {
+            Some(Some(UserId(raw.parse().map_err(|_| WebError::Form("Choose an assignee from the list.".into()))?)))
+        }
+    };
+    let change = TicketChange {
+        status: form.status.filter(|s| !s.is_empty()),
+        priority: form.priority.filter(|s| !s.is_empty()),
+        category: form.category.map(|c| Some(c).filter(|c| !c.trim().is_empty())),
+        skills: form.skills.map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+        resolution: form.resolution,
+        assigned_to,
+        ..TicketChange::default()
+    };
+    let result = change_ticket(&state, &signed.auth, id, change).await;
+    after_action(&state, &signed, id, result.map(|_| ())).await
+}
+
+/// Back to the ticket after a form; a refused change shows the page again with the reason.
+async fn after_action(
+    state: &AppState,
+    signed: &Signed,
+    id: TicketId,
+    result: Result<(), AppError>,
+) -> Result<Response, WebError> {
+    match result {
+        Ok(()) => Ok(see_other(&format!("/tickets/{id}"))),
+        Err(
+            e @ (AppError::Validation(_)
+            | AppError::Conflict(_)
+            | AppError::Unprocessable(_)
+            | AppError::BadRequest { .. }),
+        ) => render_ticket(state, signed, id, Some(describe(&e))).await,
+        Err(e) => Err(e.into()),
+    }
+}
