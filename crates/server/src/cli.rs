@@ -41,6 +41,18 @@ enum Command {
     /// Measure the embedded AI on labelled JSON Lines files (`subject`, `body` and a label field).
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Bring past tickets in as resolved history (JSON Lines: subject, body, answer, and optionally category
+    /// or type, priority, skills or tags, created_at, requester). Bad lines are reported by number and skipped;
+    /// importing the same file again adds nothing. Prints a JSON summary as its last line.
+    Import {
+        file: std::path::PathBuf,
+        /// Who filed the tickets whose line names no `requester` (an account is made if missing).
+        #[arg(long, default_value = "history@example.com")]
+        requester: String,
+        /// Add categories missing from the taxonomy instead of skipping their tickets.
+        #[arg(long)]
+        create_categories: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +169,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 eval_classify(model.as_deref(), &train, test.as_deref(), &label, cv, group.as_deref())
             })
             .await?
+        }
+        Command::Import { file, requester, create_categories } => {
+            let opts = crate::import::Options {
+                requester: Email::parse(&requester).context("--requester")?,
+                create_categories,
+            };
+            let db = Db::connect(&cli.storage.database_url(), 2).await?;
+            db.migrate().await?;
+            let dir = cli.storage.model_dir.clone();
+            let model = tokio::task::spawn_blocking(move || smart_ticket_ai::embed::load_shared(&dir)).await?;
+            let size = std::fs::metadata(&file).with_context(|| format!("reading {}", file.display()))?.len();
+            let bar = progress(size as usize, "importing");
+            let report = crate::import::run(&db, model, &file, &opts, |read| bar.set_position(read)).await?;
+            bar.finish_and_clear();
+            for e in &report.errors {
+                eprintln!("line {}: {}", e.line, e.reason);
+            }
+            if report.skipped > report.errors.len() {
+                eprintln!("… and {} more skipped lines", report.skipped - report.errors.len());
+            }
+            db.close().await;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
         }
         Command::User(UserCommand::Create { email, role, skills, password_stdin: _ }) => {
             let email = Email::parse(&email).context("--email")?;

@@ -4,6 +4,7 @@
 //! code against whichever pool is configured, and the few dialect differences are spelled out where they occur.
 
 mod ai;
+mod import;
 mod jobs;
 mod pipeline;
 mod reports;
@@ -13,6 +14,7 @@ mod tickets;
 mod users;
 
 pub use ai::{LabelledRow, QualityRow, StoredModel, TriageWrite, vector_from_bytes, vector_to_bytes};
+pub use import::ImportedTicket;
 pub use jobs::{JOB_STATES, Job, NewJob};
 pub use pipeline::{Breach, Routed};
 pub use reports::DashboardRow;

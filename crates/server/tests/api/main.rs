@@ -8,6 +8,7 @@ mod authz;
 mod browser;
 mod crash;
 mod eval;
+mod import;
 mod jobs;
 mod mail;
 mod pipeline;

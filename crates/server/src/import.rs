@@ -1,0 +1,388 @@
+//! `smart-ticket import FILE.jsonl`: a team's past tickets brought in as resolved, labelled history, so triage
+//! and suggestions are useful from day one.
+//!
+//! Each line is one JSON object: `subject` (or `title`), `body` (or `description`), `answer` (or `resolution`),
+//! and optionally `category` (or `type`), `priority`, `skills` (or `tags`: a list, or a string like
+//! `"['VPN', 'Network']"`), `created_at` (RFC 3339) and `requester` (an e-mail address). A line that cannot be
+//! read is reported with its number and skipped; the rest are imported. Importing a file twice adds nothing.
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use smart_ticket_ai::MiniLm;
+use smart_ticket_domain::{
+    CategoryName, Email, Password, Priority, Resolution, Role, Skills, TicketDescription, TicketTitle,
+};
+use std::collections::{HashMap, HashSet};
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::db::{Db, ImportedTicket, NewJob, StoreError};
+use crate::model::{Ts, UserId};
+
+/// Tickets stored per transaction (and embedded per batch).
+const BATCH: usize = 128;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Who filed tickets whose line names no `requester`.
+    pub requester: Email,
+    /// Add categories the taxonomy lacks instead of skipping their tickets.
+    pub create_categories: bool,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// Lines holding something (blank lines are not counted).
+    pub lines: usize,
+    pub imported: usize,
+    /// Lines whose ticket an earlier import already brought in.
+    pub already_imported: usize,
+    pub skipped: usize,
+    /// The first skipped lines, each with its number and why (printed one per line, not in the summary).
+    #[serde(skip)]
+    pub errors: Vec<LineError>,
+    pub categories_created: Vec<String>,
+    pub requesters_created: usize,
+    /// Whether sentence embeddings were stored with the tickets (the model was found).
+    pub embedded: bool,
+    pub retrain_queued: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LineError {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// At most this many errors are kept in the report (all are counted).
+const MAX_ERRORS: usize = 1000;
+
+/// One line, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub title: String,
+    pub description: String,
+    pub resolution: String,
+    pub category: Option<CategoryName>,
+    pub priority: Priority,
+    pub skills: Vec<String>,
+    pub created_at: Option<Ts>,
+    pub requester: Option<Email>,
+}
+
+impl Row {
+    /// Same text, same key: what makes a second import of one file a no-op.
+    fn key(&self) -> String {
+        let digest = Sha256::digest([self.title.as_str(), &self.description, &self.resolution].join("\u{0}"));
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn text<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|n| obj.get(*n).and_then(Value::as_str)).map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A title from the subject (shortened to fit), or from the description's first line when there is none.
+fn title_from(subject: Option<&str>, description: &str) -> String {
+    let raw = subject.unwrap_or_else(|| description.lines().find(|l| !l.trim().is_empty()).unwrap_or(description));
+    let raw = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    if raw.chars().count() <= TicketTitle::MAX {
+        raw
+    } else {
+        let mut t: String = raw.chars().take(TicketTitle::MAX - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Skills from a list, or from a string holding a list (`"['VPN', 'Network']"` or `"vpn, network"`).
+fn skills_from(v: Option<&Value>) -> Result<Vec<String>, String> {
+    let items: Vec<String> = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::String(s)) => s
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(',')
+            .map(|p| p.trim().trim_matches(|c| c == '\'' || c == '"').to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        Some(other) => return Err(format!("skills must be a list of names, not {other}")),
+    };
+    let items: Vec<&String> = items.iter().take(Skills::MAX).collect();
+    Skills::parse(&items).map(|s| s.to_strings()).map_err(|e| format!("{}: {}", e.field, e.message))
+}
+
+fn priority_from(raw: Option<&str>) -> Result<Priority, String> {
+    match raw.map(str::to_lowercase).as_deref() {
+        None => Ok(Priority::Medium),
+        Some("critical" | "highest" | "blocker") => Ok(Priority::Urgent),
+        Some("lowest" | "trivial") => Ok(Priority::Low),
+        Some(p) => p.parse().map_err(|_| format!("priority {p:?} is not one of low, medium, high, urgent")),
+    }
+}
+
+/// Parses one line; `Err` says why it cannot be imported.
+pub fn parse_line(line: &str) -> Result<Row, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    let obj = value.as_object().ok_or("not a JSON object")?;
+    let description = text(obj, &["body", "description"]).ok_or("no body (or description)")?;
+    let description = TicketDescription::parse(description).map_err(|e| format!("body: {}", e.message))?.into_inner();
+    let title = TicketTitle::parse(&title_from(text(obj, &["subject", "title"]), &description))
+        .map_err(|e| format!("subject: {}", e.message))?
+        .into_inner();
+    let resolution = text(obj, &["answer", "resolution"]).ok_or("no answer (or resolution): history is resolved")?;
+    let resolution = Resolution::parse(resolution).map_err(|e| format!("answer: {}", e.message))?.into_inner();
+    let category = text(obj, &["category", "type"])
+        .map(CategoryName::parse)
+        .transpose()
+        .map_err(|e| format!("category: {}", e.message))?;
+    let priority = priority_from(text(obj, &["priority"]))?;
+    let skills = skills_from(obj.get("skills").or_else(|| obj.get("tags")))?;
+    let created_at = text(obj, &["created_at"])
+        .map(|s| chrono::DateTime::parse_from_rfc3339(s).map(|t| Ts(t.with_timezone(&chrono::Utc))))
+        .transpose()
+        .map_err(|e| format!("created_at is not an RFC 3339 time: {e}"))?;
+    let requester =
+        text(obj, &["requester"]).map(Email::parse).transpose().map_err(|e| format!("requester: {}", e.message))?;
+    Ok(Row { title, description, resolution, category, priority, skills, created_at, requester })
+}
+
+/// Imports `path` into `db`; `progress` is told how many bytes have been read.
+pub async fn run(
+    db: &Db,
+    model: Option<Arc<MiniLm>>,
+    path: &Path,
+    opts: &Options,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<Report> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut report = Report { embedded: model.is_some(), ..Report::default() };
+    let mut known: HashSet<String> = db.categories().await?.into_iter().map(|c| c.name).collect();
+    let mut people: HashMap<String, UserId> = HashMap::new();
+    // Accounts made for requesters get one hash of a random password nobody knows: they cannot log in.
+    let locked_hash = crate::auth::hash_password(
+        Password::parse(&crate::auth::random_token()).map_err(|e| anyhow::anyhow!("{}", e.message))?,
+    )
+    .await?;
+    let started = Ts::now();
+    let mut pending: Vec<(usize, Row)> = Vec::new();
+    let mut line = String::new();
+    let mut read: u64 = 0;
+    let mut number = 0;
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        number += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        report.lines += 1;
+        match parse_line(&line) {
+            Ok(row) => match check_category(db, &row, &mut known, opts, &mut report).await? {
+                Ok(()) => pending.push((number, row)),
+                Err(reason) => skip(&mut report, number, reason),
+            },
+            Err(reason) => skip(&mut report, number, reason),
+        }
+        if pending.len() >= BATCH {
+            store(db, &model, &mut pending, opts, &mut people, &locked_hash, started, &mut report).await?;
+            progress(read);
+        }
+    }
+    store(db, &model, &mut pending, opts, &mut people, &locked_hash, started, &mut report).await?;
+    progress(read);
+    if report.imported > 0 {
+        // Learn from the new history now rather than after the next few resolutions.
+        let job = NewJob {
+            kind: "ai.retrain",
+            payload: json!({ "imported": report.imported }),
+            idempotency_key: format!("import-{}", uuid::Uuid::new_v4()),
+        };
+        report.retrain_queued = db.enqueue(&job).await?;
+    }
+    Ok(report)
+}
+
+fn skip(report: &mut Report, line: usize, reason: String) {
+    report.skipped += 1;
+    if report.errors.len() < MAX_ERRORS {
+        report.errors.push(LineError { line, reason });
+    }
+}
+
+/// `Ok(Err(reason))` when the row's category is unknown and may not be created.
+async fn check_category(
+    db: &Db,
+    row: &Row,
+    known: &mut HashSet<String>,
+    opts: &Options,
+    report: &mut Report,
+) -> anyhow::Result<Result<(), String>> {
+    let Some(c) = &row.category else { return Ok(Ok(())) };
+    if known.contains(c.as_str()) {
+        return Ok(Ok(()));
+    }
+    if !opts.create_categories {
+        return Ok(Err(format!(
+            "category {:?} is not in the taxonomy (add it first, or import with --create-categories)",
+            c.as_str()
+        )));
+    }
+    db.upsert_category(c, "", &[]).await?;
+    known.insert(c.as_str().to_owned());
+    report.categories_created.push(c.as_str().to_owned());
+    Ok(Ok(()))
+}
+
+/// The account of `email`, created (role user, locked) when missing.
+async fn requester(
+    db: &Db,
+    email: &Email,
+    people: &mut HashMap<String, UserId>,
+    locked_hash: &str,
+    report: &mut Report,
+) -> anyhow::Result<UserId> {
+    if let Some(id) = people.get(email.as_str()) {
+        return Ok(*id);
+    }
+    let id = match db.user_by_email(email).await? {
+        Some(u) => u.id,
+        None => match db.create_user(email, locked_hash, Role::User, &Skills::default()).await {
+            Ok(u) => {
+                report.requesters_created += 1;
+                u.id
+            }
+            // Created meanwhile by someone else: use theirs.
+            Err(StoreError::Duplicate(_)) => db.user_by_email(email).await?.context("account vanished")?.id,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    people.insert(email.as_str().to_owned(), id);
+    Ok(id)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn store(
+    db: &Db,
+    model: &Option<Arc<MiniLm>>,
+    pending: &mut Vec<(usize, Row)>,
+    opts: &Options,
+    people: &mut HashMap<String, UserId>,
+    locked_hash: &str,
+    started: Ts,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let rows = std::mem::take(pending);
+    let embeddings: Vec<Option<Vec<f32>>> = match model {
+        Some(m) => {
+            let (m, texts) =
+                (m.clone(), rows.iter().map(|(_, r)| format!("{}\n{}", r.title, r.description)).collect::<Vec<_>>());
+            tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                m.embed_all(&refs, 32)
+            })
+            .await
+            .context("the embedding task failed")??
+            .into_iter()
+            .map(Some)
+            .collect()
+        }
+        None => vec![None; rows.len()],
+    };
+    let mut batch = Vec::with_capacity(rows.len());
+    for ((_, row), embedding) in rows.iter().zip(embeddings) {
+        let who = requester(db, row.requester.as_ref().unwrap_or(&opts.requester), people, locked_hash, report).await?;
+        // Distinct, increasing label times: the engine pages through labelled tickets by this time.
+        let seq = (report.imported + report.already_imported + batch.len()) as i64;
+        batch.push(ImportedTicket {
+            key: row.key(),
+            title: row.title.clone(),
+            description: row.description.clone(),
+            resolution: row.resolution.clone(),
+            category: row.category.as_ref().map(|c| c.as_str().to_owned()),
+            priority: row.priority.as_str().to_owned(),
+            skills: row.skills.clone(),
+            requester: who,
+            created_at: row.created_at.unwrap_or(started),
+            labelled_at: started + chrono::Duration::microseconds(seq),
+            embedding,
+        });
+    }
+    for added in db.import_tickets(&batch).await? {
+        if added {
+            report.imported += 1;
+        } else {
+            report.already_imported += 1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_parse_with_their_aliases_and_defaults() {
+        let r = parse_line(
+            r#"{"subject": "VPN drops", "body": "The VPN drops every hour.", "answer": "Updated the client.",
+                "type": "Incident", "priority": "High", "tags": "['VPN', 'Network']", "created_at": "2025-01-02T03:04:05Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.title, "VPN drops");
+        assert_eq!(r.category.unwrap().as_str(), "incident");
+        assert_eq!(r.priority, Priority::High);
+        assert_eq!(r.skills, vec!["vpn", "network"]);
+        assert_eq!(r.created_at.unwrap().0.to_rfc3339(), "2025-01-02T03:04:05+00:00");
+        let r =
+            parse_line(r#"{"description": "First line\nsecond", "resolution": "done", "skills": ["SQL"]}"#).unwrap();
+        assert_eq!((r.title.as_str(), r.priority, r.category), ("First line", Priority::Medium, None));
+        assert_eq!(r.skills, vec!["sql"]);
+        let long = "x".repeat(300);
+        let r = parse_line(&json!({ "subject": long, "body": "b b b", "answer": "a" }).to_string()).unwrap();
+        assert_eq!(r.title.chars().count(), TicketTitle::MAX);
+        assert!(r.title.ends_with('…'));
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        let cases = [
+            ("{not json", "not valid JSON"),
+            ("[1, 2]", "not a JSON object"),
+            (r#"{"subject": "s s s", "answer": "a"}"#, "no body"),
+            (r#"{"subject": "s s s", "body": "b"}"#, "no answer"),
+            (r#"{"subject": "s s s", "body": "b", "answer": "a", "priority": "someday"}"#, "priority \"someday\""),
+            (r#"{"subject": "s s s", "body": "b", "answer": "a", "created_at": "yesterday"}"#, "created_at"),
+            (r#"{"subject": "s s s", "body": "b", "answer": "a", "requester": "nobody"}"#, "requester"),
+            (r#"{"subject": "s s s", "body": "b", "answer": "a", "category": "<b>"}"#, "category"),
+            (r#"{"subject": "s s s", "body": "b", "answer": "a", "skills": 3}"#, "skills"),
+        ];
+        for (line, why) in cases {
+            let e = parse_line(line).unwrap_err();
+            assert!(e.contains(why), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_key_depends_on_the_text_only() {
+        let a = parse_line(r#"{"subject": "s s s", "body": "b", "answer": "a", "priority": "low"}"#).unwrap();
+        let b = parse_line(r#"{"title": "s s s", "description": "b", "resolution": "a", "priority": "high"}"#).unwrap();
+        let c = parse_line(r#"{"subject": "s s s", "body": "b", "answer": "another"}"#).unwrap();
+        assert_eq!(a.key(), b.key());
+        assert_ne!(a.key(), c.key());
+    }
+}
