@@ -73,6 +73,8 @@ pub struct Worker {
     id: String,
     lease: chrono::Duration,
     backoff_base: chrono::Duration,
+    /// Unix milliseconds of the last turn of any of this worker's loops (for `/readyz`).
+    heartbeat: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Worker {
@@ -85,7 +87,14 @@ impl Worker {
             id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             lease: chrono::Duration::minutes(5),
             backoff_base: chrono::Duration::seconds(2),
+            heartbeat: Arc::default(),
         }
+    }
+
+    /// Shares the loops' heartbeat with whoever reports liveness.
+    pub fn with_heartbeat(mut self, heartbeat: Arc<std::sync::atomic::AtomicI64>) -> Self {
+        self.heartbeat = heartbeat;
+        self
     }
 
     /// How long a claimed job stays leased before another worker may take it over.
@@ -109,12 +118,28 @@ impl Worker {
         let Some(job) = self.db.claim_job(&self.kinds, &self.id, Ts::now() + self.lease).await? else {
             return Ok(Outcome::Empty);
         };
-        let (id, kind) = (job.id, job.kind.clone());
+        let kind = job.kind.clone();
         let handler = self.registry.handlers.get(job.kind.as_str()).cloned();
+        let started = std::time::Instant::now();
         let result = match handler {
             Some(h) => h.run(&job).await,
             None => Err(anyhow::anyhow!("no handler for job kind {}", job.kind)),
         };
+        let outcome = self.settle(job, result).await?;
+        let label = match &outcome {
+            Outcome::Succeeded { .. } => "succeeded",
+            Outcome::Retrying { .. } => "retrying",
+            Outcome::Dead { .. } => "dead",
+            Outcome::Lost { .. } => "lost",
+            Outcome::Empty => "empty",
+        };
+        crate::observe::job_outcome(&kind, label, started.elapsed().as_secs_f64());
+        Ok(outcome)
+    }
+
+    /// Records how a claimed job's run ended: done, retry later, or dead.
+    async fn settle(&self, job: Job, result: anyhow::Result<()>) -> anyhow::Result<Outcome> {
+        let (id, kind) = (job.id, job.kind.clone());
         match result {
             Ok(()) => {
                 if self.db.complete_job(id, &self.id).await? {
@@ -163,6 +188,7 @@ impl Worker {
             tasks.spawn(async move {
                 let mut failures = 0u32;
                 while !*shutdown.borrow() {
+                    worker.heartbeat.store(chrono::Utc::now().timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
                     match worker.try_execute_one().await {
                         Ok(Outcome::Empty) => {
                             failures = 0;

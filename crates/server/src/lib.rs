@@ -10,6 +10,7 @@ pub mod import;
 pub mod jobs;
 pub mod mail;
 pub mod model;
+pub mod observe;
 pub mod pipeline;
 pub mod providers;
 pub mod routing;

@@ -140,6 +140,7 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
         embedding: answer.embedding,
         remarks,
     };
+    crate::observe::triage(&write.triage.engine, started.elapsed().as_secs_f64());
     let applied = p.db.apply_triage(ticket_id, &write, &next).await?;
     tracing::info!(
         ticket = ticket.number,
@@ -284,7 +285,11 @@ async fn send_email(p: Pipeline, job: Job) -> anyhow::Result<()> {
     if p.db.email_sent(&email.key).await? {
         return Ok(());
     }
-    p.mailer.send(&email).await?;
+    if let Err(e) = p.mailer.send(&email).await {
+        crate::observe::email(p.mailer.transport_name(), "failed");
+        return Err(e);
+    }
+    crate::observe::email(p.mailer.transport_name(), "sent");
     p.db.record_email(&email.key, &email.to, &email.subject, p.mailer.transport_name()).await?;
     tracing::info!(key = email.key, to = email.to, transport = p.mailer.transport_name(), "email sent");
     Ok(())

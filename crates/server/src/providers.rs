@@ -228,6 +228,7 @@ impl Provider {
     }
 
     pub fn record_fallback(&self) {
+        crate::observe::provider_fallback(self.name());
         if let Ok(mut m) = self.metrics.lock() {
             m.fallbacks += 1;
         }

@@ -38,7 +38,9 @@ impl Application {
             keys: TokenKeys::new(&settings.jwt_secret),
             settings: Arc::new(settings),
             wake: Arc::new(Notify::new()),
+            heartbeat: Arc::default(),
         };
+        crate::observe::prometheus();
         Ok(Self { listener, addr, state })
     }
 
@@ -57,7 +59,8 @@ impl Application {
         let (stop, stopped) = watch::channel(false);
         let concurrency = self.state.settings.worker_concurrency;
         let workers = (concurrency > 0).then(|| {
-            let worker = Worker::new(db.clone(), self.state.pipeline.registry());
+            let worker =
+                Worker::new(db.clone(), self.state.pipeline.registry()).with_heartbeat(self.state.heartbeat.clone());
             tokio::spawn(crate::pipeline::schedule(db.clone(), self.state.wake.clone(), stopped.clone()));
             tokio::spawn(worker.run(concurrency, self.state.wake.clone(), stopped))
         });

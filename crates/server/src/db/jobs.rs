@@ -44,6 +44,17 @@ impl Db {
         }))
     }
 
+    /// Per kind and state (queued, running, dead): how many jobs, and the oldest one's creation time.
+    pub async fn queue_stats(&self) -> StoreResult<Vec<(String, String, i64, Ts)>> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as::<DB, (String, String, i64, Ts)>(
+                "SELECT kind, state, COUNT(*), MIN(created_at) FROM jobs                  WHERE state IN ('queued', 'running', 'dead') GROUP BY kind, state ORDER BY kind, state",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Jobs in `state`, of every kind.
     pub async fn count_jobs_in_state(&self, state: &str) -> StoreResult<i64> {
         Ok(on_pool!(self.reader(), |pool, DB, pg| {

@@ -139,6 +139,21 @@ impl Db {
         .context("running database migrations")
     }
 
+    /// Migrations this build carries that the database has not applied (0 when current).
+    pub async fn pending_migrations(&self) -> StoreResult<usize> {
+        let (migrator, applied): (sqlx::migrate::Migrator, Vec<i64>) = match self {
+            Db::Sqlite { read, .. } => (
+                sqlx::migrate!("./migrations/sqlite"),
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(read).await?,
+            ),
+            Db::Postgres(p) => (
+                sqlx::migrate!("./migrations/postgres"),
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(p).await?,
+            ),
+        };
+        Ok(migrator.iter().filter(|m| !applied.contains(&m.version)).count())
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Db::Sqlite { .. } => "sqlite",

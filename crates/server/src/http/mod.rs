@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub(crate) mod ai;
 pub mod error;
 pub mod extract;
+mod ops;
 pub(crate) mod taxonomy;
 pub(crate) mod tickets;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Wakes an idle in-process worker when a request enqueued a job.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Unix milliseconds of the in-process workers' last loop turn (0: none has run).
+    pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,7 +47,9 @@ pub fn router(state: AppState) -> Router {
         .merge(taxonomy::router())
         .merge(ai::router())
         .merge(crate::web::router(state.clone()))
+        .merge(ops::router())
         .route("/healthz", get(|| async { "ok" }))
+        .route_layer(axum::middleware::from_fn(crate::observe::track_http))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

@@ -11,6 +11,7 @@ mod eval;
 mod import;
 mod jobs;
 mod mail;
+mod ops;
 mod pipeline;
 mod providers;
 mod suggestions;

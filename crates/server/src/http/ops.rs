@@ -1,0 +1,81 @@
+//! For operators: readiness (`/readyz`) and Prometheus metrics (`/metrics`). `/healthz` (process up) is in
+//! the main router.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+use super::AppState;
+use super::error::AppResult;
+use crate::model::Ts;
+
+/// Workers that have not turned their loop for this long are reported stuck.
+const WORKER_SILENCE_MS: i64 = 60_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/readyz", get(readyz)).route("/metrics", get(metrics))
+}
+
+/// 200 when the database answers, its migrations are current and (in a process running workers) the worker
+/// loop is turning; otherwise 503, with each check's state.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let database = match state.db.ping().await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            Err("unreachable".to_owned())
+        }
+    };
+    let migrations = match state.db.pending_migrations().await {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(format!("{n} pending")),
+        Err(_) => Err("unknown".to_owned()),
+    };
+    let workers = if state.settings.worker_concurrency == 0 {
+        Ok("not run by this process")
+    } else {
+        let last = state.heartbeat.load(Ordering::Relaxed);
+        let silent = chrono::Utc::now().timestamp_millis() - last;
+        if last > 0 && silent < WORKER_SILENCE_MS { Ok("running") } else { Err(format!("silent for {silent} ms")) }
+    };
+    let show = |r: &Result<&str, String>| match r {
+        Ok(s) => json!(s),
+        Err(e) => json!({ "failed": e }),
+    };
+    let ready = database.is_ok() && migrations.is_ok() && workers.is_ok();
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "checks": {
+            "database": show(&database.map(|()| "ok")),
+            "migrations": show(&migrations.map(|()| "current")),
+            "workers": show(&workers),
+        },
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// The Prometheus text format: HTTP requests, jobs, triage, provider fallbacks, e-mails, and the queue as the
+/// database sees it now.
+async fn metrics(State(state): State<AppState>) -> AppResult<Response> {
+    let Some(handle) = crate::observe::prometheus() else {
+        return Ok((StatusCode::SERVICE_UNAVAILABLE, "metrics are off: see the log").into_response());
+    };
+    let now = Ts::now();
+    // Kinds and states with no jobs read 0, not their last value.
+    for kind in state.pipeline.registry().kinds() {
+        for job_state in ["queued", "running", "dead"] {
+            crate::observe::queue(kind, job_state, 0, 0.0);
+        }
+    }
+    for (kind, job_state, count, oldest) in state.db.queue_stats().await? {
+        let age = ((now.0 - oldest.0).num_milliseconds() as f64 / 1000.0).max(0.0);
+        crate::observe::queue(&kind, &job_state, count, age);
+    }
+    handle.run_upkeep();
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response())
+}
