@@ -2,7 +2,7 @@
 # Builds go to a target folder outside the clone, so CI and fresh clones reuse them.
 export CARGO_TARGET_DIR ?= /var/tmp/smart-ticket-target
 
-.PHONY: run test release lint bench-http bench-pipeline
+.PHONY: run test release lint bench-http bench-pipeline load soak
 
 ## Start Smart Ticket on SQLite at http://localhost:3000 (data in ./data).
 run:
@@ -31,3 +31,12 @@ bench-pipeline: release
 	scripts/bench-pipeline latency sqlite 50 60
 	scripts/bench-pipeline latency postgres 50 60
 	scripts/bench-pipeline jobs 20000
+
+## Mixed load (log in, create, list, get, comment; 64 connections, 60 s) on SQLite and PostgreSQL; fails on any error.
+load: release
+	scripts/load
+
+## 10 minutes at 100 tickets/s with the embedded engine, serve's memory sampled every 10 s.
+soak: release
+	scripts/fetch-model
+	scripts/bench-pipeline soak sqlite 100 600

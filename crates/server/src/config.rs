@@ -316,6 +316,34 @@ pub struct ServeArgs {
     pub admin_email: Option<String>,
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<Secret>,
+    /// Log-in attempts per client address per minute (then 429 with Retry-After).
+    #[arg(long, env = "LOGIN_RATE_PER_MINUTE", default_value_t = 20)]
+    pub login_rate_per_minute: u32,
+    /// Failed log-ins per account within 15 minutes before it is paused for the rest of that window.
+    #[arg(long, env = "LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 10)]
+    pub login_failures_per_account: u32,
+    /// Sign-ups per client address per hour.
+    #[arg(long, env = "SIGNUP_RATE_PER_HOUR", default_value_t = 20)]
+    pub signup_rate_per_hour: u32,
+    /// Origins (comma-separated, e.g. `https://support.example.com`) whose pages may call the API from the
+    /// browser. Empty (the default): CORS is off.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+/// Abuse protection: rate limits on log-in and sign-up, and the origins allowed cross-site.
+#[derive(Debug, Clone)]
+pub struct Protection {
+    pub login_per_minute: u32,
+    pub login_failures_per_account: u32,
+    pub signups_per_hour: u32,
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Protection {
+    fn default() -> Self {
+        Self { login_per_minute: 20, login_failures_per_account: 10, signups_per_hour: 20, cors_origins: Vec::new() }
+    }
 }
 
 /// Everything [`crate::Application::build`] needs, resolved.
@@ -331,6 +359,7 @@ pub struct Settings {
     pub admin: Option<(String, Secret)>,
     pub worker_concurrency: usize,
     pub pipeline: PipelineSettings,
+    pub protection: Protection,
 }
 
 impl Settings {
@@ -360,6 +389,12 @@ impl Settings {
             admin,
             worker_concurrency: serve.workers.worker_concurrency,
             pipeline,
+            protection: Protection {
+                login_per_minute: serve.login_rate_per_minute.max(1),
+                login_failures_per_account: serve.login_failures_per_account.max(1),
+                signups_per_hour: serve.signup_rate_per_hour.max(1),
+                cors_origins: cors_origins(&serve.cors_origins)?,
+            },
         })
     }
 
@@ -367,6 +402,25 @@ impl Settings {
     pub fn secure_cookies(&self) -> bool {
         self.app_url.starts_with("https://")
     }
+}
+
+/// Origins as browsers send them: scheme, host and optional port, no path.
+fn cors_origins(raw: &[String]) -> anyhow::Result<Vec<String>> {
+    raw.iter()
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let rest = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
+            match rest {
+                Some(host)
+                    if !host.is_empty() && !host.contains('/') && o.parse::<axum::http::HeaderValue>().is_ok() =>
+                {
+                    Ok(o)
+                }
+                _ => anyhow::bail!("CORS_ORIGINS: {o:?} is not an origin like https://support.example.com"),
+            }
+        })
+        .collect()
 }
 
 /// Reads the signing key kept in the data folder, creating it (mode 0600) on first use.

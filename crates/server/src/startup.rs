@@ -32,6 +32,7 @@ impl Application {
             TcpListener::bind(settings.bind_addr).await.with_context(|| format!("binding {}", settings.bind_addr))?;
         let addr = listener.local_addr()?;
         let pipeline = Pipeline::new(db.clone(), settings.pipeline.clone())?;
+        let limits = Arc::new(crate::http::limits::Limits::new(&settings.protection));
         let state = AppState {
             pipeline,
             db,
@@ -39,6 +40,7 @@ impl Application {
             settings: Arc::new(settings),
             wake: Arc::new(Notify::new()),
             heartbeat: Arc::default(),
+            limits,
         };
         crate::observe::prometheus();
         Ok(Self { listener, addr, state })
@@ -64,7 +66,7 @@ impl Application {
             tokio::spawn(crate::pipeline::schedule(db.clone(), self.state.wake.clone(), stopped.clone()));
             tokio::spawn(worker.run(concurrency, self.state.wake.clone(), stopped))
         });
-        axum::serve(self.listener, router(self.state))
+        axum::serve(self.listener, router(self.state).into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
                 let _ = stop.send(true);

@@ -11,6 +11,7 @@ use smart_ticket_domain::{Email, Password, Role, Skills};
 
 use super::error::{AppError, AppResult, parse_both};
 use super::extract::{Admin, AppJson, AppPath, AppQuery, AuthUser, SESSION_COOKIE};
+use super::limits::ClientAddr;
 use super::{AppState, into_page, page_limit};
 use crate::auth::{hash_password, random_token, session_id_for_cookie, verify_password};
 use crate::db::{SessionKind, UserPatch};
@@ -34,19 +35,28 @@ struct Credentials {
 }
 
 #[tracing::instrument(skip_all)]
-async fn signup(State(state): State<AppState>, AppJson(body): AppJson<Credentials>) -> AppResult<Response> {
-    let user = register(&state, &body.email, &body.password).await?;
+async fn signup(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    AppJson(body): AppJson<Credentials>,
+) -> AppResult<Response> {
+    let user = register(&state, client, &body.email, &body.password).await?;
     start_session(&state, user, StatusCode::CREATED).await
 }
 
 #[tracing::instrument(skip_all)]
-async fn login(State(state): State<AppState>, AppJson(body): AppJson<Credentials>) -> AppResult<Response> {
-    let user = authenticate(&state, &body.email, &body.password).await?;
+async fn login(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    AppJson(body): AppJson<Credentials>,
+) -> AppResult<Response> {
+    let user = authenticate(&state, client, &body.email, &body.password).await?;
     start_session(&state, user, StatusCode::OK).await
 }
 
 /// Creates a user account (role user) from a sign-up form.
-pub(crate) async fn register(state: &AppState, email: &str, password: &str) -> AppResult<User> {
+pub(crate) async fn register(state: &AppState, client: ClientAddr, email: &str, password: &str) -> AppResult<User> {
+    state.limits.signup_by_address.hit(&client.key())?;
     let (email, password) = parse_both(Email::parse(email), Password::parse(password))?;
     let hash = hash_password(password).await?;
     let user = state.db.create_user(&email, &hash, Role::User, &Skills::default()).await?;
@@ -55,8 +65,12 @@ pub(crate) async fn register(state: &AppState, email: &str, password: &str) -> A
     Ok(user)
 }
 
-/// The account these credentials open, or [`AppError::BadCredentials`].
-pub(crate) async fn authenticate(state: &AppState, email: &str, password: &str) -> AppResult<User> {
+/// The account these credentials open, or [`AppError::BadCredentials`]; 429 when this address tried too
+/// often, or this account failed too often lately (even with the right password, until the window ends).
+pub(crate) async fn authenticate(state: &AppState, client: ClientAddr, email: &str, password: &str) -> AppResult<User> {
+    state.limits.login_by_address.hit(&client.key())?;
+    let account = email.trim().to_lowercase();
+    state.limits.login_failures_by_account.peek(&account)?;
     // Unknown and malformed addresses still pay for a hash check, so timing does not tell them apart.
     let found = match Email::parse(email) {
         Ok(email) => state.db.user_credentials(&email).await?,
@@ -69,7 +83,11 @@ pub(crate) async fn authenticate(state: &AppState, email: &str, password: &str) 
     let password = password.chars().take(Password::MAX + 1).collect();
     match (verify_password(password, hash).await?, user) {
         (true, Some(user)) => Ok(user),
-        _ => Err(AppError::BadCredentials),
+        _ => {
+            // Counted after the check above, so the attempt that reaches the limit still gets its 401.
+            let _ = state.limits.login_failures_by_account.hit(&account);
+            Err(AppError::BadCredentials)
+        }
     }
 }
 

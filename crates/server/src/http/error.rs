@@ -30,6 +30,8 @@ pub enum AppError {
     Unprocessable(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("too many attempts; try again in {retry_after} seconds")]
+    TooManyRequests { retry_after: u64 },
     #[error("expected a JSON body (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error(transparent)]
@@ -63,6 +65,7 @@ impl AppError {
             AppError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             AppError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
             AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AppError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -112,7 +115,15 @@ impl IntoResponse for AppError {
             body["fields"] = json!(fields);
             body["message"] = json!(fields.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "));
         }
-        (status, axum::Json(json!({ "error": body }))).into_response()
+        let retry_after = match &self {
+            AppError::TooManyRequests { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        let mut res = (status, axum::Json(json!({ "error": body }))).into_response();
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }
 

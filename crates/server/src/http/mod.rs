@@ -5,16 +5,19 @@ pub(crate) mod admin;
 pub(crate) mod ai;
 pub mod error;
 pub mod extract;
+pub mod limits;
 mod ops;
 pub(crate) mod taxonomy;
 pub(crate) mod tickets;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -37,9 +40,21 @@ pub struct AppState {
     pub wake: Arc<tokio::sync::Notify>,
     /// Unix milliseconds of the in-process workers' last loop turn (0: none has run).
     pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
+    /// Log-in and sign-up rate limits.
+    pub limits: Arc<limits::Limits>,
 }
 
 pub fn router(state: AppState) -> Router {
+    let cors = (!state.settings.protection.cors_origins.is_empty()).then(|| {
+        let origins: Vec<HeaderValue> =
+            state.settings.protection.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([header::RETRY_AFTER, HeaderName::from_static(REQUEST_ID)])
+            .max_age(Duration::from_secs(3600))
+    });
     Router::new()
         .merge(accounts::router())
         .merge(tickets::router())
@@ -53,8 +68,35 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(tower::util::option_layer(cors))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID)))
+        .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID), MakeRequestUuid))
         .with_state(state)
+}
+
+/// Every response's request id header (set from the request's, or generated); logged on every line.
+const REQUEST_ID: &str = "x-request-id";
+
+/// Headers every response carries unless the handler chose its own (pages set a richer policy).
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    res
 }
 
 /// Accepts a field that may be absent (leave as is), `null` (clear) or a value (set).

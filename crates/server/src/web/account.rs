@@ -13,6 +13,7 @@ use crate::http::AppState;
 use crate::http::accounts::{UserChange, authenticate, change_user, open_session, register, session_cookie};
 use crate::http::error::AppError;
 use crate::http::extract::AuthUser;
+use crate::http::limits::ClientAddr;
 use crate::model::User;
 
 pub fn router() -> Router<AppState> {
@@ -51,10 +52,11 @@ struct Credentials {
 
 async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     CsrfToken(csrf): CsrfToken,
     CsrfForm(form): CsrfForm<Credentials>,
 ) -> Result<Response, WebError> {
-    match authenticate(&state, &form.email, &form.password).await {
+    match authenticate(&state, client, &form.email, &form.password).await {
         Ok(user) => signed_in(&state, &user).await,
         Err(e @ AppError::BadCredentials) => form_error("login.html", &csrf, &form.email, &e, StatusCode::UNAUTHORIZED),
         Err(e) => Err(e.into()),
@@ -63,10 +65,11 @@ async fn login(
 
 async fn signup(
     State(state): State<AppState>,
+    client: ClientAddr,
     CsrfToken(csrf): CsrfToken,
     CsrfForm(form): CsrfForm<Credentials>,
 ) -> Result<Response, WebError> {
-    match register(&state, &form.email, &form.password).await {
+    match register(&state, client, &form.email, &form.password).await {
         Ok(user) => signed_in(&state, &user).await,
         Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
             form_error("signup.html", &csrf, &form.email, &e, e.status())

@@ -271,6 +271,10 @@ pub(crate) fn describe(e: &AppError) -> String {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            WebError::App(AppError::TooManyRequests { retry_after }) => Some(*retry_after),
+            _ => None,
+        };
         let (status, title, message) = match self {
             WebError::App(AppError::Unauthorized | AppError::InvalidToken) => return see_other("/login"),
             WebError::Csrf => (
@@ -301,7 +305,11 @@ impl IntoResponse for WebError {
         };
         let body = render_string("error.html", json!({ "title": title, "message": message }))
             .unwrap_or_else(|_| format!("<!doctype html><title>{}</title><p>{}</p>", status, status));
-        (status, Html(body)).into_response()
+        let mut res = (status, Html(body)).into_response();
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }
 

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smart_ticket::config::Secret;
-use smart_ticket::config::{MailSettings, PipelineSettings, Sla};
+use smart_ticket::config::{MailSettings, PipelineSettings, Protection, Sla};
 use smart_ticket::db::Db;
 use smart_ticket::jobs::{Outcome, Worker};
 use smart_ticket::pipeline::Pipeline;
@@ -112,6 +112,23 @@ impl TestApp {
 
     /// Starts the app with the given pipeline settings (e.g. without the embedding model).
     pub async fn start_with(dir: PathBuf, database_url: String, pipeline: PipelineSettings) -> TestApp {
+        // Tests sign many accounts up and in from one address; `protection.rs` tests the real limits.
+        let relaxed = Protection {
+            login_per_minute: 10_000,
+            login_failures_per_account: 10_000,
+            signups_per_hour: 10_000,
+            cors_origins: Vec::new(),
+        };
+        Self::start_protected(dir, database_url, pipeline, relaxed).await
+    }
+
+    /// Starts the app with the given rate limits and CORS origins.
+    pub async fn start_protected(
+        dir: PathBuf,
+        database_url: String,
+        pipeline: PipelineSettings,
+        protection: Protection,
+    ) -> TestApp {
         let settings = Settings {
             data_dir: dir.clone(),
             database_url: Secret::new(database_url),
@@ -124,6 +141,7 @@ impl TestApp {
             // Tests drain the queue themselves with `Worker::try_execute_one`.
             worker_concurrency: 0,
             pipeline: pipeline.clone(),
+            protection,
         };
         smart_ticket::providers::install_crypto();
         let app = Application::build(settings).await.expect("building the app");

@@ -13,6 +13,7 @@ mod jobs;
 mod mail;
 mod ops;
 mod pipeline;
+mod protection;
 mod providers;
 mod suggestions;
 mod taxonomy;
