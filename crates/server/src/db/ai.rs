@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use super::jobs::enqueue;
 use super::tickets::record_event;
 use super::{Db, NewJob, StoreResult, on_pool};
-use crate::model::{Actor, TicketId, Ts};
+use crate::model::{Actor, TicketId, Ts, UserId};
 
 /// A ticket whose labels a person confirmed (resolved, or corrected), as the engine learns from it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -257,6 +257,67 @@ impl Db {
                 .await?;
         });
         Ok(())
+    }
+
+    /// Records (or replaces) `user`'s verdict on suggestion `number` for ticket `id`.
+    pub async fn record_suggestion_feedback(
+        &self,
+        id: TicketId,
+        number: i64,
+        user: UserId,
+        helpful: bool,
+    ) -> StoreResult<()> {
+        let now = Ts::now();
+        on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query(
+                "INSERT INTO suggestion_feedback (ticket_id, suggested_number, user_id, helpful, created_at)                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ticket_id, suggested_number, user_id)                  DO UPDATE SET helpful = excluded.helpful, created_at = excluded.created_at",
+            )
+            .bind(id)
+            .bind(number)
+            .bind(user)
+            .bind(helpful)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Whether ticket `number` exists and is resolved or closed.
+    pub async fn is_resolved_number(&self, number: i64) -> StoreResult<bool> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_scalar::<DB, i64>(
+                "SELECT COUNT(*) FROM tickets WHERE number = $1 AND status IN ('resolved', 'closed')",
+            )
+            .bind(number)
+            .fetch_one(pool)
+            .await?
+        }) > 0)
+    }
+
+    /// `user`'s verdicts on the suggestions for ticket `id`: suggested number → helpful.
+    pub async fn suggestion_feedback(&self, id: TicketId, user: UserId) -> StoreResult<Vec<(i64, bool)>> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as::<DB, (i64, bool)>(
+                "SELECT suggested_number, helpful FROM suggestion_feedback WHERE ticket_id = $1 AND user_id = $2",
+            )
+            .bind(id)
+            .bind(user)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Verdicts given since `since`: (marked, helpful).
+    pub async fn suggestion_feedback_counts(&self, since: Ts) -> StoreResult<(i64, i64)> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as::<DB, (i64, i64)>(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN helpful THEN 1 ELSE 0 END), 0) FROM suggestion_feedback                  WHERE created_at >= $1",
+            )
+            .bind(since)
+            .fetch_one(pool)
+            .await?
+        }))
     }
 
     /// Triaged tickets whose labels a person confirmed since `since`.

@@ -46,6 +46,14 @@ pub struct SkillQuality {
     pub mean_jaccard: Option<f64>,
 }
 
+/// Moderators' verdicts on suggested past tickets.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct SuggestionQuality {
+    pub marked: i64,
+    pub helpful: i64,
+    pub helpful_rate: Option<f64>,
+}
+
 /// Per-field accuracy of AI triage against the final human values.
 #[derive(Debug, Default, Serialize, PartialEq)]
 pub struct Quality {
@@ -55,6 +63,8 @@ pub struct Quality {
     pub category: FieldQuality,
     pub priority: FieldQuality,
     pub skills: SkillQuality,
+    /// Suggestions marked helpful or not in the window.
+    pub suggestions: SuggestionQuality,
 }
 
 fn ratio(a: usize, b: usize) -> Option<f64> {
@@ -120,7 +130,11 @@ async fn quality(
 pub(crate) async fn quality_since(state: &AppState, days: i64) -> AppResult<(Ts, Quality)> {
     let since = Ts::now() + chrono::Duration::days(-days);
     let rows = state.db.ai_quality_rows(since).await?;
-    Ok((since, measure(&rows)))
+    let mut quality = measure(&rows);
+    let (marked, helpful) = state.db.suggestion_feedback_counts(since).await?;
+    quality.suggestions =
+        SuggestionQuality { marked, helpful, helpful_rate: (marked > 0).then(|| helpful as f64 / marked as f64) };
+    Ok((since, quality))
 }
 
 async fn status(State(state): State<AppState>, _admin: Admin) -> AppResult<Json<Value>> {

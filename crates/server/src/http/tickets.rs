@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/tickets/{id}/events", get(list_events))
         .route("/api/tickets/{id}/suggestions", get(suggestions))
         .route("/api/tickets/similar", axum::routing::post(similar))
+        .route("/api/tickets/{id}/suggestions/{number}/feedback", axum::routing::post(suggestion_feedback))
 }
 
 /// The ticket if `auth` may see it; otherwise 404, so its existence is not revealed.
@@ -267,6 +268,41 @@ pub(crate) async fn suggest(
         _ => local,
     };
     Ok((s.items, draft))
+}
+
+#[derive(Deserialize)]
+struct Feedback {
+    helpful: bool,
+}
+
+/// The assignee or an admin marks a suggested past ticket helpful or not (reported in AI quality).
+async fn suggestion_feedback(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppPath((id, number)): AppPath<(TicketId, i64)>,
+    AppJson(body): AppJson<Feedback>,
+) -> AppResult<Json<Value>> {
+    mark_suggestion(&state, &auth, id, number, body.helpful).await?;
+    Ok(Json(json!({ "feedback": { "ticket_id": id, "number": number, "helpful": body.helpful } })))
+}
+
+/// Records a verdict on suggestion `number` (a resolved ticket) for ticket `id`.
+pub(crate) async fn mark_suggestion(
+    state: &AppState,
+    auth: &AuthUser,
+    id: TicketId,
+    number: i64,
+    helpful: bool,
+) -> AppResult<()> {
+    let ticket = visible_ticket(state, auth, id).await?;
+    if !ticket.workable_by(&auth.user) {
+        return Err(AppError::Forbidden);
+    }
+    if number == ticket.number || !state.db.is_resolved_number(number).await? {
+        return Err(AppError::field("number", "must be the number of a resolved ticket suggested here"));
+    }
+    state.db.record_suggestion_feedback(id, number, auth.user.id, helpful).await?;
+    Ok(())
 }
 
 /// Likely duplicates, before filing: the caller's visible open tickets most similar to a draft.

@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/tickets/{id}/live", get(live_fragment))
         .route("/tickets/{id}/comments", post(comment))
         .route("/tickets/{id}/update", post(update))
+        .route("/tickets/{id}/suggestions/{number}/feedback", post(feedback))
 }
 
 /// The list filters, as typed in the filter form (empty means "not set").
@@ -198,6 +199,16 @@ async fn render_ticket(
         // Suggestions help; their failure must not take the page down.
         match suggest(state, &ticket).await {
             Ok((items, draft)) => {
+                let marks: HashMap<i64, bool> =
+                    state.db.suggestion_feedback(id, signed.auth.user.id).await?.into_iter().collect();
+                let items: Vec<Value> = items
+                    .iter()
+                    .map(|s| {
+                        let mut v = json!(s);
+                        v["helpful"] = json!(marks.get(&s.number));
+                        v
+                    })
+                    .collect();
                 ctx["suggestions"] = json!(items);
                 ctx["draft"] = json!(draft);
             }
@@ -284,6 +295,29 @@ async fn live_fragment(
     let ctx = live_context(&state, &signed, ticket_id(&id)?).await?;
     Ok(Html(render_string("_ticket_live.html", super::with_chrome(ctx, Some(&signed.auth), &signed.csrf))?)
         .into_response())
+}
+
+#[derive(Deserialize)]
+struct FeedbackForm {
+    #[serde(default)]
+    helpful: String,
+}
+
+async fn feedback(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, number)): Path<(String, String)>,
+    CsrfForm(form): CsrfForm<FeedbackForm>,
+) -> Result<Response, WebError> {
+    let id = ticket_id(&id)?;
+    let number: i64 = number.parse().map_err(|_| WebError::App(AppError::NotFound))?;
+    let helpful = match form.helpful.as_str() {
+        "yes" => true,
+        "no" => false,
+        _ => return Err(WebError::Form("Say whether the suggestion helped (yes or no).".into())),
+    };
+    let result = crate::http::tickets::mark_suggestion(&state, &signed.auth, id, number, helpful).await;
+    after_action(&state, &signed, id, result).await
 }
 
 #[derive(Deserialize)]

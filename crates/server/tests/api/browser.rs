@@ -208,6 +208,23 @@ async fn every_role_does_its_daily_work_in_the_browser(backend: Backend) {
     assert!(!note.trim().is_empty());
     let suggestions = wait_for_text(&web, By::Id("suggestions"), "Replaced the worn pickup roller").await;
     assert!(suggestions.contains(&format!("#{}", past["number"])), "{suggestions}");
+    // The moderator says the suggestion helped; the page comes back with the verdict shown.
+    let helpful = format!("helpful-{}", past["number"]);
+    web.find(By::Id(helpful.clone())).await.unwrap().click().await.unwrap();
+    let started = Instant::now();
+    while !web
+        .find(By::Id(helpful.clone()))
+        .await
+        .unwrap()
+        .class_name()
+        .await
+        .unwrap()
+        .unwrap_or_default()
+        .contains("current")
+    {
+        assert!(started.elapsed() < PATIENCE, "the verdict never showed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     web.find(By::Id("insert-draft")).await.unwrap().click().await.unwrap();
     let drafted = web.find(By::Id("reply-body")).await.unwrap().prop("value").await.unwrap().unwrap_or_default();
     assert!(drafted.contains("pickup roller"), "the drafted reply went into the reply box: {drafted}");
@@ -258,6 +275,8 @@ async fn every_role_does_its_daily_work_in_the_browser(backend: Backend) {
     web.find(By::Id(format!("retry-{dead_id}"))).await.unwrap().click().await.unwrap();
     wait_for_text(&web, By::Css(".flash"), "queued again").await;
     assert_eq!(app.db.job(dead_id).await.unwrap().unwrap().state, "queued");
+    web.goto(format!("{base}/admin/ai")).await.unwrap();
+    wait_for_text(&web, By::Id("acc-suggestions"), "100%").await;
     for (path, name) in [("/admin/taxonomy", "admin-taxonomy"), ("/admin/ai", "admin-ai-quality")] {
         web.goto(format!("{base}{path}")).await.unwrap();
         wait_for_text(&web, By::Tag("h1"), if name == "admin-taxonomy" { "Taxonomy" } else { "AI quality" }).await;

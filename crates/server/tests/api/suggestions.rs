@@ -14,7 +14,55 @@ on_both_backends!(
     suggestions_come_from_resolved_tickets_only_and_cite_them,
     a_language_model_drafts_the_reply,
     duplicate_checks_see_only_the_callers_open_tickets,
+    moderators_mark_suggestions_helpful_and_ai_quality_reports_it,
 );
+
+async fn moderators_mark_suggestions_helpful_and_ai_quality_reports_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin().await;
+    let m = app.account("m@example.com", Role::Moderator, &["vpn"]).await;
+    let ann = app.signup("ann@example.com").await;
+    let old = app.file_ticket(&ann, "VPN drops every hour", "The VPN disconnects at the full hour").await;
+    let other = app.file_ticket(&ann, "Invoice wrong", "The March invoice shows the wrong amount").await;
+    app.drain().await;
+    resolve(&app, &admin, old["id"].as_str().unwrap(), "Raised the idle timeout to 2 hours.").await;
+    let new = app.file_ticket(&ann, "VPN disconnects hourly", "Every hour my VPN drops").await;
+    app.drain().await;
+    let id = new["id"].as_str().unwrap();
+    let (_, body) = app.get(&format!("/api/tickets/{id}"), Some(&admin.token)).await;
+    assert_eq!(body["ticket"]["assignee"]["email"], "m@example.com", "{body}");
+    let mark = |who: &Session, number: &Value, helpful: bool| {
+        let (app, who, number) = (&app, who.clone(), number.clone());
+        async move {
+            app.post(
+                &format!("/api/tickets/{id}/suggestions/{number}/feedback"),
+                Some(&who.token),
+                json!({ "helpful": helpful }),
+            )
+            .await
+        }
+    };
+    let (status, body) = mark(&m, &old["number"], false).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = mark(&m, &old["number"], true).await;
+    assert_eq!(status, StatusCode::OK, "a second verdict replaces the first");
+    assert_eq!(mark(&m, &other["number"], true).await.0, StatusCode::UNPROCESSABLE_ENTITY, "not resolved");
+    assert_eq!(mark(&m, &json!(99_999), true).await.0, StatusCode::UNPROCESSABLE_ENTITY, "no such ticket");
+    assert_eq!(mark(&ann, &old["number"], true).await.0, StatusCode::FORBIDDEN, "the requester does not work it");
+    let bob = app.signup("bob@example.com").await;
+    assert_eq!(mark(&bob, &old["number"], true).await.0, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .post(
+            &format!("/api/tickets/{id}/suggestions/{}/feedback", old["number"]),
+            Some(&m.token),
+            json!({ "helpful": "maybe" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = app.get("/api/ai/quality", Some(&admin.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["quality"]["suggestions"], json!({ "marked": 1, "helpful": 1, "helpful_rate": 1.0 }));
+}
 
 async fn duplicate_checks_see_only_the_callers_open_tickets(backend: Backend) {
     let app = TestApp::spawn(backend).await;
