@@ -13,6 +13,7 @@ pub(crate) mod tickets;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .route("/healthz", get(|| async { "ok" }))
         .route_layer(axum::middleware::from_fn(crate::observe::track_http))
+        .route_layer(axum::middleware::from_fn(run_to_completion))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
@@ -77,6 +79,20 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID)))
         .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID), MakeRequestUuid))
         .with_state(state)
+}
+
+/// Runs each handler in its own task, so a client that disconnects (or the request timeout) cannot cancel it
+/// halfway through a database transaction: a transaction dropped mid-statement left its connection — and the
+/// row locks it held — in limbo until reused, and under load that stalled the pool for seconds.
+async fn run_to_completion(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use tracing::Instrument;
+    match tokio::spawn(next.run(req).instrument(tracing::Span::current())).await {
+        Ok(res) => res,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler panicked");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// Every response's request id header (set from the request's, or generated); logged on every line.
