@@ -77,10 +77,13 @@ impl Db {
             )))
             .fetch_all(&mut *tx)
             .await?;
-            let loads: Vec<(UserId, String, i64)> = sqlx::query_as(
-                "SELECT assigned_to, priority, COUNT(*) FROM tickets \
-                 WHERE assigned_to IS NOT NULL AND status IN ('open', 'in_progress') GROUP BY assigned_to, priority",
-            )
+            // SQLite's planner (no statistics) prefers the status index and walks every open ticket, inside
+            // the one write transaction every worker waits on; name the partial index of assigned open tickets.
+            let hint = if pg { "" } else { " INDEXED BY tickets_open_load_idx" };
+            let loads: Vec<(UserId, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT assigned_to, priority, COUNT(*) FROM tickets{hint} \
+                 WHERE assigned_to IS NOT NULL AND status IN ('open', 'in_progress') GROUP BY assigned_to, priority"
+            )))
             .fetch_all(&mut *tx)
             .await?;
             let mut load: HashMap<UserId, (i64, i64)> = HashMap::new();
