@@ -163,16 +163,22 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut reader = std::io::BufReader::new(file);
-    let mut report = Report { embedded: model.is_some(), ..Report::default() };
-    let mut known: HashSet<String> = db.categories().await?.into_iter().map(|c| c.name).collect();
-    let mut people: HashMap<String, UserId> = HashMap::new();
     // Accounts made for requesters get one hash of a random password nobody knows: they cannot log in.
     let locked_hash = crate::auth::hash_password(
         Password::parse(&crate::auth::random_token()).map_err(|e| anyhow::anyhow!("{}", e.message))?,
     )
     .await?;
-    let started = Ts::now();
-    let mut pending: Vec<(usize, Row)> = Vec::new();
+    let mut import = Import {
+        db,
+        opts,
+        report: Report { embedded: model.is_some(), ..Report::default() },
+        model,
+        locked_hash,
+        started: Ts::now(),
+        known: db.categories().await?.into_iter().map(|c| c.name).collect(),
+        people: HashMap::new(),
+        pending: Vec::new(),
+    };
     let mut line = String::new();
     let mut read: u64 = 0;
     let mut number = 0;
@@ -187,21 +193,22 @@ pub async fn run(
         if line.trim().is_empty() {
             continue;
         }
-        report.lines += 1;
+        import.report.lines += 1;
         match parse_line(&line) {
-            Ok(row) => match check_category(db, &row, &mut known, opts, &mut report).await? {
-                Ok(()) => pending.push((number, row)),
-                Err(reason) => skip(&mut report, number, reason),
+            Ok(row) => match import.check_category(&row).await? {
+                Ok(()) => import.pending.push(row),
+                Err(reason) => import.skip(number, reason),
             },
-            Err(reason) => skip(&mut report, number, reason),
+            Err(reason) => import.skip(number, reason),
         }
-        if pending.len() >= BATCH {
-            store(db, &model, &mut pending, opts, &mut people, &locked_hash, started, &mut report).await?;
+        if import.pending.len() >= BATCH {
+            import.store().await?;
             progress(read);
         }
     }
-    store(db, &model, &mut pending, opts, &mut people, &locked_hash, started, &mut report).await?;
+    import.store().await?;
     progress(read);
+    let mut report = import.report;
     if report.imported > 0 {
         // Learn from the new history now rather than after the next few resolutions.
         let job = NewJob {
@@ -214,122 +221,120 @@ pub async fn run(
     Ok(report)
 }
 
-fn skip(report: &mut Report, line: usize, reason: String) {
-    report.skipped += 1;
-    if report.errors.len() < MAX_ERRORS {
-        report.errors.push(LineError { line, reason });
-    }
-}
-
-/// `Ok(Err(reason))` when the row's category is unknown and may not be created.
-async fn check_category(
-    db: &Db,
-    row: &Row,
-    known: &mut HashSet<String>,
-    opts: &Options,
-    report: &mut Report,
-) -> anyhow::Result<Result<(), String>> {
-    let Some(c) = &row.category else { return Ok(Ok(())) };
-    if known.contains(c.as_str()) {
-        return Ok(Ok(()));
-    }
-    if !opts.create_categories {
-        return Ok(Err(format!(
-            "category {:?} is not in the taxonomy (add it first, or import with --create-categories)",
-            c.as_str()
-        )));
-    }
-    db.upsert_category(c, "", &[]).await?;
-    known.insert(c.as_str().to_owned());
-    report.categories_created.push(c.as_str().to_owned());
-    Ok(Ok(()))
-}
-
-/// The account of `email`, created (role user, locked) when missing.
-async fn requester(
-    db: &Db,
-    email: &Email,
-    people: &mut HashMap<String, UserId>,
-    locked_hash: &str,
-    report: &mut Report,
-) -> anyhow::Result<UserId> {
-    if let Some(id) = people.get(email.as_str()) {
-        return Ok(*id);
-    }
-    let id = match db.user_by_email(email).await? {
-        Some(u) => u.id,
-        None => match db.create_user(email, locked_hash, Role::User, &Skills::default()).await {
-            Ok(u) => {
-                report.requesters_created += 1;
-                u.id
-            }
-            // Created meanwhile by someone else: use theirs.
-            Err(StoreError::Duplicate(_)) => db.user_by_email(email).await?.context("account vanished")?.id,
-            Err(e) => return Err(e.into()),
-        },
-    };
-    people.insert(email.as_str().to_owned(), id);
-    Ok(id)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn store(
-    db: &Db,
-    model: &Option<Arc<MiniLm>>,
-    pending: &mut Vec<(usize, Row)>,
-    opts: &Options,
-    people: &mut HashMap<String, UserId>,
-    locked_hash: &str,
+/// One import in progress.
+struct Import<'a> {
+    db: &'a Db,
+    opts: &'a Options,
+    model: Option<Arc<MiniLm>>,
+    locked_hash: String,
     started: Ts,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let rows = std::mem::take(pending);
-    let embeddings: Vec<Option<Vec<f32>>> = match model {
-        Some(m) => {
-            let (m, texts) =
-                (m.clone(), rows.iter().map(|(_, r)| format!("{}\n{}", r.title, r.description)).collect::<Vec<_>>());
-            tokio::task::spawn_blocking(move || {
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                m.embed_all(&refs, 32)
-            })
-            .await
-            .context("the embedding task failed")??
-            .into_iter()
-            .map(Some)
-            .collect()
-        }
-        None => vec![None; rows.len()],
-    };
-    let mut batch = Vec::with_capacity(rows.len());
-    for ((_, row), embedding) in rows.iter().zip(embeddings) {
-        let who = requester(db, row.requester.as_ref().unwrap_or(&opts.requester), people, locked_hash, report).await?;
-        // Distinct, increasing label times: the engine pages through labelled tickets by this time.
-        let seq = (report.imported + report.already_imported + batch.len()) as i64;
-        batch.push(ImportedTicket {
-            key: row.key(),
-            title: row.title.clone(),
-            description: row.description.clone(),
-            resolution: row.resolution.clone(),
-            category: row.category.as_ref().map(|c| c.as_str().to_owned()),
-            priority: row.priority.as_str().to_owned(),
-            skills: row.skills.clone(),
-            requester: who,
-            created_at: row.created_at.unwrap_or(started),
-            labelled_at: started + chrono::Duration::microseconds(seq),
-            embedding,
-        });
-    }
-    for added in db.import_tickets(&batch).await? {
-        if added {
-            report.imported += 1;
-        } else {
-            report.already_imported += 1;
+    /// Category names in the taxonomy.
+    known: HashSet<String>,
+    /// Requester accounts by e-mail, looked up or made once each.
+    people: HashMap<String, UserId>,
+    /// Parsed rows waiting for the next batch.
+    pending: Vec<Row>,
+    report: Report,
+}
+
+impl Import<'_> {
+    fn skip(&mut self, line: usize, reason: String) {
+        self.report.skipped += 1;
+        if self.report.errors.len() < MAX_ERRORS {
+            self.report.errors.push(LineError { line, reason });
         }
     }
-    Ok(())
+
+    /// `Ok(Err(reason))` when the row's category is unknown and may not be created.
+    async fn check_category(&mut self, row: &Row) -> anyhow::Result<Result<(), String>> {
+        let Some(c) = &row.category else { return Ok(Ok(())) };
+        if self.known.contains(c.as_str()) {
+            return Ok(Ok(()));
+        }
+        if !self.opts.create_categories {
+            return Ok(Err(format!(
+                "category {:?} is not in the taxonomy (add it first, or import with --create-categories)",
+                c.as_str()
+            )));
+        }
+        self.db.upsert_category(c, "", &[]).await?;
+        self.known.insert(c.as_str().to_owned());
+        self.report.categories_created.push(c.as_str().to_owned());
+        Ok(Ok(()))
+    }
+
+    /// The account of `email`, created (role user, locked) when missing.
+    async fn requester(&mut self, email: &Email) -> anyhow::Result<UserId> {
+        if let Some(id) = self.people.get(email.as_str()) {
+            return Ok(*id);
+        }
+        let db = self.db;
+        let id = match db.user_by_email(email).await? {
+            Some(u) => u.id,
+            None => match db.create_user(email, &self.locked_hash, Role::User, &Skills::default()).await {
+                Ok(u) => {
+                    self.report.requesters_created += 1;
+                    u.id
+                }
+                // Created meanwhile by someone else: use theirs.
+                Err(StoreError::Duplicate(_)) => db.user_by_email(email).await?.context("account vanished")?.id,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        self.people.insert(email.as_str().to_owned(), id);
+        Ok(id)
+    }
+
+    /// Embeds and stores the pending rows in one transaction.
+    async fn store(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.pending);
+        let embeddings: Vec<Option<Vec<f32>>> = match &self.model {
+            Some(m) => {
+                let m = m.clone();
+                let texts: Vec<String> = rows.iter().map(|r| format!("{}\n{}", r.title, r.description)).collect();
+                tokio::task::spawn_blocking(move || {
+                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    m.embed_all(&refs, 32)
+                })
+                .await
+                .context("the embedding task failed")??
+                .into_iter()
+                .map(Some)
+                .collect()
+            }
+            None => vec![None; rows.len()],
+        };
+        let mut batch = Vec::with_capacity(rows.len());
+        for (row, embedding) in rows.iter().zip(embeddings) {
+            let who = self.requester(row.requester.as_ref().unwrap_or(&self.opts.requester)).await?;
+            // Distinct, increasing label times: the engine pages through labelled tickets by this time.
+            let seq = (self.report.imported + self.report.already_imported + batch.len()) as i64;
+            batch.push(ImportedTicket {
+                key: row.key(),
+                title: row.title.clone(),
+                description: row.description.clone(),
+                resolution: row.resolution.clone(),
+                category: row.category.as_ref().map(|c| c.as_str().to_owned()),
+                priority: row.priority.as_str().to_owned(),
+                skills: row.skills.clone(),
+                requester: who,
+                created_at: row.created_at.unwrap_or(self.started),
+                labelled_at: self.started + chrono::Duration::microseconds(seq),
+                embedding,
+            });
+        }
+        for added in self.db.import_tickets(&batch).await? {
+            if added {
+                self.report.imported += 1;
+            } else {
+                self.report.already_imported += 1;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use smart_ticket_domain::{Priority, Role};
 use std::collections::BTreeMap;
 
 use super::account::parse_capacity;
-use super::{CsrfForm, Signed, WebError, describe, see_other};
+use super::{CsrfForm, Signed, WebError, comma_list, describe, see_other};
 use crate::db::{DashboardRow, JOB_STATES};
 use crate::http::AppState;
 use crate::http::accounts::{UserChange, change_user};
@@ -177,7 +177,7 @@ async fn save_user(
     let id = UserId(id.parse().map_err(|_| WebError::App(AppError::NotFound))?);
     let change = UserChange {
         role: form.role.filter(|r| !r.is_empty()),
-        skills: Some(form.skills.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+        skills: Some(comma_list(&form.skills)),
         away: Some(form.away.is_some()),
         capacity: Some(parse_capacity(form.capacity.as_deref())?),
     };

@@ -142,6 +142,11 @@ impl Signed {
         render(name, with_chrome(ctx, Some(&self.auth), &self.csrf))
     }
 
+    /// Renders a part of a page (for htmx to swap in), with what its forms need.
+    pub fn fragment(&self, name: &str, ctx: Value) -> Result<Response, WebError> {
+        Ok(Html(render_string(name, with_chrome(ctx, Some(&self.auth), &self.csrf))?).into_response())
+    }
+
     pub fn is_admin(&self) -> bool {
         self.auth.user.role == smart_ticket_domain::Role::Admin
     }
@@ -169,6 +174,11 @@ pub(crate) fn render(name: &str, ctx: Value) -> Result<Response, WebError> {
 pub(crate) fn render_string(name: &str, ctx: Value) -> Result<String, WebError> {
     let tmpl = templates().get_template(name).map_err(|e| WebError::App(AppError::Internal(e.into())))?;
     tmpl.render(minijinja::Value::from_serialize(&ctx)).map_err(|e| WebError::App(AppError::Internal(e.into())))
+}
+
+/// A form's comma-separated list (`"rust, postgres"`), trimmed, blanks dropped.
+pub(crate) fn comma_list(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// 303 to `to`: the answer to a successful form post.

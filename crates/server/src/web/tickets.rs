@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use smart_ticket_domain::{Priority, Role, Status};
 use std::collections::HashMap;
 
-use super::{CsrfForm, Signed, WebError, describe, render_string, see_other};
+use super::{CsrfForm, Signed, WebError, comma_list, describe, render_string, see_other};
 use crate::db::{AssigneeFilter, TicketFilter};
 use crate::http::AppState;
 use crate::http::error::AppError;
@@ -109,8 +109,7 @@ async fn list_fragment(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, WebError> {
     let ctx = tickets_context(&state, &signed, &q).await?;
-    Ok(Html(render_string("_ticket_table.html", super::with_chrome(ctx, Some(&signed.auth), &signed.csrf))?)
-        .into_response())
+    signed.fragment("_ticket_table.html", ctx)
 }
 
 /// A ticket as the templates read it: its fields, the people's addresses, and whether it is overdue.
@@ -185,8 +184,8 @@ async fn render_ticket(
     id: TicketId,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let mut ctx = live_context(state, signed, id).await?;
-    let ticket = visible_ticket(state, &signed.auth, id).await?;
+    let (ticket, staff) = ticket_and_staff(state, signed, id).await?;
+    let mut ctx = live_context(state, signed, &ticket, &staff).await?;
     let workable = ticket.workable_by(&signed.auth.user);
     ctx["workable"] = json!(workable);
     ctx["error"] = json!(error);
@@ -215,7 +214,7 @@ async fn render_ticket(
             Err(e) => tracing::warn!(error = %e, ticket_id = %id, "suggestions unavailable"),
         }
         if signed.is_admin() {
-            ctx["staff_list"] = json!(staff(state).await?);
+            ctx["staff_list"] = json!(staff);
         }
     }
     let failed = ctx["error"].is_string();
@@ -233,17 +232,33 @@ async fn staff(state: &AppState) -> Result<Vec<crate::model::User>, WebError> {
     Ok(people)
 }
 
-/// What the page refreshes while open: the facts, the conversation and the history.
-async fn live_context(state: &AppState, signed: &Signed, id: TicketId) -> Result<Value, WebError> {
+/// The ticket if the visitor may read it, and — for those who work it — the staff (who name people in its
+/// history, and whom admins reassign to); read once per page.
+async fn ticket_and_staff(
+    state: &AppState,
+    signed: &Signed,
+    id: TicketId,
+) -> Result<(Ticket, Vec<crate::model::User>), WebError> {
     let ticket = visible_ticket(state, &signed.auth, id).await?;
+    let staff = if ticket.workable_by(&signed.auth.user) { staff(state).await? } else { Vec::new() };
+    Ok((ticket, staff))
+}
+
+/// What the page refreshes while open: the facts, the conversation and the history.
+async fn live_context(
+    state: &AppState,
+    signed: &Signed,
+    ticket: &Ticket,
+    staff: &[crate::model::User],
+) -> Result<Value, WebError> {
     let workable = ticket.workable_by(&signed.auth.user);
-    let comments = state.db.comments(id, workable).await?;
-    let events = state.db.events(id).await?;
+    let comments = state.db.comments(ticket.id, workable).await?;
+    let events = state.db.events(ticket.id).await?;
     let names: HashMap<UserId, String> = ticket
         .assigned_to
         .zip(ticket.assignee_email.clone())
         .into_iter()
-        .chain(if workable { staff(state).await?.into_iter().map(|u| (u.id, u.email)).collect() } else { Vec::new() })
+        .chain(staff.iter().map(|u| (u.id, u.email.clone())))
         .collect();
     let events: Vec<Value> = events
         .iter()
@@ -256,7 +271,7 @@ async fn live_context(state: &AppState, signed: &Signed, id: TicketId) -> Result
             })
         })
         .collect();
-    Ok(json!({ "t": ticket_json(&ticket, Ts::now()), "comments": comments, "events": events }))
+    Ok(json!({ "t": ticket_json(ticket, Ts::now()), "comments": comments, "events": events }))
 }
 
 /// History a requester sees; staff see everything (AI corrections, routing, SLA alerts).
@@ -292,9 +307,9 @@ async fn live_fragment(
     signed: Signed,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let ctx = live_context(&state, &signed, ticket_id(&id)?).await?;
-    Ok(Html(render_string("_ticket_live.html", super::with_chrome(ctx, Some(&signed.auth), &signed.csrf))?)
-        .into_response())
+    let (ticket, staff) = ticket_and_staff(&state, &signed, ticket_id(&id)?).await?;
+    let ctx = live_context(&state, &signed, &ticket, &staff).await?;
+    signed.fragment("_ticket_live.html", ctx)
 }
 
 #[derive(Deserialize)]
@@ -367,7 +382,7 @@ async fn update(
         status: form.status.filter(|s| !s.is_empty()),
         priority: form.priority.filter(|s| !s.is_empty()),
         category: form.category.map(|c| Some(c).filter(|c| !c.trim().is_empty())),
-        skills: form.skills.map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+        skills: form.skills.as_deref().map(comma_list),
         resolution: form.resolution,
         assigned_to,
         ..TicketChange::default()
