@@ -10,11 +10,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-minilm-l6-v2");
+    let dir =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+            .join("../../models/all-minilm-l6-v2");
     let t = Instant::now();
     let m = MiniLm::load(&dir)?;
     println!("load: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/helpdesk-tickets/dev.jsonl");
+    let path =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+            .join("../../../shared/datasets/helpdesk-tickets/dev.jsonl");
     let texts: Vec<String> = std::fs::read_to_string(&path)?
         .lines()
         .take(300)

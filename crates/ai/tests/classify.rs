@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 fn banking77(limit: usize) -> Vec<(String, String)> {
     // The shared datasets live beside the clone (../shared/datasets), or wherever DATASETS_DIR says.
-    let dir = std::env::var_os("DATASETS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"));
+    let dir = std::env::var_os("DATASETS_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+            .join("../../../shared/datasets")
+    });
     let path = dir.join("banking77/train.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!("{}: {e} (this test needs ../shared/datasets beside the clone, or DATASETS_DIR)", path.display())

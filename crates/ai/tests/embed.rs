@@ -4,7 +4,9 @@ use smart_ticket_ai::{DIMENSIONS, MiniLm, cosine};
 use std::path::PathBuf;
 
 fn model() -> MiniLm {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-minilm-l6-v2");
+    let dir =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+            .join("../../models/all-minilm-l6-v2");
     MiniLm::load(&dir).unwrap_or_else(|e| panic!("{e:#}: run scripts/fetch-model (make test does)"))
 }
 

@@ -41,7 +41,8 @@ pub struct TestApp {
 
 /// The sentence-embedding model fetched by `scripts/fetch-model` (run by `make test`).
 pub fn model_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-minilm-l6-v2")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+        .join("../../models/all-minilm-l6-v2")
 }
 
 /// Pipeline settings for tests: defaults, the fetched model.

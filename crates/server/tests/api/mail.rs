@@ -22,7 +22,9 @@ impl SmtpServer {
     /// Starts it; the first `refuse` messages are answered "451 try again later".
     fn start(dir: &Path, refuse: u32) -> SmtpServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/test-smtp-server");
+        let script =
+            PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+                .join("../../scripts/test-smtp-server");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
             .arg(port.to_string())
