@@ -212,16 +212,15 @@ async fn every_role_does_its_daily_work_in_the_browser(backend: Backend) {
     let helpful = format!("helpful-{}", past["number"]);
     web.find(By::Id(helpful.clone())).await.unwrap().click().await.unwrap();
     let started = Instant::now();
-    while !web
-        .find(By::Id(helpful.clone()))
-        .await
-        .unwrap()
-        .class_name()
-        .await
-        .unwrap()
-        .unwrap_or_default()
-        .contains("current")
-    {
+    // The page is replaced after the post: an element found just before may go stale; look again.
+    loop {
+        let class = match web.find(By::Id(helpful.clone())).await {
+            Ok(el) => el.class_name().await.ok().flatten().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if class.contains("current") {
+            break;
+        }
         assert!(started.elapsed() < PATIENCE, "the verdict never showed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
