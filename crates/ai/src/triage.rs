@@ -123,7 +123,7 @@ pub fn neighbours<'a>(
 }
 
 /// One answer: the value, how sure the engine is, and which signal decided it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Guess {
     pub value: String,
     pub confidence: f32,
@@ -131,7 +131,7 @@ pub struct Guess {
 }
 
 /// What triage says about a ticket (the note is composed separately, see [`crate::note`]).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Triage {
     pub category: Option<Guess>,
     pub priority: Guess,
@@ -139,6 +139,7 @@ pub struct Triage {
     pub engine: String,
     /// For a language-model provider: which, the model, latency, attempts and token usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub provider: Option<serde_json::Value>,
 }
 

@@ -24,8 +24,9 @@ impl ParseError {
     }
 }
 
-/// Trims `raw` and checks its length in characters, the rule every free-text field shares.
-fn bounded_text(field: &'static str, raw: &str, min: usize, max: usize) -> Result<String, ParseError> {
+/// Trims `raw` and checks its length in characters and that it holds no control characters (tabs and line
+/// breaks aside), the rule every free-text field shares.
+pub fn bounded_text(field: &'static str, raw: &str, min: usize, max: usize) -> Result<String, ParseError> {
     let trimmed = raw.trim();
     let len = trimmed.chars().count();
     if len < min {
@@ -93,6 +94,17 @@ macro_rules! string_enum {
                 s.serialize_str(self.as_str())
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -54,7 +54,7 @@ pub struct Answer {
 }
 
 /// A past resolved ticket offered to the moderator.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Suggestion {
     pub number: i64,
     pub title: String,
@@ -72,8 +72,10 @@ pub struct Suggestions {
 }
 
 /// What the engine runs on, for the admin.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = EngineInfo)]
 pub struct Status {
+    #[schema(value_type = String)]
     pub engine: &'static str,
     /// False when the sentence-embedding weights are missing (lexical fallback).
     pub embeddings: bool,

@@ -35,6 +35,8 @@ enum Command {
     Worker(WorkerArgs),
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the API's OpenAPI 3.1 description (as served at /api/openapi.json).
+    Openapi,
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -145,6 +147,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             db.migrate().await?;
             let settings = args.pipeline(&cli.storage, 3000)?;
             crate::startup::run_worker(db, settings, args.worker_concurrency.max(1)).await
+        }
+        Command::Openapi => {
+            println!("{}", crate::http::openapi::document().to_pretty_json()?);
+            Ok(())
         }
         Command::Migrate => {
             let db = Db::connect(&cli.storage.database_url(), 1).await?;

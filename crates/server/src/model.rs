@@ -11,7 +11,7 @@ use uuid::Uuid;
 macro_rules! typed_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, sqlx::Type)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, sqlx::Type, utoipa::ToSchema)]
         #[serde(transparent)]
         #[sqlx(transparent)]
         pub struct $name(pub Uuid);
@@ -47,7 +47,7 @@ typed_id!(
 
 /// A UTC instant. On SQLite it is stored as fixed-width RFC 3339 text with microseconds,
 /// so that comparing and ordering the text compares and orders the instants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Ts(pub DateTime<Utc>);
 
@@ -106,7 +106,7 @@ impl<'r> Decode<'r, Postgres> for Ts {
 }
 
 /// An account as the API shows it (never its password hash).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     pub email: String,
@@ -123,13 +123,13 @@ pub struct User {
 }
 
 /// A short reference to a person on a ticket.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PersonRef {
     pub id: UserId,
     pub email: String,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Ticket {
     pub id: TicketId,
     pub number: i64,
@@ -152,6 +152,7 @@ pub struct Ticket {
     pub resolved_at: Option<Ts>,
     /// What the AI said (category, priority, skills, each with a confidence and its source; the engine).
     #[sqlx(rename = "ai_triage")]
+    #[schema(value_type = Option<smart_ticket_ai::triage::Triage>)]
     pub ai: Option<sqlx::types::Json<smart_ticket_ai::triage::Triage>>,
     pub triaged_at: Option<Ts>,
     /// Why routing chose the assignee, e.g. "matched rust, postgres; load 2/8".
@@ -163,7 +164,7 @@ pub struct Ticket {
 }
 
 /// A ticket with the people on it spelled out, as the API returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TicketView {
     #[serde(flatten)]
     pub ticket: Ticket,
@@ -193,7 +194,7 @@ impl Ticket {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Comment {
     pub id: i64,
     pub ticket_id: TicketId,
@@ -229,7 +230,7 @@ impl Actor {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TicketEvent {
     pub id: i64,
     pub ticket_id: TicketId,
@@ -238,8 +239,10 @@ pub struct TicketEvent {
     pub actor_email: Option<String>,
     pub field: String,
     #[sqlx(json(nullable))]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub old_value: Option<serde_json::Value>,
     #[sqlx(json(nullable))]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub new_value: Option<serde_json::Value>,
     pub created_at: Ts,
 }

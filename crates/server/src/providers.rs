@@ -93,7 +93,7 @@ pub struct Completion {
 }
 
 /// Counters per provider, for the admin and `/metrics`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ProviderMetrics {
     pub calls: u64,
     pub successes: u64,
@@ -490,7 +490,7 @@ impl Provider {
 }
 
 /// A reply drafted for the moderator, citing the past tickets it drew on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Draft {
     pub text: String,
     /// Numbers of the resolved tickets it used.
@@ -498,6 +498,7 @@ pub struct Draft {
     pub engine: String,
     /// Provider call details, when a model wrote it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub provider: Option<Value>,
     /// Why the embedded engine wrote it instead of the configured model.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -67,11 +67,12 @@ impl Db {
 }
 
 /// A job as stored.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Job {
     pub id: i64,
     pub kind: String,
     #[sqlx(json)]
+    #[schema(value_type = Object)]
     pub payload: Value,
     pub idempotency_key: String,
     pub state: String,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{Db, StoreResult, on_pool};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Category {
     pub name: String,
     pub description: String,
@@ -16,7 +16,7 @@ pub struct Category {
     pub position: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SkillInfo {
     pub name: String,
     pub description: Option<String>,

@@ -5,9 +5,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use smart_ticket_domain::{Email, Password, Role, Skills};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{AppError, AppResult, parse_both};
 use super::extract::{Admin, AppJson, AppPath, AppQuery, AuthUser, SESSION_COOKIE};
@@ -28,14 +28,34 @@ pub fn router() -> Router<AppState> {
         .route("/api/users/{id}", patch(update_user))
 }
 
-#[derive(Deserialize)]
-struct Credentials {
+/// An email address and a password (8 to 128 characters).
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct Credentials {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
 }
 
+/// A new session: the bearer token for the API and the account. The browser session cookie is set too.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SessionBody {
+    /// `Authorization: Bearer <token>`.
+    token: String,
+    user: User,
+}
+
+/// One account.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserBody {
+    user: User,
+}
+
+/// Creates an account (role user) and signs it in. Rate-limited per client address.
+#[utoipa::path(post, path = "/api/auth/signup", tag = "accounts", request_body = Credentials, security(()),
+    responses((status = 201, description = "Signed up and in", body = SessionBody)))]
 #[tracing::instrument(skip_all)]
-async fn signup(
+pub(crate) async fn signup(
     State(state): State<AppState>,
     client: ClientAddr,
     AppJson(body): AppJson<Credentials>,
@@ -44,8 +64,11 @@ async fn signup(
     start_session(&state, user, StatusCode::CREATED).await
 }
 
+/// Signs in. Rate-limited per client address and, after failures, per account.
+#[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = Credentials, security(()),
+    responses((status = 200, description = "Signed in", body = SessionBody)))]
 #[tracing::instrument(skip_all)]
-async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     client: ClientAddr,
     AppJson(body): AppJson<Credentials>,
@@ -121,79 +144,112 @@ pub(crate) fn session_cookie(state: &AppState, token: Option<&str>) -> AppResult
 async fn start_session(state: &AppState, user: User, status: StatusCode) -> AppResult<Response> {
     let opened = open_session(state, &user).await?;
     let token = state.keys.issue(user.id, &opened.session_id, Ts::now(), opened.expires)?;
-    let mut res = (status, Json(json!({ "token": token, "user": user }))).into_response();
+    let mut res = (status, Json(SessionBody { token, user })).into_response();
     res.headers_mut().insert(header::SET_COOKIE, session_cookie(state, Some(&opened.cookie_token))?);
     Ok(res)
 }
 
-async fn logout(State(state): State<AppState>, auth: AuthUser) -> AppResult<Response> {
+/// Ends this session (its token and cookie stop working).
+#[utoipa::path(post, path = "/api/auth/logout", tag = "accounts", responses((status = 204, description = "Signed out")))]
+pub(crate) async fn logout(State(state): State<AppState>, auth: AuthUser) -> AppResult<Response> {
     state.db.delete_session(&auth.session_id).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     res.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, None)?);
     Ok(res)
 }
 
-async fn me(auth: AuthUser) -> Json<serde_json::Value> {
-    Json(json!({ "user": auth.user }))
+/// The signed-in account.
+#[utoipa::path(get, path = "/api/auth/me", tag = "accounts", responses((status = 200, description = "The caller", body = UserBody)))]
+pub(crate) async fn me(auth: AuthUser) -> Json<UserBody> {
+    Json(UserBody { user: auth.user })
 }
 
-#[derive(Deserialize)]
-struct UserQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UserQuery {
+    /// Part of an email address.
     q: Option<String>,
+    /// user, moderator or admin.
     role: Option<String>,
+    /// Page size, 1 to 100 (25).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-async fn list_users(
+/// A page of accounts, by email.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserPage {
+    users: Vec<User>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// Accounts (admins).
+#[utoipa::path(get, path = "/api/auth/users", tag = "accounts", params(UserQuery),
+    responses((status = 200, description = "A page of accounts", body = UserPage)))]
+pub(crate) async fn list_users(
     State(state): State<AppState>,
     _admin: Admin,
     AppQuery(q): AppQuery<UserQuery>,
-) -> AppResult<Json<serde_json::Value>> {
+) -> AppResult<Json<UserPage>> {
     let limit = page_limit(q.limit)?;
     let role = q.role.as_deref().map(str::parse::<Role>).transpose().map_err(|e| AppError::bad_query(e.to_string()))?;
     let q_text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let users = state.db.list_users(q_text, role, q.cursor.as_deref(), limit).await?;
     let (users, next) = into_page(users, limit, |u| u.email.clone());
-    Ok(Json(json!({ "users": users, "next_cursor": next })))
+    Ok(Json(UserPage { users, next_cursor: next }))
 }
 
-#[derive(Deserialize, Default)]
+/// Fields to change; absent fields stay.
+#[derive(Deserialize, Default, ToSchema)]
 pub(crate) struct UserChange {
+    /// user, moderator or admin (admins only).
     pub role: Option<String>,
+    /// Skills (admins only).
     pub skills: Option<Vec<String>>,
     /// Away staff get no new tickets (the person themself may set it).
     pub away: Option<bool>,
     /// Most open tickets routing gives them at once, 1 to 1000 (the person themself may set it).
+    #[schema(minimum = 1, maximum = 1000)]
     pub capacity: Option<i64>,
 }
 
-#[derive(Deserialize)]
-struct UserChangeByEmail {
+/// The account by its email address, and what to change.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct UserChangeByEmail {
+    #[schema(format = Email, max_length = 254)]
     email: String,
     #[serde(flatten)]
     change: UserChange,
 }
 
-async fn update_user_by_email(
+/// Changes an account found by email (admins).
+#[utoipa::path(post, path = "/api/auth/update-user", tag = "accounts", request_body = UserChangeByEmail,
+    responses((status = 200, description = "The changed account", body = UserBody)))]
+pub(crate) async fn update_user_by_email(
     State(state): State<AppState>,
     Admin(admin): Admin,
     AppJson(body): AppJson<UserChangeByEmail>,
-) -> AppResult<Json<serde_json::Value>> {
+) -> AppResult<Json<UserBody>> {
     let email = Email::parse(&body.email)?;
     let target = state.db.user_by_email(&email).await?.ok_or(AppError::NotFound)?;
     let user = apply_user_change(&state, &admin, target, body.change).await?;
-    Ok(Json(json!({ "user": user })))
+    Ok(Json(UserBody { user }))
 }
 
-async fn update_user(
+/// Changes an account: admins anything; staff their own availability (away, capacity).
+#[utoipa::path(patch, path = "/api/users/{id}", tag = "accounts", params(("id" = UserId, Path)),
+    request_body = UserChange, responses((status = 200, description = "The changed account", body = UserBody)))]
+pub(crate) async fn update_user(
     State(state): State<AppState>,
     auth: AuthUser,
     AppPath(id): AppPath<UserId>,
     AppJson(body): AppJson<UserChange>,
-) -> AppResult<Json<serde_json::Value>> {
+) -> AppResult<Json<UserBody>> {
     let user = change_user(&state, &auth, id, body).await?;
-    Ok(Json(json!({ "user": user })))
+    Ok(Json(UserBody { user }))
 }
 
 /// Admins change anyone; a moderator or admin may set their own availability (away, capacity).

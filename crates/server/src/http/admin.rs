@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{AppError, AppResult};
 use super::extract::{Admin, AppPath, AppQuery, AuthUser};
@@ -15,34 +15,56 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/admin/jobs", get(list_jobs)).route("/api/admin/jobs/{id}/retry", post(retry_job))
 }
 
-#[derive(Deserialize)]
-struct JobQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct JobQuery {
+    /// queued, running, done or dead (default dead).
     state: Option<String>,
+    /// Page size, 1 to 100 (25).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<i64>,
 }
 
-async fn list_jobs(
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobPage {
+    jobs: Vec<crate::db::Job>,
+    next_cursor: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobEnvelope {
+    job: crate::db::Job,
+}
+
+/// Background jobs in one state (admins).
+#[utoipa::path(get, path = "/api/admin/jobs", tag = "admin", params(JobQuery),
+    responses((status = 200, description = "A page of jobs", body = JobPage)))]
+pub(crate) async fn list_jobs(
     State(state): State<AppState>,
     _admin: Admin,
     AppQuery(q): AppQuery<JobQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<JobPage>> {
     let limit = page_limit(q.limit)?;
     let job_state = q.state.as_deref().unwrap_or("dead");
     if !JOB_STATES.contains(&job_state) {
         return Err(AppError::bad_query(format!("state must be one of: {}", JOB_STATES.join(", "))));
     }
     let (jobs, next) = into_page(state.db.list_jobs(job_state, q.cursor, limit).await?, limit, |j| j.id);
-    Ok(Json(json!({ "jobs": jobs, "next_cursor": next })))
+    Ok(Json(JobPage { jobs, next_cursor: next }))
 }
 
-async fn retry_job(
+/// Puts a dead job back in the queue (admins).
+#[utoipa::path(post, path = "/api/admin/jobs/{id}/retry", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 200, description = "Queued again", body = JobEnvelope)))]
+pub(crate) async fn retry_job(
     State(state): State<AppState>,
     Admin(admin): Admin,
     AppPath(id): AppPath<i64>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<JobEnvelope>> {
     let job = retry(&state, &admin, id).await?;
-    Ok(Json(json!({ "job": job })))
+    Ok(Json(JobEnvelope { job }))
 }
 
 /// Puts a dead job back in the queue.

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeSet;
 
 use super::AppState;
@@ -21,13 +21,16 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/ai/retrain", post(retrain))
 }
 
-#[derive(Deserialize)]
-struct QualityQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct QualityQuery {
+    /// Window in days, 1 to 3650 (30).
+    #[param(minimum = 1, maximum = 3650)]
     days: Option<i64>,
 }
 
 /// Agreement of one single-valued field.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FieldQuality {
     /// Tickets where both the AI and a person gave a value.
     pub evaluated: usize,
@@ -36,7 +39,7 @@ pub struct FieldQuality {
 }
 
 /// Agreement on the skill sets.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SkillQuality {
     pub evaluated: usize,
     /// The AI's set equals the final set.
@@ -47,7 +50,7 @@ pub struct SkillQuality {
 }
 
 /// Moderators' verdicts on suggested past tickets.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SuggestionQuality {
     pub marked: i64,
     pub helpful: i64,
@@ -55,7 +58,7 @@ pub struct SuggestionQuality {
 }
 
 /// Per-field accuracy of AI triage against the final human values.
-#[derive(Debug, Default, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Quality {
     pub tickets: usize,
     /// Tickets where a person changed at least one of the AI's answers.
@@ -113,17 +116,29 @@ pub fn measure(rows: &[QualityRow]) -> Quality {
     q
 }
 
-async fn quality(
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct QualityBody {
+    window_days: i64,
+    since: Ts,
+    /// The engine triaging now.
+    engine: String,
+    quality: Quality,
+}
+
+/// Per-field accuracy of AI triage against the final human values, and the suggestions' helpful rate (admins).
+#[utoipa::path(get, path = "/api/ai/quality", tag = "ai", params(QualityQuery),
+    responses((status = 200, description = "Quality over the window", body = QualityBody)))]
+pub(crate) async fn quality(
     State(state): State<AppState>,
     _admin: Admin,
     AppQuery(q): AppQuery<QualityQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<QualityBody>> {
     let days = q.days.unwrap_or(30);
     if !(1..=3650).contains(&days) {
         return Err(AppError::bad_query("days must be between 1 and 3650"));
     }
     let (since, quality) = quality_since(&state, days).await?;
-    Ok(Json(json!({ "window_days": days, "since": since, "engine": state.pipeline.ai.engine(), "quality": quality })))
+    Ok(Json(QualityBody { window_days: days, since, engine: state.pipeline.ai.engine().to_owned(), quality }))
 }
 
 /// AI triage against the final human values over the last `days` days.
@@ -137,28 +152,58 @@ pub(crate) async fn quality_since(state: &AppState, days: i64) -> AppResult<(Ts,
     Ok((since, quality))
 }
 
-async fn status(State(state): State<AppState>, _admin: Admin) -> AppResult<Json<Value>> {
+/// A configured language-model provider and its call metrics.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ProviderStatus {
+    provider: String,
+    model: String,
+    metrics: crate::providers::ProviderMetrics,
+}
+
+/// The embedded engine and the configured providers by role (`triage`, `suggest`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EngineStatus {
+    ai: crate::ai::Status,
+    providers: std::collections::BTreeMap<String, ProviderStatus>,
+}
+
+/// What the engine runs on and its providers' call metrics, fallbacks among them (admins).
+#[utoipa::path(get, path = "/api/admin/ai", tag = "ai",
+    responses((status = 200, description = "Engine and providers", body = EngineStatus)))]
+pub(crate) async fn status(State(state): State<AppState>, _admin: Admin) -> AppResult<Json<EngineStatus>> {
     Ok(Json(engine_status(&state).await?))
 }
 
 /// What the engine runs on and, per configured provider, its call metrics (fallbacks among them).
-pub(crate) async fn engine_status(state: &AppState) -> AppResult<Value> {
-    let status = state.pipeline.ai.status(&state.db).await?;
-    let mut providers = serde_json::Map::new();
+pub(crate) async fn engine_status(state: &AppState) -> AppResult<EngineStatus> {
+    let ai = state.pipeline.ai.status(&state.db).await?;
+    let mut providers = std::collections::BTreeMap::new();
     for (role, p) in [("triage", &state.pipeline.triage_provider), ("suggest", &state.pipeline.suggest_provider)] {
         if let Some(p) = p {
             providers.insert(
-                role.into(),
-                json!({ "provider": p.name(), "model": p.settings.model, "metrics": p.metrics() }),
+                role.to_owned(),
+                ProviderStatus { provider: p.name().to_owned(), model: p.settings.model.clone(), metrics: p.metrics() },
             );
         }
     }
-    Ok(json!({ "ai": status, "providers": providers }))
+    Ok(EngineStatus { ai, providers })
 }
 
-async fn retrain(State(state): State<AppState>, Admin(admin): Admin) -> AppResult<(StatusCode, Json<Value>)> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct QueuedBody {
+    /// The job kind queued: `ai.retrain`.
+    queued: String,
+}
+
+/// Queues a retraining of the engine on every labelled ticket (admins).
+#[utoipa::path(post, path = "/api/admin/ai/retrain", tag = "ai",
+    responses((status = 202, description = "Queued", body = QueuedBody)))]
+pub(crate) async fn retrain(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+) -> AppResult<(StatusCode, Json<QueuedBody>)> {
     request_retrain(&state, &admin).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": "ai.retrain" }))))
+    Ok((StatusCode::ACCEPTED, Json(QueuedBody { queued: "ai.retrain".into() })))
 }
 
 /// Queues a retraining of the engine on every labelled ticket.

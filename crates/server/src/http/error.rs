@@ -2,7 +2,6 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use smart_ticket_domain::ParseError;
 use std::collections::BTreeMap;
 
@@ -100,26 +99,43 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// Every error answer: `{"error": {"code", "message", "fields"}}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, e.g. `validation_failed`, `not_found`, `rate_limited`.
+    pub code: String,
+    /// For people; on a validation failure it lists each field's problem.
+    pub message: String,
+    /// On a validation failure: what is wrong with each field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, String>>,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let message = match &self {
+        let (message, fields) = match &self {
             AppError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
-                "internal server error".to_owned()
+                ("internal server error".to_owned(), None)
             }
-            other => other.to_string(),
+            AppError::Validation(fields) => (
+                fields.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),
+                Some(fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()),
+            ),
+            other => (other.to_string(), None),
         };
-        let mut body = json!({ "code": code, "message": message });
-        if let AppError::Validation(fields) = &self {
-            body["fields"] = json!(fields);
-            body["message"] = json!(fields.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "));
-        }
         let retry_after = match &self {
             AppError::TooManyRequests { retry_after } => Some(*retry_after),
             _ => None,
         };
-        let mut res = (status, axum::Json(json!({ "error": body }))).into_response();
+        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message, fields } };
+        let mut res = (status, axum::Json(body)).into_response();
         if let Some(secs) = retry_after {
             res.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
         }

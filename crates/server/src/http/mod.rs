@@ -6,6 +6,7 @@ pub(crate) mod ai;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod openapi;
 mod ops;
 pub(crate) mod taxonomy;
 pub(crate) mod tickets;
@@ -14,7 +15,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -64,10 +64,11 @@ pub fn router(state: AppState) -> Router {
         .merge(ai::router())
         .merge(crate::web::router(state.clone()))
         .merge(ops::router())
-        .route("/healthz", get(|| async { "ok" }))
+        .merge(openapi::router())
         .route_layer(axum::middleware::from_fn(crate::observe::track_http))
         .route_layer(axum::middleware::from_fn(run_to_completion))
         .fallback(|| async { AppError::NotFound })
+        .layer(axum::middleware::from_fn(refuse_nul_in_url))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(axum::middleware::from_fn(security_headers))
@@ -93,6 +94,20 @@ async fn run_to_completion(req: axum::extract::Request, next: axum::middleware::
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// A NUL character (`%00`) in the path or query is refused up front: PostgreSQL cannot store or compare text
+/// holding one, so a search or cursor with it would otherwise fail deep in a query (schemathesis found it).
+async fn refuse_nul_in_url(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let uri = req.uri();
+    if uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00")) {
+        return AppError::BadRequest {
+            code: "bad_request",
+            message: "the URL must not contain NUL characters (%00)".into(),
+        }
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Every response's request id header (set from the request's, or generated); logged on every line.

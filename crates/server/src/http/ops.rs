@@ -17,12 +17,22 @@ use crate::model::Ts;
 const WORKER_SILENCE_MS: i64 = 60_000;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/readyz", get(readyz)).route("/metrics", get(metrics))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+}
+
+/// 200 while the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "Up", body = String, content_type = "text/plain")))]
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
 }
 
 /// 200 when the database answers, its migrations are current and (in a process running workers) the worker
 /// loop is turning; otherwise 503, with each check's state.
-async fn readyz(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()), responses(
+    (status = 200, description = "Ready", body = Object),
+    (status = 503, description = "Not ready: the failing checks", body = Object)))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let database = match state.db.ping().await {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -61,7 +71,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// The Prometheus text format: HTTP requests, jobs, triage, provider fallbacks, e-mails, and the queue as the
 /// database sees it now.
-async fn metrics(State(state): State<AppState>) -> AppResult<Response> {
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses(
+    (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+    (status = 503, description = "The recorder could not be installed", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> AppResult<Response> {
     let Some(handle) = crate::observe::prometheus() else {
         return Ok((StatusCode::SERVICE_UNAVAILABLE, "metrics are off: see the log").into_response());
     };

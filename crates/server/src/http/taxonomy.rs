@@ -4,9 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use smart_ticket_domain::{CategoryName, Priority, Skill};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{AppError, AppResult};
@@ -19,18 +19,32 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/skills/{name}", put(put_skill))
 }
 
-async fn get_taxonomy(State(state): State<AppState>, _auth: AuthUser) -> AppResult<Json<Value>> {
-    let priorities: Vec<Value> =
-        Priority::ALL.iter().map(|p| json!({ "name": p, "description": p.description() })).collect();
-    Ok(Json(json!({
-        "categories": state.db.categories().await?,
-        "priorities": priorities,
-        "skills": state.db.skills().await?,
-    })))
+/// A priority and what it means.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PriorityInfo {
+    name: Priority,
+    description: &'static str,
 }
 
-#[derive(Deserialize)]
-struct CategoryBody {
+/// What triage chooses from.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TaxonomyBody {
+    categories: Vec<crate::db::Category>,
+    priorities: Vec<PriorityInfo>,
+    skills: Vec<crate::db::SkillInfo>,
+}
+
+/// Categories (with descriptions and examples), priorities and skills.
+#[utoipa::path(get, path = "/api/taxonomy", tag = "taxonomy",
+    responses((status = 200, description = "The taxonomy", body = TaxonomyBody)))]
+pub(crate) async fn get_taxonomy(State(state): State<AppState>, _auth: AuthUser) -> AppResult<Json<TaxonomyBody>> {
+    let priorities = Priority::ALL.iter().map(|p| PriorityInfo { name: *p, description: p.description() }).collect();
+    Ok(Json(TaxonomyBody { categories: state.db.categories().await?, priorities, skills: state.db.skills().await? }))
+}
+
+/// A category's description (at most 1,000 characters) and example texts (at most 50 of 2,000).
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct CategoryBody {
     #[serde(default)]
     description: String,
     #[serde(default)]
@@ -40,22 +54,27 @@ struct CategoryBody {
 const MAX_EXAMPLES: usize = 50;
 
 /// A trimmed description of at most 1000 characters.
-fn description(raw: &str) -> AppResult<&str> {
-    let d = raw.trim();
-    if d.chars().count() > 1000 {
-        return Err(AppError::field("description", "must be at most 1000 characters"));
-    }
-    Ok(d)
+fn description(raw: &str) -> AppResult<String> {
+    Ok(smart_ticket_domain::bounded_text("description", raw, 0, 1000)?)
 }
 
-async fn put_category(
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CategoryEnvelope {
+    category: crate::db::Category,
+}
+
+/// Creates or replaces a category (admins).
+#[utoipa::path(put, path = "/api/admin/categories/{name}", tag = "taxonomy",
+    params(("name" = String, Path, description = "Lower-case name, e.g. `billing`")), request_body = CategoryBody,
+    responses((status = 200, description = "Saved", body = CategoryEnvelope)))]
+pub(crate) async fn put_category(
     State(state): State<AppState>,
     _admin: Admin,
     AppPath(name): AppPath<String>,
     AppJson(body): AppJson<CategoryBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<CategoryEnvelope>> {
     let category = save_category(&state, &name, &body.description, &body.examples).await?;
-    Ok(Json(json!({ "category": category })))
+    Ok(Json(CategoryEnvelope { category }))
 }
 
 /// Creates or replaces a category.
@@ -67,14 +86,29 @@ pub(crate) async fn save_category(
 ) -> AppResult<crate::db::Category> {
     let name = CategoryName::parse(name)?;
     let description = description(description_text)?;
-    let examples: Vec<String> = examples.iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect();
-    if examples.len() > MAX_EXAMPLES || examples.iter().any(|e| e.chars().count() > 2000) {
-        return Err(AppError::field("examples", format!("at most {MAX_EXAMPLES} examples of at most 2000 characters")));
+    let refused = || {
+        AppError::field(
+            "examples",
+            format!("at most {MAX_EXAMPLES} examples of at most 2000 characters, no control characters"),
+        )
+    };
+    let mut kept = Vec::new();
+    for e in examples {
+        let e = smart_ticket_domain::bounded_text("examples", e, 0, 2000).map_err(|_| refused())?;
+        if !e.is_empty() {
+            kept.push(e);
+        }
     }
-    Ok(state.db.upsert_category(&name, description, &examples).await?)
+    if kept.len() > MAX_EXAMPLES {
+        return Err(refused());
+    }
+    Ok(state.db.upsert_category(&name, &description, &kept).await?)
 }
 
-async fn delete_category(
+/// Deletes a category (admins); tickets keep their label.
+#[utoipa::path(delete, path = "/api/admin/categories/{name}", tag = "taxonomy", params(("name" = String, Path)),
+    responses((status = 204, description = "Deleted")))]
+pub(crate) async fn delete_category(
     State(state): State<AppState>,
     _admin: Admin,
     AppPath(name): AppPath<String>,
@@ -83,25 +117,40 @@ async fn delete_category(
     if state.db.delete_category(&name).await? { Ok(StatusCode::NO_CONTENT) } else { Err(AppError::NotFound) }
 }
 
-#[derive(Deserialize)]
-struct SkillBody {
+/// A skill's description (at most 1,000 characters).
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct SkillBody {
     description: String,
 }
 
-async fn put_skill(
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SkillDescription {
+    name: String,
+    description: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SkillEnvelope {
+    skill: SkillDescription,
+}
+
+/// Describes a skill (admins); the description helps triage recognise it.
+#[utoipa::path(put, path = "/api/admin/skills/{name}", tag = "taxonomy", params(("name" = String, Path)),
+    request_body = SkillBody, responses((status = 200, description = "Saved", body = SkillEnvelope)))]
+pub(crate) async fn put_skill(
     State(state): State<AppState>,
     _admin: Admin,
     AppPath(name): AppPath<String>,
     AppJson(body): AppJson<SkillBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<SkillEnvelope>> {
     let (name, description) = save_skill(&state, &name, &body.description).await?;
-    Ok(Json(json!({ "skill": { "name": name, "description": description } })))
+    Ok(Json(SkillEnvelope { skill: SkillDescription { name: name.as_str().to_owned(), description } }))
 }
 
 /// Sets a skill's description.
 pub(crate) async fn save_skill(state: &AppState, name: &str, description_text: &str) -> AppResult<(Skill, String)> {
     let name = Skill::parse(name)?;
-    let description = description(description_text)?.to_owned();
+    let description = description(description_text)?;
     state.db.set_skill_description(&name, &description).await?;
     Ok((name, description))
 }

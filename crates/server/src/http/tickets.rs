@@ -4,17 +4,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use smart_ticket_domain::{
     CategoryName, CommentBody, Priority, Resolution, Role, Skills, Status, TicketDescription, TicketTitle,
 };
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{AppError, AppResult, parse_both};
 use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use super::{AppState, double_option, into_page, page_limit};
 use crate::db::{AssigneeFilter, TicketFilter, TicketPatch};
-use crate::model::{Actor, Ticket, TicketId, TicketView, Ts, UserId};
+use crate::model::{Actor, Comment, Ticket, TicketEvent, TicketId, TicketView, Ts, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,20 +35,40 @@ pub(crate) async fn visible_ticket(state: &AppState, auth: &AuthUser, id: Ticket
     }
 }
 
-#[derive(Deserialize)]
-struct NewTicket {
+/// A ticket to file (or a draft to check for duplicates).
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct NewTicket {
+    /// 3 to 200 characters once trimmed.
+    #[schema(min_length = 3, max_length = 200)]
     title: String,
+    /// 1 to 20,000 characters once trimmed.
+    #[schema(min_length = 1, max_length = 20000)]
     description: String,
 }
 
+/// One ticket.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TicketBody {
+    ticket: TicketView,
+}
+
+impl From<Ticket> for TicketBody {
+    fn from(ticket: Ticket) -> Self {
+        Self { ticket: TicketView::from(ticket) }
+    }
+}
+
+/// Files a ticket; the workflow then triages, routes and notifies in the background.
+#[utoipa::path(post, path = "/api/tickets", tag = "tickets", request_body = NewTicket,
+    responses((status = 201, description = "Filed", body = TicketBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user.id))]
-async fn create_ticket(
+pub(crate) async fn create_ticket(
     State(state): State<AppState>,
     auth: AuthUser,
     AppJson(body): AppJson<NewTicket>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<TicketBody>)> {
     let ticket = file_ticket(&state, &auth, &body.title, &body.description).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "ticket": TicketView::from(ticket) }))))
+    Ok((StatusCode::CREATED, Json(ticket.into())))
 }
 
 /// Files a ticket for `auth` and wakes the pipeline that triages it.
@@ -65,21 +85,40 @@ pub(crate) async fn file_ticket(
     Ok(ticket)
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// open, in_progress, resolved or closed.
     status: Option<String>,
+    /// low, medium, high or urgent.
     priority: Option<String>,
+    /// `me`, `none` or a user id.
     assignee: Option<String>,
+    /// Search text.
     q: Option<String>,
+    /// Page size, 1 to 100 (25).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-async fn list_tickets(
+/// A page of tickets, newest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TicketPage {
+    tickets: Vec<TicketView>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// The tickets the caller may see (users: their own; moderators: assigned to them; admins: all).
+#[utoipa::path(get, path = "/api/tickets", tag = "tickets", params(ListQuery),
+    responses((status = 200, description = "A page of tickets", body = TicketPage)))]
+pub(crate) async fn list_tickets(
     State(state): State<AppState>,
     auth: AuthUser,
     AppQuery(q): AppQuery<ListQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TicketPage>> {
     let limit = page_limit(q.limit)?;
     let filter = TicketFilter {
         status: q
@@ -114,53 +153,66 @@ async fn list_tickets(
     let tickets = state.db.list_tickets(&auth.user, &filter, limit).await?;
     let (tickets, next) = into_page(tickets, limit, |t| t.number.to_string());
     let tickets: Vec<TicketView> = tickets.into_iter().map(TicketView::from).collect();
-    Ok(Json(json!({ "tickets": tickets, "next_cursor": next })))
+    Ok(Json(TicketPage { tickets, next_cursor: next }))
 }
 
-async fn get_ticket(
+/// One ticket (404 when the caller may not see it).
+#[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets", params(("id" = TicketId, Path)),
+    responses((status = 200, description = "The ticket", body = TicketBody)))]
+pub(crate) async fn get_ticket(
     State(state): State<AppState>,
     auth: AuthUser,
     AppPath(id): AppPath<TicketId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TicketBody>> {
     let ticket = visible_ticket(&state, &auth, id).await?;
-    Ok(Json(json!({ "ticket": TicketView::from(ticket) })))
+    Ok(Json(ticket.into()))
 }
 
-#[derive(Deserialize, Default)]
+/// Fields to change; absent fields stay, `null` clears the clearable ones.
+#[derive(Deserialize, Default, ToSchema)]
 pub(crate) struct TicketChange {
+    /// open, in_progress, resolved or closed (resolving needs a resolution).
     pub status: Option<String>,
+    /// low, medium, high or urgent.
     pub priority: Option<String>,
+    /// A category of the taxonomy, or null.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub category: Option<Option<String>>,
     pub skills: Option<Vec<String>>,
+    /// Admins only: a moderator's or admin's id, or null.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<UserId>)]
     pub assigned_to: Option<Option<UserId>>,
     pub resolution: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Ts>)]
     pub deadline: Option<Option<Ts>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub helpful_notes: Option<Option<String>>,
 }
 
 /// Trims an optional free-text field; blank clears it.
 fn optional_text(field: &'static str, v: Option<Option<String>>, max: usize) -> AppResult<Option<Option<String>>> {
     let Some(v) = v else { return Ok(None) };
-    let v = v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    if v.as_ref().is_some_and(|s| s.chars().count() > max) {
-        return Err(AppError::field(field, format!("must be at most {max} characters")));
-    }
+    let v = v.map(|s| smart_ticket_domain::bounded_text(field, &s, 0, max)).transpose()?.filter(|s| !s.is_empty());
     Ok(Some(v))
 }
 
+/// Works a ticket: the assignee or an admin changes status, labels (recorded as corrections of the AI),
+/// resolution, deadline, notes; reassigning is for admins.
+#[utoipa::path(patch, path = "/api/tickets/{id}", tag = "tickets", params(("id" = TicketId, Path)),
+    request_body = TicketChange, responses((status = 200, description = "The changed ticket", body = TicketBody)))]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user.id, ticket_id = %id))]
-async fn update_ticket(
+pub(crate) async fn update_ticket(
     State(state): State<AppState>,
     auth: AuthUser,
     AppPath(id): AppPath<TicketId>,
     AppJson(body): AppJson<TicketChange>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TicketBody>> {
     let ticket = change_ticket(&state, &auth, id, body).await?;
-    Ok(Json(json!({ "ticket": TicketView::from(ticket) })))
+    Ok(Json(ticket.into()))
 }
 
 /// Applies a change by the assignee or an admin (reassigning: admins only); relabels feed retraining.
@@ -213,19 +265,29 @@ pub(crate) async fn change_ticket(
     Ok(ticket)
 }
 
+/// Suggested past resolutions and a drafted reply citing them.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SuggestionsBody {
+    suggestions: Vec<crate::ai::Suggestion>,
+    /// Null when there is nothing to draft from.
+    draft: Option<crate::providers::Draft>,
+}
+
 /// Past resolved tickets like this one, how each was resolved, and a drafted reply citing them
 /// (by the configured language model, else composed from the resolutions). For the assignee and admins.
-async fn suggestions(
+#[utoipa::path(get, path = "/api/tickets/{id}/suggestions", tag = "tickets", params(("id" = TicketId, Path)),
+    responses((status = 200, description = "Suggestions", body = SuggestionsBody)))]
+pub(crate) async fn suggestions(
     State(state): State<AppState>,
     auth: AuthUser,
     AppPath(id): AppPath<TicketId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<SuggestionsBody>> {
     let ticket = visible_ticket(&state, &auth, id).await?;
     if !ticket.workable_by(&auth.user) {
         return Err(AppError::Forbidden);
     }
-    let (items, draft) = suggest(&state, &ticket).await?;
-    Ok(Json(json!({ "suggestions": items, "draft": draft })))
+    let (suggestions, draft) = suggest(&state, &ticket).await?;
+    Ok(Json(SuggestionsBody { suggestions, draft }))
 }
 
 /// The five past resolved tickets most like `ticket` and a drafted reply citing them.
@@ -270,20 +332,37 @@ pub(crate) async fn suggest(
     Ok((s.items, draft))
 }
 
-#[derive(Deserialize)]
-struct Feedback {
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct Feedback {
     helpful: bool,
 }
 
+/// A recorded verdict on a suggestion.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FeedbackRecord {
+    ticket_id: TicketId,
+    /// The suggested (resolved) ticket's number.
+    number: i64,
+    helpful: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FeedbackBody {
+    feedback: FeedbackRecord,
+}
+
 /// The assignee or an admin marks a suggested past ticket helpful or not (reported in AI quality).
-async fn suggestion_feedback(
+#[utoipa::path(post, path = "/api/tickets/{id}/suggestions/{number}/feedback", tag = "tickets",
+    params(("id" = TicketId, Path), ("number" = i64, Path, description = "The suggested ticket's number")),
+    request_body = Feedback, responses((status = 200, description = "Recorded", body = FeedbackBody)))]
+pub(crate) async fn suggestion_feedback(
     State(state): State<AppState>,
     auth: AuthUser,
     AppPath((id, number)): AppPath<(TicketId, i64)>,
     AppJson(body): AppJson<Feedback>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<FeedbackBody>> {
     mark_suggestion(&state, &auth, id, number, body.helpful).await?;
-    Ok(Json(json!({ "feedback": { "ticket_id": id, "number": number, "helpful": body.helpful } })))
+    Ok(Json(FeedbackBody { feedback: FeedbackRecord { ticket_id: id, number, helpful: body.helpful } }))
 }
 
 /// Records a verdict on suggestion `number` (a resolved ticket) for ticket `id`.
@@ -305,14 +384,32 @@ pub(crate) async fn mark_suggestion(
     Ok(())
 }
 
+/// An open ticket that looks like a duplicate of a draft.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct SimilarTicket {
+    pub number: i64,
+    pub id: TicketId,
+    pub title: String,
+    pub status: String,
+    /// Cosine of the sentence embeddings (lexical similarity without the model), 0 to 1.
+    pub similarity: f32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SimilarBody {
+    similar: Vec<SimilarTicket>,
+}
+
 /// Likely duplicates, before filing: the caller's visible open tickets most similar to a draft.
-async fn similar(
+#[utoipa::path(post, path = "/api/tickets/similar", tag = "tickets", request_body = NewTicket,
+    responses((status = 200, description = "Up to five likely duplicates, most similar first", body = SimilarBody)))]
+pub(crate) async fn similar(
     State(state): State<AppState>,
     auth: AuthUser,
     AppJson(body): AppJson<NewTicket>,
-) -> AppResult<Json<Value>> {
-    let found = similar_open_tickets(&state, &auth, &body.title, &body.description).await?;
-    Ok(Json(json!({ "similar": found })))
+) -> AppResult<Json<SimilarBody>> {
+    let similar = similar_open_tickets(&state, &auth, &body.title, &body.description).await?;
+    Ok(Json(SimilarBody { similar }))
 }
 
 /// Up to five of the caller's visible open tickets that look like duplicates of this draft.
@@ -321,7 +418,7 @@ pub(crate) async fn similar_open_tickets(
     auth: &AuthUser,
     title: &str,
     description: &str,
-) -> AppResult<Vec<Value>> {
+) -> AppResult<Vec<SimilarTicket>> {
     let (title, description) = parse_both(TicketTitle::parse(title), TicketDescription::parse(description))?;
     let text = format!("{}\n{}", title.as_str(), description.as_str());
     let query_dense = state.pipeline.ai.embed(&text).await?;
@@ -334,37 +431,57 @@ pub(crate) async fn similar_open_tickets(
     };
     // Near-duplicates only: the two measures differ in scale.
     let threshold = if query_dense.is_some() { 0.7 } else { 0.35 };
-    let mut found: Vec<Value> = candidates
+    let mut found: Vec<SimilarTicket> = candidates
         .into_iter()
         .map(|(number, id, title, description, status, emb)| {
             let dense = emb.as_deref().and_then(crate::db::vector_from_bytes).filter(|_| query_dense.is_some());
             let doc = smart_ticket_ai::retrieval::Doc::new(&format!("{title}\n{description}"), String::new(), dense);
-            let s = smart_ticket_ai::retrieval::score(mode, &query, &doc);
-            (s, json!({ "number": number, "id": id, "title": title, "status": status, "similarity": s }))
+            let similarity = smart_ticket_ai::retrieval::score(mode, &query, &doc);
+            SimilarTicket { number, id, title, status, similarity }
         })
-        .filter(|(s, _)| *s >= threshold)
-        .map(|(_, v)| v)
+        .filter(|t| t.similarity >= threshold)
         .collect();
-    found.sort_by(|a, b| b["similarity"].as_f64().unwrap_or(0.0).total_cmp(&a["similarity"].as_f64().unwrap_or(0.0)));
+    found.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
     found.truncate(5);
     Ok(found)
 }
 
-#[derive(Deserialize)]
-struct NewComment {
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct NewComment {
+    /// 1 to 20,000 characters once trimmed.
+    #[schema(min_length = 1, max_length = 20000)]
     body: String,
+    /// An internal note, hidden from the requester (assignee and admins only).
     #[serde(default)]
     internal: bool,
 }
 
-async fn create_comment(
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CommentEnvelope {
+    comment: Comment,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CommentsBody {
+    comments: Vec<Comment>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EventsBody {
+    events: Vec<TicketEvent>,
+}
+
+/// Adds a reply (or, for those who work the ticket, an internal note).
+#[utoipa::path(post, path = "/api/tickets/{id}/comments", tag = "tickets", params(("id" = TicketId, Path)),
+    request_body = NewComment, responses((status = 201, description = "Posted", body = CommentEnvelope)))]
+pub(crate) async fn create_comment(
     State(state): State<AppState>,
     auth: AuthUser,
     AppPath(id): AppPath<TicketId>,
     AppJson(body): AppJson<NewComment>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<CommentEnvelope>)> {
     let comment = post_comment(&state, &auth, id, &body.body, body.internal).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "comment": comment }))))
+    Ok((StatusCode::CREATED, Json(CommentEnvelope { comment })))
 }
 
 /// Adds a message to a visible ticket; internal notes only by those who work it.
@@ -383,22 +500,28 @@ pub(crate) async fn post_comment(
     Ok(state.db.add_comment(id, &auth.user, &text, internal).await?)
 }
 
-async fn list_comments(
+/// The conversation, oldest first (internal notes only for those who work the ticket).
+#[utoipa::path(get, path = "/api/tickets/{id}/comments", tag = "tickets", params(("id" = TicketId, Path)),
+    responses((status = 200, description = "Comments", body = CommentsBody)))]
+pub(crate) async fn list_comments(
     State(state): State<AppState>,
     auth: AuthUser,
     AppPath(id): AppPath<TicketId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<CommentsBody>> {
     let ticket = visible_ticket(&state, &auth, id).await?;
     let comments = state.db.comments(id, ticket.workable_by(&auth.user)).await?;
-    Ok(Json(json!({ "comments": comments })))
+    Ok(Json(CommentsBody { comments }))
 }
 
-async fn list_events(
+/// The ticket's history: every change, who made it (a person, the system or the AI), old and new value.
+#[utoipa::path(get, path = "/api/tickets/{id}/events", tag = "tickets", params(("id" = TicketId, Path)),
+    responses((status = 200, description = "History, oldest first", body = EventsBody)))]
+pub(crate) async fn list_events(
     State(state): State<AppState>,
     auth: AuthUser,
     AppPath(id): AppPath<TicketId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<EventsBody>> {
     visible_ticket(&state, &auth, id).await?;
     let events = state.db.events(id).await?;
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(EventsBody { events }))
 }

@@ -11,6 +11,7 @@ mod eval;
 mod import;
 mod jobs;
 mod mail;
+mod openapi;
 mod ops;
 mod pipeline;
 mod protection;
