@@ -53,6 +53,27 @@ pub struct Answer {
     pub similar: Vec<Grounding>,
 }
 
+/// How alike `text` (with its embedding, when the model runs) is to each candidate (its text and stored
+/// embedding): the cosine of the sentence embeddings, or of hashed word vectors without them. The flag says
+/// which measure it was: their scales differ, so thresholds do too.
+pub fn likeness<'a>(
+    text: &str,
+    dense: Option<Vec<f32>>,
+    candidates: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>,
+) -> (Vec<f32>, bool) {
+    use smart_ticket_ai::retrieval::{Doc, Mode, score};
+    let semantic = dense.is_some();
+    let mode = if semantic { Mode::Semantic } else { Mode::Lexical };
+    let query = Doc::new(text, String::new(), dense);
+    let scores = candidates
+        .map(|(text, emb)| {
+            let dense = emb.and_then(crate::db::vector_from_bytes).filter(|_| semantic);
+            score(mode, &query, &Doc::new(text, String::new(), dense))
+        })
+        .collect();
+    (scores, semantic)
+}
+
 /// A past resolved ticket offered to the moderator.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Suggestion {

@@ -157,6 +157,12 @@ pub struct Ticket {
     pub triaged_at: Option<Ts>,
     /// Why routing chose the assignee, e.g. "matched rust, postgres; load 2/8".
     pub routing_reason: Option<String>,
+    /// Set at triage when the ticket reads like this open ticket (its number): a candidate for merging.
+    pub duplicate_of: Option<i64>,
+    /// How alike the two are, 0 to 1 (cosine of the sentence embeddings; of the words without the model).
+    pub duplicate_score: Option<f32>,
+    /// Set when a moderator merged this ticket into that one (by number); it is then closed.
+    pub merged_into: Option<i64>,
     #[serde(skip)]
     pub requester_email: String,
     #[serde(skip)]

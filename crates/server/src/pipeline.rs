@@ -16,7 +16,7 @@ use crate::config::PipelineSettings;
 use crate::db::{Db, Job, NewJob, Routed, TriageWrite, notify_job};
 use crate::jobs::{JobHandler, Registry};
 use crate::mail::{Email, Mailer, render};
-use crate::model::{TicketId, Ts, UserId};
+use crate::model::{Ticket, TicketId, Ts, UserId};
 use crate::providers::Provider;
 use crate::routing;
 
@@ -133,12 +133,14 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
         Some(provider) => with_provider(provider, &ticket, answer.triage, &answer.taxonomy, &answer.similar).await,
     };
     let priority: Priority = triage.priority.value.parse().unwrap_or(Priority::Medium);
+    let duplicate = duplicate_of(&p, &ticket, answer.embedding.clone()).await?;
     let write = TriageWrite {
         deadline: Some(ticket.created_at + p.settings.sla.for_priority(priority)),
         triage,
         note: answer.note,
         embedding: answer.embedding,
         remarks,
+        duplicate,
     };
     crate::observe::triage(&write.triage.engine, started.elapsed().as_secs_f64());
     let applied = p.db.apply_triage(ticket_id, &write, &next).await?;
@@ -152,6 +154,43 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
         "triaged"
     );
     Ok(())
+}
+
+/// Open tickets filed before a new one that it is compared with (the newest).
+const DUPLICATE_CANDIDATES: i64 = 500;
+/// Likeness from which a new ticket is flagged as a duplicate: cosine of the sentence embeddings, or of hashed
+/// word vectors without the model. Stricter than the hint shown while typing (0.7 / 0.35).
+const DUPLICATE_SEMANTIC: f32 = 0.85;
+const DUPLICATE_LEXICAL: f32 = 0.6;
+
+/// The open, unmerged ticket filed before `ticket` that reads most like it, when alike enough to flag.
+async fn duplicate_of(
+    p: &Pipeline,
+    ticket: &Ticket,
+    embedding: Option<Vec<f32>>,
+) -> anyhow::Result<Option<(i64, f32)>> {
+    let candidates = p.db.open_tickets_before(ticket.number, DUPLICATE_CANDIDATES).await?;
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let text = format!("{}\n{}", ticket.title, ticket.description);
+    tokio::task::spawn_blocking(move || {
+        let texts: Vec<String> = candidates.iter().map(|c| format!("{}\n{}", c.1, c.2)).collect();
+        let (scores, semantic) = crate::ai::likeness(
+            &text,
+            embedding,
+            texts.iter().zip(&candidates).map(|(t, c)| (t.as_str(), c.3.as_deref())),
+        );
+        let threshold = if semantic { DUPLICATE_SEMANTIC } else { DUPLICATE_LEXICAL };
+        candidates
+            .iter()
+            .zip(scores)
+            .filter(|(_, s)| *s >= threshold)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(c, s)| (c.0, s))
+    })
+    .await
+    .context("the duplicate check failed")
 }
 
 /// Asks the language model; on any failure keeps the embedded engine's answer and says why. A category the

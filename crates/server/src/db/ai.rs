@@ -43,6 +43,8 @@ pub struct TriageWrite {
     pub deadline: Option<Ts>,
     /// Remarks for history, e.g. "gemini timed out after 3 attempts; triaged locally".
     pub remarks: Vec<String>,
+    /// The open ticket (number) this one reads like, and how alike they are.
+    pub duplicate: Option<(i64, f32)>,
 }
 
 /// One ticket's AI answers next to the final human values, for quality reports.
@@ -171,7 +173,8 @@ impl Db {
             let new_deadline = if free("deadline") { w.deadline.or(deadline) } else { deadline };
             sqlx::query(
                 "UPDATE tickets SET category = $2, priority = $3, skills = $4, helpful_notes = $5, deadline = $6, \
-                 ai_triage = $7, triaged_at = $8, embedding = COALESCE($9, embedding), updated_at = $8 WHERE id = $1",
+                 ai_triage = $7, triaged_at = $8, embedding = COALESCE($9, embedding), updated_at = $8, \
+                 duplicate_of = $10, duplicate_score = $11 WHERE id = $1",
             )
             .bind(id)
             .bind(new_category.as_deref())
@@ -182,8 +185,14 @@ impl Db {
             .bind(Json(&w.triage))
             .bind(now)
             .bind(embedding)
+            .bind(w.duplicate.map(|d| d.0))
+            .bind(w.duplicate.map(|d| d.1))
             .execute(&mut *tx)
             .await?;
+            if let Some((number, score)) = w.duplicate {
+                let flag = json!({ "number": number, "similarity": score });
+                record_event!(&mut *tx, id, Actor::Ai, "duplicate_of", None, Some(flag), now)?;
+            }
             let changes = [
                 ("category", json!(category), json!(new_category)),
                 ("priority", json!(priority), json!(new_priority)),
@@ -244,6 +253,26 @@ impl Db {
             }
             qb.push(" ORDER BY number DESC LIMIT ").push_bind(limit);
             qb.build_query_as().fetch_all(pool).await?
+        }))
+    }
+
+    /// Open or in-progress tickets filed before ticket `number` and not merged (the newest `limit`), with their
+    /// embeddings: whom a new ticket may duplicate.
+    pub async fn open_tickets_before(
+        &self,
+        number: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String, String, Option<Vec<u8>>)>> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as(
+                "SELECT number, title, description, embedding FROM tickets \
+                 WHERE status IN ('open', 'in_progress') AND merged_into IS NULL AND number < $1 \
+                 ORDER BY number DESC LIMIT $2",
+            )
+            .bind(number)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
         }))
     }
 

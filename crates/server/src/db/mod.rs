@@ -80,6 +80,9 @@ pub enum StoreError {
     Duplicate(&'static str),
     #[error("not found")]
     NotFound,
+    /// The change contradicts the stored state (e.g. merging a ticket twice).
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error(transparent)]
     Invalid(#[from] ParseError),
     #[error(transparent)]

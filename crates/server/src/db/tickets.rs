@@ -13,7 +13,7 @@ use crate::model::{Actor, Comment, Ticket, TicketEvent, TicketId, Ts, User, User
 
 const TICKET_SELECT: &str = "SELECT t.id, t.number, t.title, t.description, t.status, t.priority, t.category, \
      t.skills, t.helpful_notes, t.created_by, t.assigned_to, t.deadline, t.resolution, t.created_at, \
-     t.updated_at, t.resolved_at, t.ai_triage, t.triaged_at, t.routing_reason, c.email AS requester_email, a.email AS assignee_email \
+     t.updated_at, t.resolved_at, t.ai_triage, t.triaged_at, t.routing_reason, t.duplicate_of, t.duplicate_score, t.merged_into, c.email AS requester_email, a.email AS assignee_email \
      FROM tickets t JOIN users c ON c.id = t.created_by LEFT JOIN users a ON a.id = t.assigned_to";
 
 /// Appends one history row through the executor `$ex`.
@@ -38,6 +38,32 @@ macro_rules! record_event {
     }};
 }
 pub(crate) use record_event;
+
+/// Adds a comment through the transaction `$tx` and, for a public one, the job that notifies the other side;
+/// evaluates to the comment's id.
+macro_rules! insert_comment {
+    ($tx:expr, $ticket:expr, $author:expr, $body:expr, $internal:expr, $now:expr) => {{
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO comments (ticket_id, author_id, body, internal, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind($ticket)
+        .bind($author)
+        .bind($body)
+        .bind($internal)
+        .bind($now)
+        .fetch_one(&mut *$tx)
+        .await?;
+        if !$internal {
+            let job = NewJob {
+                kind: "comment.created",
+                payload: json!({ "ticket_id": $ticket, "comment_id": id }),
+                idempotency_key: id.to_string(),
+            };
+            enqueue!(&mut *$tx, &job, $now)?;
+        }
+        id
+    }};
+}
 
 /// Whose tickets a listing may show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,9 +239,21 @@ impl Db {
             ai: None,
             triaged_at: None,
             routing_reason: None,
+            duplicate_of: None,
+            duplicate_score: None,
+            merged_into: None,
             requester_email: by.email.clone(),
             assignee_email: None,
         })
+    }
+
+    pub async fn ticket_by_number(&self, number: i64) -> StoreResult<Option<Ticket>> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.number = $1")))
+                .bind(number)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     pub async fn ticket(&self, id: TicketId) -> StoreResult<Option<Ticket>> {
@@ -377,29 +415,12 @@ impl Db {
         let now = Ts::now();
         let id: i64 = on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO comments (ticket_id, author_id, body, internal, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(ticket)
-            .bind(author.id)
-            .bind(body.as_str())
-            .bind(internal)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
+            let id = insert_comment!(tx, ticket, author.id, body.as_str(), internal, now);
             sqlx::query("UPDATE tickets SET updated_at = $2 WHERE id = $1")
                 .bind(ticket)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            if !internal {
-                let job = NewJob {
-                    kind: "comment.created",
-                    payload: json!({ "ticket_id": ticket, "comment_id": id }),
-                    idempotency_key: id.to_string(),
-                };
-                enqueue!(&mut *tx, &job, now)?;
-            }
             tx.commit().await?;
             id
         });
@@ -412,6 +433,72 @@ impl Db {
             internal,
             created_at: now,
         })
+    }
+
+    /// Merges ticket `id` into the ticket numbered `into`, in one transaction: `id` is closed with `merged_into`
+    /// set; history on both (`merged_into`, `merged_from`); the survivor gets an internal note carrying the
+    /// merged ticket's text and requester, and the merged ticket a reply telling its requester (by e-mail too).
+    pub async fn merge_ticket(&self, id: TicketId, into: i64, by: &User) -> StoreResult<Ticket> {
+        let now = Ts::now();
+        let actor = Actor::User(by.id);
+        let merged_id = on_pool!(self.writer(), |pool, DB, pg| {
+            let mut tx = if pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
+            let lock = if pg { " FOR UPDATE OF t" } else { "" };
+            let source: Ticket = sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.id = $1{lock}")))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let target: Ticket =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.number = $1{lock}")))
+                    .bind(into)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+            if source.id == target.id {
+                return Err(StoreError::Conflict("a ticket cannot be merged into itself"));
+            }
+            if source.merged_into.is_some() {
+                return Err(StoreError::Conflict("this ticket is already merged"));
+            }
+            if target.merged_into.is_some() {
+                return Err(StoreError::Conflict("that ticket was merged into another: merge into the one it went to"));
+            }
+            let status = source.status.transition_to(Status::Closed)?;
+            sqlx::query("UPDATE tickets SET status = $2, merged_into = $3, updated_at = $4 WHERE id = $1")
+                .bind(id)
+                .bind(status.as_str())
+                .bind(target.number)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE tickets SET updated_at = $2 WHERE id = $1")
+                .bind(target.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if source.status != status {
+                record_event!(&mut *tx, id, actor, "status", Some(json!(source.status)), Some(json!(status)), now)?;
+            }
+            record_event!(&mut *tx, id, actor, "merged_into", None, Some(json!(target.number)), now)?;
+            record_event!(&mut *tx, target.id, actor, "merged_from", None, Some(json!(source.number)), now)?;
+            let note: String = format!(
+                "Merged from #{} ({}): {}\n\n{}",
+                source.number, source.requester_email, source.title, source.description
+            )
+            .chars()
+            .take(CommentBody::MAX)
+            .collect();
+            let reply = format!(
+                "This ticket was merged into #{} by {}, which covers the same request: the work continues there.",
+                target.number, by.email
+            );
+            insert_comment!(tx, target.id, by.id, note, true, now);
+            insert_comment!(tx, id, by.id, reply, false, now);
+            tx.commit().await?;
+            id
+        });
+        self.ticket(merged_id).await?.ok_or(StoreError::NotFound)
     }
 
     /// A ticket's conversation in order; internal notes only when `include_internal`.

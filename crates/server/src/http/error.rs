@@ -92,6 +92,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Duplicate(what) => AppError::Conflict(format!("{what} already exists")),
             StoreError::NotFound => AppError::NotFound,
+            StoreError::Conflict(why) => AppError::Conflict(why.to_owned()),
             StoreError::Invalid(p) => p.into(),
             StoreError::Transition(t) => AppError::Conflict(t.to_string()),
             StoreError::Db(e) => AppError::Internal(anyhow::Error::new(e).context("database")),

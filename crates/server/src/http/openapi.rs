@@ -25,7 +25,7 @@ use super::{AppState, accounts, admin, ai, ops, taxonomy, tickets};
         accounts::update_user_by_email, accounts::update_user,
         tickets::list_tickets, tickets::create_ticket, tickets::get_ticket, tickets::update_ticket,
         tickets::list_comments, tickets::create_comment, tickets::list_events, tickets::suggestions,
-        tickets::suggestion_feedback, tickets::similar,
+        tickets::suggestion_feedback, tickets::similar, tickets::merge,
         taxonomy::get_taxonomy, taxonomy::put_category, taxonomy::delete_category, taxonomy::put_skill,
         admin::list_jobs, admin::retry_job,
         ai::quality, ai::status, ai::retrain,

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/tickets/{id}/events", get(list_events))
         .route("/api/tickets/{id}/suggestions", get(suggestions))
         .route("/api/tickets/similar", axum::routing::post(similar))
+        .route("/api/tickets/{id}/merge", axum::routing::post(merge))
         .route("/api/tickets/{id}/suggestions/{number}/feedback", axum::routing::post(suggestion_feedback))
 }
 
@@ -384,6 +385,45 @@ pub(crate) async fn mark_suggestion(
     Ok(())
 }
 
+/// The ticket to merge into.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct MergeRequest {
+    /// Its number (e.g. the `duplicate_of` that triage flagged).
+    into: i64,
+}
+
+/// Merges a duplicate into the ticket that carries on (the assignee or an admin, who must also be able to
+/// see that one): this ticket is closed with `merged_into` set, both histories record it, the survivor gets
+/// an internal note with this ticket's text and requester, and this ticket's requester a reply saying so.
+#[utoipa::path(post, path = "/api/tickets/{id}/merge", tag = "tickets", params(("id" = TicketId, Path)),
+    request_body = MergeRequest, responses((status = 200, description = "The merged (now closed) ticket", body = TicketBody)))]
+pub(crate) async fn merge(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppPath(id): AppPath<TicketId>,
+    AppJson(body): AppJson<MergeRequest>,
+) -> AppResult<Json<TicketBody>> {
+    let ticket = merge_into(&state, &auth, id, body.into).await?;
+    Ok(Json(ticket.into()))
+}
+
+/// Merges ticket `id` into the ticket numbered `into`.
+pub(crate) async fn merge_into(state: &AppState, auth: &AuthUser, id: TicketId, into: i64) -> AppResult<Ticket> {
+    let ticket = visible_ticket(state, auth, id).await?;
+    if !ticket.workable_by(&auth.user) {
+        return Err(AppError::Forbidden);
+    }
+    // Merging must neither reveal nor touch a ticket the caller may not read.
+    match state.db.ticket_by_number(into).await? {
+        Some(target) if target.visible_to(&auth.user) => {}
+        _ => return Err(AppError::field("into", "must be the number of a ticket you can see")),
+    }
+    let merged = state.db.merge_ticket(id, into, &auth.user).await?;
+    state.wake.notify_one();
+    tracing::info!(ticket = merged.number, into, by = %auth.user.id, "ticket merged");
+    Ok(merged)
+}
+
 /// An open ticket that looks like a duplicate of a draft.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct SimilarTicket {
@@ -423,23 +463,19 @@ pub(crate) async fn similar_open_tickets(
     let text = format!("{}\n{}", title.as_str(), description.as_str());
     let query_dense = state.pipeline.ai.embed(&text).await?;
     let candidates = state.db.visible_open_tickets(&auth.user, 500).await?;
-    let query = smart_ticket_ai::retrieval::Doc::new(&text, String::new(), query_dense.clone());
-    let mode = if query_dense.is_some() {
-        smart_ticket_ai::retrieval::Mode::Semantic
-    } else {
-        smart_ticket_ai::retrieval::Mode::Lexical
-    };
-    // Near-duplicates only: the two measures differ in scale.
-    let threshold = if query_dense.is_some() { 0.7 } else { 0.35 };
+    let texts: Vec<String> = candidates.iter().map(|c| format!("{}\n{}", c.2, c.3)).collect();
+    let (scores, semantic) = crate::ai::likeness(
+        &text,
+        query_dense,
+        texts.iter().zip(&candidates).map(|(t, c)| (t.as_str(), c.5.as_deref())),
+    );
+    // Likely duplicates, looser than the flag set after filing: the person decides.
+    let threshold = if semantic { 0.7 } else { 0.35 };
     let mut found: Vec<SimilarTicket> = candidates
         .into_iter()
-        .map(|(number, id, title, description, status, emb)| {
-            let dense = emb.as_deref().and_then(crate::db::vector_from_bytes).filter(|_| query_dense.is_some());
-            let doc = smart_ticket_ai::retrieval::Doc::new(&format!("{title}\n{description}"), String::new(), dense);
-            let similarity = smart_ticket_ai::retrieval::score(mode, &query, &doc);
-            SimilarTicket { number, id, title, status, similarity }
-        })
-        .filter(|t| t.similarity >= threshold)
+        .zip(scores)
+        .filter(|(_, s)| *s >= threshold)
+        .map(|((number, id, title, _, status, _), similarity)| SimilarTicket { number, id, title, status, similarity })
         .collect();
     found.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
     found.truncate(5);

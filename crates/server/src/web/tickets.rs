@@ -27,9 +27,11 @@ pub fn router() -> Router<AppState> {
         .route("/tickets/new", get(new_page).post(create))
         .route("/tickets/similar", post(similar_hint))
         .route("/tickets/{id}", get(ticket_page))
+        .route("/tickets/number/{number}", get(ticket_by_number))
         .route("/tickets/{id}/live", get(live_fragment))
         .route("/tickets/{id}/comments", post(comment))
         .route("/tickets/{id}/update", post(update))
+        .route("/tickets/{id}/merge", post(merge))
         .route("/tickets/{id}/suggestions/{number}/feedback", post(feedback))
 }
 
@@ -169,6 +171,19 @@ fn ticket_id(raw: &str) -> Result<TicketId, WebError> {
     raw.parse::<uuid::Uuid>().map(TicketId).map_err(|_| WebError::App(AppError::NotFound))
 }
 
+/// `#42` links: to the ticket's page when the visitor may see it, else the same 404 as a missing one.
+async fn ticket_by_number(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(number): Path<String>,
+) -> Result<Response, WebError> {
+    let number: i64 = number.parse().map_err(|_| WebError::App(AppError::NotFound))?;
+    match state.db.ticket_by_number(number).await.map_err(AppError::from)? {
+        Some(t) if t.visible_to(&signed.auth.user) => Ok(see_other(&format!("/tickets/{}", t.id))),
+        _ => Err(WebError::App(AppError::NotFound)),
+    }
+}
+
 async fn ticket_page(
     State(state): State<AppState>,
     signed: Signed,
@@ -275,7 +290,7 @@ async fn live_context(
 }
 
 /// History a requester sees; staff see everything (AI corrections, routing, SLA alerts).
-const PUBLIC_FIELDS: &[&str] = &["created", "status", "assignee", "priority", "category", "resolution"];
+const PUBLIC_FIELDS: &[&str] = &["created", "status", "assignee", "priority", "category", "resolution", "merged_into"];
 
 /// One history row in words.
 fn event_text(e: &TicketEvent, names: &HashMap<UserId, String>) -> String {
@@ -298,6 +313,16 @@ fn event_text(e: &TicketEvent, names: &HashMap<UserId, String>) -> String {
         "sla_breach" => "SLA deadline passed; admins alerted".into(),
         "ai_correction" => format!("corrected the AI: {} → {}", show(&e.old_value), show(&e.new_value)),
         "resolution" => "wrote the resolution".into(),
+        "duplicate_of" => match &e.new_value {
+            Some(Value::Object(o)) => format!(
+                "looks like a duplicate of #{} ({:.0}% alike)",
+                o.get("number").map_or_else(String::new, Value::to_string),
+                o.get("similarity").and_then(Value::as_f64).unwrap_or(0.0) * 100.0
+            ),
+            _ => "looks like a duplicate".into(),
+        },
+        "merged_into" => format!("merged into #{}", show(&e.new_value)),
+        "merged_from" => format!("#{} was merged into this ticket", show(&e.new_value)),
         field => format!("{} {} → {}", field.replace('_', " "), show(&e.old_value), show(&e.new_value)),
     }
 }
@@ -332,6 +357,32 @@ async fn feedback(
         _ => return Err(WebError::Form("Say whether the suggestion helped (yes or no).".into())),
     };
     let result = crate::http::tickets::mark_suggestion(&state, &signed.auth, id, number, helpful).await;
+    after_action(&state, &signed, id, result).await
+}
+
+#[derive(Deserialize)]
+struct MergeForm {
+    #[serde(default)]
+    into: String,
+}
+
+async fn merge(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<MergeForm>,
+) -> Result<Response, WebError> {
+    let id = ticket_id(&id)?;
+    let Ok(into) = form.into.trim().trim_start_matches('#').parse::<i64>() else {
+        return render_ticket(
+            &state,
+            &signed,
+            id,
+            Some("Give the number of the ticket to merge into, e.g. 42.".into()),
+        )
+        .await;
+    };
+    let result = crate::http::tickets::merge_into(&state, &signed.auth, id, into).await.map(|_| ());
     after_action(&state, &signed, id, result).await
 }
 

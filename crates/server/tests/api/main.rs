@@ -7,6 +7,7 @@ mod ai;
 mod authz;
 mod browser;
 mod crash;
+mod duplicates;
 mod eval;
 mod import;
 mod jobs;

@@ -33,6 +33,7 @@ const OPERATIONS: &[&str] = &[
     "GET /api/tickets/{id}/suggestions",
     "POST /api/tickets/{id}/suggestions/{number}/feedback",
     "POST /api/tickets/similar",
+    "POST /api/tickets/{id}/merge",
     "GET /api/taxonomy",
     "PUT /api/admin/categories/{name}",
     "DELETE /api/admin/categories/{name}",
