@@ -66,12 +66,34 @@ pub fn likeness<'a>(
     let mode = if semantic { Mode::Semantic } else { Mode::Lexical };
     let query = Doc::new(text, String::new(), dense);
     let scores = candidates
-        .map(|(text, emb)| {
-            let dense = emb.and_then(crate::db::vector_from_bytes).filter(|_| semantic);
-            score(mode, &query, &Doc::new(text, String::new(), dense))
+        .map(|(text, emb)| match emb.and_then(crate::db::vector_from_bytes).filter(|_| semantic) {
+            // Both embedded: the cosine alone (building the word vector would be wasted work).
+            Some(dense) => {
+                score(mode, &query, &Doc { group: String::new(), lexical: Default::default(), dense: Some(dense) })
+            }
+            None => score(mode, &query, &Doc::new(text, String::new(), None)),
         })
         .collect();
     (scores, semantic)
+}
+
+/// The suggestions for a ticket reading `text` from its nearest resolved tickets, and the draft citing them.
+fn suggestions_from(text: &str, near: &[triage::Neighbour]) -> Suggestions {
+    let items = near
+        .iter()
+        .map(|n| Suggestion {
+            number: n.past.number,
+            title: n.past.title.clone(),
+            resolution: n.past.resolution.clone().unwrap_or_default(),
+            similarity: n.similarity,
+            shared_terms: smart_ticket_ai::note::shared_terms(
+                text,
+                &format!("{} {}", n.past.title, n.past.resolution.as_deref().unwrap_or("")),
+                6,
+            ),
+        })
+        .collect();
+    Suggestions { items, draft: smart_ticket_ai::note::draft_reply(near) }
 }
 
 /// A past resolved ticket offered to the moderator.
@@ -111,6 +133,8 @@ pub struct Ai {
     model: Option<Arc<MiniLm>>,
     state: Mutex<State>,
     retrain_every: u32,
+    /// Every ticket's embedding, for semantic search (see [`crate::index`]).
+    pub index: crate::index::VectorIndex,
 }
 
 impl std::fmt::Debug for Ai {
@@ -143,6 +167,7 @@ impl Ai {
             model: smart_ticket_ai::embed::load_shared(model_dir),
             state: Mutex::new(State::default()),
             retrain_every: retrain_every.max(1),
+            index: crate::index::VectorIndex::default(),
         })
     }
 
@@ -276,33 +301,48 @@ impl Ai {
     /// The past resolved tickets most similar to `ticket` (at most `k`), with the words they share, and a
     /// reply drafted from their resolutions.
     pub async fn suggest(&self, db: &Db, ticket: &Ticket, k: usize) -> anyhow::Result<Suggestions> {
-        let snapshot = self.refresh(db).await?;
         let text = format!("{}\n{}", ticket.title, ticket.description);
         let dense = match db.ticket_embedding(ticket.id).await? {
             Some(v) if self.model.is_some() => Some(v),
             _ => self.embed(&text).await?,
         };
         let number = ticket.number;
+        if let Some(query) = &dense {
+            // With embeddings: the in-memory index of every ticket, filtered to resolved ones, then their text.
+            self.index.sync(db).await?;
+            let keep = move |m: &crate::index::Meta| m.has_resolution && !m.merged && m.number != number;
+            let near = self.index.nearest(query, k, keep).await;
+            let numbers: Vec<i64> = near.iter().map(|(n, _)| *n).collect();
+            let found = db.tickets_by_numbers(&numbers).await?;
+            let past: Vec<Past> = near
+                .iter()
+                .filter_map(|(n, _)| found.iter().find(|t| t.number == *n && t.resolution.is_some()))
+                .map(|t| Past {
+                    number: t.number,
+                    title: t.title.clone(),
+                    text: String::new(),
+                    repr: Repr::default(),
+                    category: t.category.clone(),
+                    priority: Some(t.priority.to_string()),
+                    skills: t.skills.clone(),
+                    resolution: t.resolution.clone(),
+                })
+                .collect();
+            let neighbours: Vec<triage::Neighbour> = past
+                .iter()
+                .map(|p| triage::Neighbour {
+                    past: p,
+                    similarity: near.iter().find(|(n, _)| *n == p.number).map_or(0.0, |(_, s)| *s),
+                })
+                .collect();
+            return Ok(suggestions_from(&text, &neighbours));
+        }
+        let snapshot = self.refresh(db).await?;
         tokio::task::spawn_blocking(move || {
             let repr = Repr::new(&text, dense);
             let resolved = snapshot.past.iter().filter(|p| p.resolution.is_some());
             let near = triage::neighbours(&repr, resolved, k, Some(number));
-            let items = near
-                .iter()
-                .map(|n| Suggestion {
-                    number: n.past.number,
-                    title: n.past.title.clone(),
-                    resolution: n.past.resolution.clone().unwrap_or_default(),
-                    similarity: n.similarity,
-                    shared_terms: smart_ticket_ai::note::shared_terms(
-                        &text,
-                        &format!("{} {}", n.past.title, n.past.resolution.as_deref().unwrap_or("")),
-                        6,
-                    ),
-                })
-                .collect();
-            let draft = smart_ticket_ai::note::draft_reply(&near);
-            Suggestions { items, draft }
+            suggestions_from(&text, &near)
         })
         .await
         .context("the suggestion task failed")

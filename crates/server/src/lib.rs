@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod import;
+pub mod index;
 pub mod jobs;
 pub mod mail;
 pub mod model;

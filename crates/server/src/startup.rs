@@ -59,6 +59,19 @@ impl Application {
         tracing::info!(addr = %self.addr, backend = self.state.db.backend(), url = %self.state.settings.app_url, "Smart Ticket is listening");
         let db = self.state.db.clone();
         let (stop, stopped) = watch::channel(false);
+        // The in-memory vector index, built from the database now rather than at the first search.
+        let (ai, index_db) = (self.state.pipeline.ai.clone(), db.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match ai.index.sync(&index_db).await {
+                Ok(()) => tracing::info!(
+                    tickets = ai.index.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "vector index built"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not build the vector index (searches will retry)"),
+            }
+        });
         let concurrency = self.state.settings.worker_concurrency;
         let workers = (concurrency > 0).then(|| {
             let worker =

@@ -264,11 +264,12 @@ impl Db {
         limit: i64,
     ) -> StoreResult<Vec<(i64, String, String, Option<Vec<u8>>)>> {
         Ok(on_pool!(self.reader(), |pool, DB, pg| {
-            sqlx::query_as(
-                "SELECT number, title, description, embedding FROM tickets \
+            let hint = if pg { "" } else { " INDEXED BY tickets_open_number_idx" };
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT number, title, description, embedding FROM tickets{hint} \
                  WHERE status IN ('open', 'in_progress') AND merged_into IS NULL AND number < $1 \
-                 ORDER BY number DESC LIMIT $2",
-            )
+                 ORDER BY number DESC LIMIT $2"
+            )))
             .bind(number)
             .bind(limit)
             .fetch_all(pool)

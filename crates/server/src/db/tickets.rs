@@ -7,7 +7,6 @@ use smart_ticket_domain::{
 use sqlx::types::Json;
 
 use super::jobs::enqueue;
-use super::users::escape_like;
 use super::{Db, NewJob, StoreError, StoreResult, on_pool};
 use crate::model::{Actor, Comment, Ticket, TicketEvent, TicketId, Ts, User, UserId};
 
@@ -63,6 +62,84 @@ macro_rules! insert_comment {
         }
         id
     }};
+}
+
+/// `q` as an FTS5 query meaning what PostgreSQL's `websearch_to_tsquery` makes of it: every word must appear,
+/// `"quoted words"` as a phrase, `or` between two terms for either, `-word` to exclude. Words are runs of letters
+/// and digits (as the tokenizer splits them), each quoted, so no input can inject query syntax. `None` when
+/// nothing searchable is left.
+pub fn fts5_query(q: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut or_next = false;
+    let mut rest = q.trim();
+    while !rest.is_empty() {
+        let (raw, quoted, after) = if let Some(r) = rest.strip_prefix('"') {
+            let end = r.find('"').unwrap_or(r.len());
+            (&r[..end], true, r.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            (&rest[..end], false, &rest[end..])
+        };
+        rest = after.trim_start();
+        if !quoted && raw.eq_ignore_ascii_case("or") {
+            or_next = !out.is_empty();
+            continue;
+        }
+        let (negated, text) = match raw.strip_prefix('-') {
+            Some(t) if !quoted => (true, t),
+            _ => (false, raw),
+        };
+        let words: Vec<String> =
+            text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+        if words.is_empty() || (negated && out.is_empty()) {
+            continue;
+        }
+        let phrase = format!("\"{}\"", words.join(" "));
+        if !out.is_empty() {
+            out.push_str(if negated {
+                " NOT "
+            } else if or_next {
+                " OR "
+            } else {
+                " AND "
+            });
+        }
+        out.push_str(&phrase);
+        or_next = false;
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts5_query;
+
+    #[test]
+    fn search_text_reads_like_websearch_and_cannot_inject_syntax() {
+        assert_eq!(fts5_query("VPN drops"), Some(r#""vpn" AND "drops""#.into()));
+        assert_eq!(
+            fts5_query(r#""error 502" or timeout -printer"#),
+            Some(r#""error 502" OR "timeout" NOT "printer""#.into())
+        );
+        assert_eq!(fts5_query("e-mail NEAR(x) \"unclosed"), Some(r#""e mail" AND "near x" AND "unclosed""#.into()));
+        assert_eq!(fts5_query("Zürich Ölpreis"), Some(r#""zürich" AND "ölpreis""#.into()));
+        assert_eq!(fts5_query("-only -negatives"), None);
+        assert_eq!(fts5_query(" *** () or "), None);
+    }
+}
+
+/// A ticket as the in-memory vector index reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IndexRow {
+    pub number: i64,
+    pub created_by: UserId,
+    pub assigned_to: Option<UserId>,
+    pub status: String,
+    pub priority: String,
+    pub merged_into: Option<i64>,
+    pub has_resolution: bool,
+    pub embedding: Option<Vec<u8>>,
+    pub updated_at: Ts,
 }
 
 /// Whose tickets a listing may show.
@@ -247,6 +324,44 @@ impl Db {
         })
     }
 
+    /// The tickets with these numbers (in no particular order; missing ones are left out).
+    pub async fn tickets_by_numbers(&self, numbers: &[i64]) -> StoreResult<Vec<Ticket>> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            let mut qb = sqlx::QueryBuilder::<DB>::new(format!("{TICKET_SELECT} WHERE t.number IN ("));
+            let mut list = qb.separated(", ");
+            for n in numbers {
+                list.push_bind(*n);
+            }
+            qb.push(")");
+            qb.build_query_as::<Ticket>().fetch_all(pool).await?
+        }))
+    }
+
+    /// Tickets changed after `since` (a change time and, for changes at that same time, a ticket number; all
+    /// tickets when `None`), in (change time, number) order, with what the in-memory vector index keeps of them.
+    pub async fn index_rows_since(&self, since: Option<(Ts, i64)>, limit: i64) -> StoreResult<Vec<IndexRow>> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            let mut qb = sqlx::QueryBuilder::<DB>::new(
+                "SELECT number, created_by, assigned_to, status, priority, merged_into, \
+                 (resolution IS NOT NULL) AS has_resolution, embedding, updated_at FROM tickets",
+            );
+            if let Some((t, n)) = since {
+                qb.push(" WHERE updated_at > ")
+                    .push_bind(t)
+                    .push(" OR (updated_at = ")
+                    .push_bind(t)
+                    .push(" AND number > ")
+                    .push_bind(n)
+                    .push(")");
+            }
+            qb.push(" ORDER BY updated_at, number LIMIT ").push_bind(limit);
+            qb.build_query_as::<IndexRow>().fetch_all(pool).await?
+        }))
+    }
+
     pub async fn ticket_by_number(&self, number: i64) -> StoreResult<Option<Ticket>> {
         Ok(on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.number = $1")))
@@ -266,10 +381,14 @@ impl Db {
     }
 
     /// Tickets `viewer` may see, newest first, matching `filter`; one more than `limit` when another page follows.
+    /// With `filter.q`, the full-text matches instead, best first (PostgreSQL: `websearch_to_tsquery`; SQLite: FTS5
+    /// with the same reading of the query, see [`fts5_query`]).
     pub async fn list_tickets(&self, viewer: &User, filter: &TicketFilter, limit: i64) -> StoreResult<Vec<Ticket>> {
-        let pattern = filter.q.as_deref().map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
+        let search = filter.q.as_deref().map(|q| (q, fts5_query(q)));
         Ok(on_pool!(self.reader(), |pool, DB, pg| {
-            let mut qb = sqlx::QueryBuilder::<DB>::new(format!("{TICKET_SELECT} WHERE 1 = 1"));
+            let join =
+                if search.is_some() && !pg { " JOIN ticket_search ON ticket_search.rowid = t.number" } else { "" };
+            let mut qb = sqlx::QueryBuilder::<DB>::new(format!("{TICKET_SELECT}{join} WHERE 1 = 1"));
             match viewer.role {
                 Role::Admin => {}
                 Role::Moderator => {
@@ -301,12 +420,17 @@ impl Db {
                     qb.push(" AND t.assigned_to = ").push_bind(u);
                 }
             }
-            if let Some(p) = &pattern {
-                qb.push(" AND (LOWER(t.title) LIKE ")
-                    .push_bind(p.as_str())
-                    .push(" ESCAPE '\\' OR LOWER(t.description) LIKE ")
-                    .push_bind(p.as_str())
-                    .push(" ESCAPE '\\')");
+            match &search {
+                Some((q, _)) if pg => {
+                    qb.push(" AND t.search @@ websearch_to_tsquery('simple', ").push_bind(*q).push(")");
+                }
+                Some((_, Some(fts))) => {
+                    qb.push(" AND ticket_search MATCH ").push_bind(fts.clone());
+                }
+                Some((_, None)) => {
+                    qb.push(" AND 1 = 0");
+                }
+                None => {}
             }
             if let Some(b) = filter.before {
                 qb.push(" AND t.number < ").push_bind(b);
@@ -314,7 +438,17 @@ impl Db {
             if filter.open_only {
                 qb.push(" AND t.status IN ('open', 'in_progress')");
             }
-            if filter.by_deadline {
+            if let Some((q, _)) = &search {
+                if pg {
+                    qb.push(" ORDER BY ts_rank_cd(t.search, websearch_to_tsquery('simple', ")
+                        .push_bind(q)
+                        .push(")) DESC");
+                } else {
+                    // bm25 is lower for better matches; a title match counts four times a description match.
+                    qb.push(" ORDER BY bm25(ticket_search, 4.0, 1.0)");
+                }
+                qb.push(", t.number DESC LIMIT ").push_bind(limit + 1);
+            } else if filter.by_deadline {
                 qb.push(" ORDER BY (t.deadline IS NULL), t.deadline, t.number DESC LIMIT ").push_bind(limit + 1);
             } else {
                 qb.push(" ORDER BY t.number DESC LIMIT ").push_bind(limit + 1);

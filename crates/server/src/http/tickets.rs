@@ -151,10 +151,74 @@ pub(crate) async fn list_tickets(
         },
         ..TicketFilter::default()
     };
-    let tickets = state.db.list_tickets(&auth.user, &filter, limit).await?;
-    let (tickets, next) = into_page(tickets, limit, |t| t.number.to_string());
+    let (tickets, next) = find_tickets(&state, &auth.user, &filter, limit).await?;
     let tickets: Vec<TicketView> = tickets.into_iter().map(TicketView::from).collect();
     Ok(Json(TicketPage { tickets, next_cursor: next }))
+}
+
+/// How many matches each side of a search ranks before fusing.
+const SEARCH_DEPTH: usize = 100;
+/// Below this cosine a ticket is not a semantic match: the nearest tickets to any text exist, relevant or not.
+const SEARCH_MIN_COSINE: f32 = 0.35;
+/// Reciprocal-rank fusion's damping constant (the usual 60).
+const RRF_K: f32 = 60.0;
+
+/// A page of the tickets `viewer` may see matching `filter`, and the cursor of the next. With a search text,
+/// the best `limit` matches of the hybrid search (one page): full-text matches and, when the model runs,
+/// tickets whose embedding is near the query's, fused by reciprocal rank; visibility and filters are applied
+/// inside both.
+pub(crate) async fn find_tickets(
+    state: &AppState,
+    viewer: &crate::model::User,
+    filter: &TicketFilter,
+    limit: i64,
+) -> AppResult<(Vec<Ticket>, Option<String>)> {
+    let Some(q) = filter.q.as_deref() else {
+        let tickets = state.db.list_tickets(viewer, filter, limit).await?;
+        return Ok(into_page(tickets, limit, |t| t.number.to_string()));
+    };
+    let lexical = state.db.list_tickets(viewer, filter, SEARCH_DEPTH as i64).await?;
+    let mut semantic = Vec::new();
+    // `-word` asks for tickets without that word: meaning cannot honour it, so words alone answer.
+    let excludes = q.split_whitespace().any(|w| w.len() > 1 && w.starts_with('-'));
+    let query = if excludes { None } else { state.pipeline.ai.embed(q).await? };
+    if let Some(query) = query {
+        let index = &state.pipeline.ai.index;
+        index.sync(&state.db).await?;
+        let (viewer, filter) = (viewer.clone(), filter.clone());
+        let keep = move |m: &crate::index::Meta| {
+            m.visible_to(&viewer)
+                && filter.status.is_none_or(|s| m.status == s)
+                && filter.priority.is_none_or(|p| m.priority == p)
+                && (!filter.open_only || m.status.is_active())
+                && match filter.assignee {
+                    None => true,
+                    Some(AssigneeFilter::Nobody) => m.assigned_to.is_none(),
+                    Some(AssigneeFilter::Me) => m.assigned_to == Some(viewer.id),
+                    Some(AssigneeFilter::User(u)) => m.assigned_to == Some(u),
+                }
+        };
+        semantic = index.nearest(&query, SEARCH_DEPTH, keep).await;
+        semantic.retain(|(_, cosine)| *cosine >= SEARCH_MIN_COSINE);
+    }
+    let mut fused: std::collections::HashMap<i64, f32> = Default::default();
+    let ranked = lexical.iter().map(|t| t.number).chain(semantic.iter().map(|(n, _)| *n));
+    let ranks = (0..lexical.len()).chain(0..semantic.len());
+    for (number, rank) in ranked.zip(ranks) {
+        *fused.entry(number).or_default() += 1.0 / (RRF_K + rank as f32 + 1.0);
+    }
+    let mut order: Vec<(i64, f32)> = fused.into_iter().collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    order.truncate(usize::try_from(limit).unwrap_or(0));
+    let mut by_number: std::collections::HashMap<i64, Ticket> = lexical.into_iter().map(|t| (t.number, t)).collect();
+    let missing: Vec<i64> = order.iter().map(|(n, _)| *n).filter(|n| !by_number.contains_key(n)).collect();
+    for t in state.db.tickets_by_numbers(&missing).await? {
+        // The index may lag a change by a moment: the stored ticket decides visibility.
+        if t.visible_to(viewer) {
+            by_number.insert(t.number, t);
+        }
+    }
+    Ok((order.into_iter().filter_map(|(n, _)| by_number.remove(&n)).collect(), None))
 }
 
 /// One ticket (404 when the caller may not see it).

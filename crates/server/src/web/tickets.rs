@@ -77,7 +77,7 @@ async fn tickets_context(state: &AppState, signed: &Signed, q: &ListQuery) -> Re
         (Role::Admin, "none") => Some(AssigneeFilter::Nobody),
         _ => None,
     };
-    let tickets = state.db.list_tickets(&signed.auth.user, &filter, PAGE).await?;
+    let (tickets, _) = crate::http::tickets::find_tickets(state, &signed.auth.user, &filter, PAGE).await?;
     let now = Ts::now();
     let heading = match role {
         Role::User => "My tickets",

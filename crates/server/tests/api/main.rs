@@ -17,6 +17,7 @@ mod ops;
 mod pipeline;
 mod protection;
 mod providers;
+mod search;
 mod suggestions;
 mod taxonomy;
 mod tickets;

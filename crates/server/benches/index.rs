@@ -1,0 +1,130 @@
+//! The vector index at scale (`cargo bench -p smart-ticket --bench index -- [TICKETS]`, default 1,000,000):
+//! synthetic tickets with random unit 384-d embeddings, half resolved, written to a fresh SQLite file; then the
+//! index rebuilt from the database as on start (seconds, resident memory before and after), and 300
+//! suggestion-shaped queries (the 5 nearest resolved tickets, then their rows) and 300 search-shaped ones
+//! (the 100 nearest of all): p50 and p99 in milliseconds. Prints one JSON object as its last line.
+
+use smart_ticket::config::Secret;
+use smart_ticket::db::Db;
+use smart_ticket::index::VectorIndex;
+use smart_ticket_domain::{Email, Role, Skills};
+use std::time::Instant;
+
+const DIM: usize = 384;
+
+/// xorshift64*: reproducible, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn unit_vector(&mut self) -> Vec<f32> {
+        let v: Vec<f32> = (0..DIM).map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n: usize =
+        std::env::args().skip(1).find(|a| !a.starts_with('-')).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let dir = std::env::temp_dir().join(format!("st-index-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let url = format!("sqlite://{}/bench.db", dir.display());
+    let db = Db::connect(&Secret::new(url.clone()), 4).await?;
+    db.migrate().await?;
+    let hash = smart_ticket::auth::hash_password(smart_ticket_domain::Password::parse("bench-password")?).await?;
+    let user = db.create_user(&Email::parse("bench@example.com")?, &hash, Role::User, &Skills::default()).await?;
+
+    // Bulk insert with plain SQL (the API would triage each ticket: not what is measured here).
+    let started = Instant::now();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect(&url).await?;
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let now = "2026-01-01T00:00:00.000000Z";
+    let batch = 500;
+    let mut tx = pool.begin().await?;
+    for start in (0..n).step_by(batch) {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO tickets (id, title, description, status, resolution, created_by, created_at, updated_at, embedding) ",
+        );
+        qb.push_values(start..(start + batch).min(n), |mut row, i| {
+            let resolved = i % 2 == 0;
+            let v: Vec<u8> = rng.unit_vector().iter().flat_map(|x| x.to_le_bytes()).collect();
+            row.push_bind(uuid::Uuid::new_v4())
+                .push_bind(format!("Synthetic ticket {i}"))
+                .push_bind(format!("Synthetic description number {i} for the index benchmark"))
+                .push_bind(if resolved { "resolved" } else { "open" })
+                .push_bind(resolved.then(|| format!("Resolution {i}")))
+                .push_bind(user.id)
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(v);
+        });
+        qb.build().execute(&mut *tx).await?;
+        if (start / batch) % 100 == 99 {
+            tx.commit().await?;
+            tx = pool.begin().await?;
+        }
+    }
+    tx.commit().await?;
+    pool.close().await;
+    let insert_seconds = started.elapsed().as_secs_f64();
+
+    let rss_before = rss_mb();
+    let index = VectorIndex::default();
+    let started = Instant::now();
+    index.sync(&db).await?;
+    let rebuild_seconds = started.elapsed().as_secs_f64();
+    let rss_after = rss_mb();
+    let indexed = index.len();
+
+    let mut suggest_ms = Vec::new();
+    let mut search_ms = Vec::new();
+    for _ in 0..300 {
+        let q = rng.unit_vector();
+        let t = Instant::now();
+        let near = index.nearest(&q, 5, |m| m.has_resolution && !m.merged).await;
+        let numbers: Vec<i64> = near.iter().map(|(n, _)| *n).collect();
+        let rows = db.tickets_by_numbers(&numbers).await?;
+        assert_eq!(rows.len(), 5);
+        suggest_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let hits = index.nearest(&q, 100, |_| true).await;
+        assert_eq!(hits.len(), 100);
+        search_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    suggest_ms.sort_by(f64::total_cmp);
+    search_ms.sort_by(f64::total_cmp);
+    db.close().await;
+    std::fs::remove_dir_all(&dir)?;
+    let report = serde_json::json!({
+        "tickets": n,
+        "indexed": indexed,
+        "insert_seconds": (insert_seconds * 10.0).round() / 10.0,
+        "rebuild_seconds": (rebuild_seconds * 100.0).round() / 100.0,
+        "rss_mb_before_rebuild": rss_before.round(),
+        "rss_mb_after_rebuild": rss_after.round(),
+        "suggest_ms_p50": (percentile(&suggest_ms, 0.5) * 100.0).round() / 100.0,
+        "suggest_ms_p99": (percentile(&suggest_ms, 0.99) * 100.0).round() / 100.0,
+        "search_nearest100_ms_p50": (percentile(&search_ms, 0.5) * 100.0).round() / 100.0,
+        "search_nearest100_ms_p99": (percentile(&search_ms, 0.99) * 100.0).round() / 100.0,
+    });
+    println!("{report}");
+    Ok(())
+}
