@@ -310,7 +310,9 @@ impl Ai {
         if let Some(query) = &dense {
             // With embeddings: the in-memory index of every ticket, filtered to resolved ones, then their text.
             self.index.sync(db).await?;
-            let keep = move |m: &crate::index::Meta| m.has_resolution && !m.merged && m.number != number;
+            let keep = move |m: &crate::index::Meta| {
+                m.has_resolution && !m.status.is_active() && !m.merged && m.number != number
+            };
             let near = self.index.nearest(query, k, keep).await;
             let numbers: Vec<i64> = near.iter().map(|(n, _)| *n).collect();
             let found = db.tickets_by_numbers(&numbers).await?;

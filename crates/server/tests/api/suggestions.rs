@@ -148,6 +148,18 @@ async fn suggestions_come_from_resolved_tickets_only_and_cite_them(backend: Back
     let (_, body) = app.get(&format!("/api/tickets/{id}/suggestions"), Some(&vpn.token)).await;
     let numbers: Vec<Value> = body["suggestions"].as_array().unwrap().iter().map(|s| s["number"].clone()).collect();
     assert!(numbers.contains(&open["number"]), "{body}");
+    // Reopened, it keeps its old resolution text but is no longer a suggestion.
+    let (status, _) = app
+        .patch(
+            &format!("/api/tickets/{}", open["id"].as_str().unwrap()),
+            Some(&admin.token),
+            json!({ "status": "open" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = app.get(&format!("/api/tickets/{id}/suggestions"), Some(&vpn.token)).await;
+    let numbers: Vec<Value> = body["suggestions"].as_array().unwrap().iter().map(|s| s["number"].clone()).collect();
+    assert!(!numbers.contains(&open["number"]), "{body}");
 }
 
 async fn a_language_model_drafts_the_reply(backend: Backend) {
