@@ -3,9 +3,13 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, on_both_backends};
+use crate::helpers::{Backend, TestApp, fresh_database, on_both_backends};
 
-on_both_backends!(search_finds_by_meaning_and_words_but_only_what_the_caller_may_see, search_follows_changes);
+on_both_backends!(
+    search_finds_by_meaning_and_words_but_only_what_the_caller_may_see,
+    search_follows_changes,
+    two_processes_on_one_database_each_see_the_others_changes,
+);
 
 fn numbers(v: &Value) -> Vec<i64> {
     v["tickets"].as_array().unwrap().iter().map(|t| t["number"].as_i64().unwrap()).collect()
@@ -72,4 +76,32 @@ async fn search_follows_changes(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     // The next query sees the resolve (the in-memory index catches up first).
     assert_eq!(numbers(&app.get(path, Some(&admin.token)).await.1), vec![number(&vpn)]);
+}
+
+/// Each `serve` keeps its own in-memory index: one process files and resolves, the other finds it by meaning.
+async fn two_processes_on_one_database_each_see_the_others_changes(backend: Backend) {
+    let (dir, url) = fresh_database(backend).await;
+    let one = TestApp::start(dir, url.clone()).await;
+    let other_dir = std::env::temp_dir().join(format!("smart-ticket-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let two = TestApp::start(other_dir, url).await;
+    let (admin_one, admin_two) = (one.admin().await, two.admin().await);
+    // No word in common with the ticket: only the semantic side can find it.
+    let path = "/api/tickets?q=remote%20network%20access%20unstable";
+    assert_eq!(numbers(&two.get(path, Some(&admin_two.token)).await.1), Vec::<i64>::new(), "index built, empty");
+    let ada = one.signup("ada@example.com").await;
+    let vpn = one.file_ticket(&ada, "VPN keeps disconnecting", "The VPN client drops the connection every hour.").await;
+    one.drain().await;
+    assert_eq!(numbers(&two.get(path, Some(&admin_two.token)).await.1), vec![number(&vpn)]);
+    let resolved = format!("{path}&status=resolved");
+    assert_eq!(numbers(&two.get(&resolved, Some(&admin_two.token)).await.1), Vec::<i64>::new());
+    let (status, _) = one
+        .patch(
+            &format!("/api/tickets/{}", vpn["id"].as_str().unwrap()),
+            Some(&admin_one.token),
+            json!({ "status": "resolved", "resolution": "Updated the VPN client." }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(numbers(&two.get(&resolved, Some(&admin_two.token)).await.1), vec![number(&vpn)]);
 }
