@@ -15,6 +15,13 @@ fn numbers(v: &Value) -> Vec<i64> {
     v["tickets"].as_array().unwrap().iter().map(|t| t["number"].as_i64().unwrap()).collect()
 }
 
+async fn resolve(app: &TestApp, token: &str, t: &Value) {
+    let path = format!("/api/tickets/{}", t["id"].as_str().unwrap());
+    let (status, body) =
+        app.patch(&path, Some(token), json!({ "status": "resolved", "resolution": "Updated the VPN client." })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 fn number(t: &Value) -> i64 {
     t["number"].as_i64().unwrap()
 }
@@ -66,14 +73,7 @@ async fn search_follows_changes(backend: Backend) {
     app.drain().await;
     let path = "/api/tickets?q=remote%20network%20access%20unstable&status=resolved";
     assert_eq!(numbers(&app.get(path, Some(&admin.token)).await.1), Vec::<i64>::new());
-    let (status, _) = app
-        .patch(
-            &format!("/api/tickets/{}", vpn["id"].as_str().unwrap()),
-            Some(&admin.token),
-            json!({ "status": "resolved", "resolution": "Updated the VPN client." }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    resolve(&app, &admin.token, &vpn).await;
     // The next query sees the resolve (the in-memory index catches up first).
     assert_eq!(numbers(&app.get(path, Some(&admin.token)).await.1), vec![number(&vpn)]);
 }
@@ -95,13 +95,6 @@ async fn two_processes_on_one_database_each_see_the_others_changes(backend: Back
     assert_eq!(numbers(&two.get(path, Some(&admin_two.token)).await.1), vec![number(&vpn)]);
     let resolved = format!("{path}&status=resolved");
     assert_eq!(numbers(&two.get(&resolved, Some(&admin_two.token)).await.1), Vec::<i64>::new());
-    let (status, _) = one
-        .patch(
-            &format!("/api/tickets/{}", vpn["id"].as_str().unwrap()),
-            Some(&admin_one.token),
-            json!({ "status": "resolved", "resolution": "Updated the VPN client." }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    resolve(&one, &admin_one.token, &vpn).await;
     assert_eq!(numbers(&two.get(&resolved, Some(&admin_two.token)).await.1), vec![number(&vpn)]);
 }
