@@ -315,28 +315,31 @@ impl Ai {
             };
             let near = self.index.nearest(query, k, keep).await;
             let numbers: Vec<i64> = near.iter().map(|(n, _)| *n).collect();
-            let found = db.tickets_by_numbers(&numbers).await?;
-            let past: Vec<Past> = near
+            let mut found: HashMap<i64, Ticket> =
+                db.tickets_by_numbers(&numbers).await?.into_iter().map(|t| (t.number, t)).collect();
+            // In the index's order, each with its cosine; a row that lost its resolution meanwhile is skipped.
+            let past: Vec<(Past, f32)> = near
                 .iter()
-                .filter_map(|(n, _)| found.iter().find(|t| t.number == *n && t.resolution.is_some()))
-                .map(|t| Past {
-                    number: t.number,
-                    title: t.title.clone(),
-                    text: String::new(),
-                    repr: Repr::default(),
-                    category: t.category.clone(),
-                    priority: Some(t.priority.to_string()),
-                    skills: t.skills.clone(),
-                    resolution: t.resolution.clone(),
+                .filter_map(|(n, similarity)| {
+                    found.remove(n).filter(|t| t.resolution.is_some()).map(|t| (t, *similarity))
+                })
+                .map(|(t, similarity)| {
+                    let priority = Some(t.priority.to_string());
+                    let past = Past {
+                        number: t.number,
+                        title: t.title,
+                        text: String::new(),
+                        repr: Repr::default(),
+                        category: t.category,
+                        priority,
+                        skills: t.skills,
+                        resolution: t.resolution,
+                    };
+                    (past, similarity)
                 })
                 .collect();
-            let neighbours: Vec<triage::Neighbour> = past
-                .iter()
-                .map(|p| triage::Neighbour {
-                    past: p,
-                    similarity: near.iter().find(|(n, _)| *n == p.number).map_or(0.0, |(_, s)| *s),
-                })
-                .collect();
+            let neighbours: Vec<triage::Neighbour> =
+                past.iter().map(|(past, similarity)| triage::Neighbour { past, similarity: *similarity }).collect();
             return Ok(suggestions_from(&text, &neighbours));
         }
         let snapshot = self.refresh(db).await?;

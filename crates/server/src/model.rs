@@ -187,17 +187,21 @@ impl From<Ticket> for TicketView {
 }
 
 impl Ticket {
-    /// Who may read this ticket: its requester, its assignee, and admins.
+    /// Who may read this ticket: see [`may_see`].
     pub fn visible_to(&self, user: &User) -> bool {
-        user.role == Role::Admin
-            || self.created_by == user.id
-            || (user.role == Role::Moderator && self.assigned_to == Some(user.id))
+        may_see(user, self.created_by, self.assigned_to)
     }
 
     /// Who may work this ticket: its assignee (a moderator) and admins.
     pub fn workable_by(&self, user: &User) -> bool {
         user.role == Role::Admin || (user.role == Role::Moderator && self.assigned_to == Some(user.id))
     }
+}
+
+/// Who may read a ticket filed by `created_by` and assigned to `assigned_to`: its requester, its assignee (a
+/// moderator), and admins. The one rule behind ticket pages, the API and the search index.
+pub fn may_see(user: &User, created_by: UserId, assigned_to: Option<UserId>) -> bool {
+    user.role == Role::Admin || created_by == user.id || (user.role == Role::Moderator && assigned_to == Some(user.id))
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]

@@ -575,14 +575,15 @@ impl Db {
     pub async fn merge_ticket(&self, id: TicketId, into: i64, by: &User) -> StoreResult<Ticket> {
         let now = Ts::now();
         let actor = Actor::User(by.id);
-        let merged_id = on_pool!(self.writer(), |pool, DB, pg| {
+        on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = if pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
             let lock = if pg { " FOR UPDATE OF t" } else { "" };
-            let source: Ticket = sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.id = $1{lock}")))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
+            let mut source: Ticket =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.id = $1{lock}")))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
             let target: Ticket =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.number = $1{lock}")))
                     .bind(into)
@@ -630,9 +631,11 @@ impl Db {
             insert_comment!(tx, target.id, by.id, note, true, now);
             insert_comment!(tx, id, by.id, reply, false, now);
             tx.commit().await?;
-            id
-        });
-        self.ticket(merged_id).await?.ok_or(StoreError::NotFound)
+            source.status = status;
+            source.merged_into = Some(target.number);
+            source.updated_at = now;
+            Ok(source)
+        })
     }
 
     /// A ticket's conversation in order; internal notes only when `include_internal`.

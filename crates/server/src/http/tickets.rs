@@ -36,6 +36,12 @@ pub(crate) async fn visible_ticket(state: &AppState, auth: &AuthUser, id: Ticket
     }
 }
 
+/// The ticket if `auth` may work it (its assignee, admins); 404 when they may not even see it, else 403.
+pub(crate) async fn workable_ticket(state: &AppState, auth: &AuthUser, id: TicketId) -> AppResult<Ticket> {
+    let ticket = visible_ticket(state, auth, id).await?;
+    if ticket.workable_by(&auth.user) { Ok(ticket) } else { Err(AppError::Forbidden) }
+}
+
 /// A ticket to file (or a draft to check for duplicates).
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct NewTicket {
@@ -287,10 +293,7 @@ pub(crate) async fn change_ticket(
     id: TicketId,
     body: TicketChange,
 ) -> AppResult<Ticket> {
-    let ticket = visible_ticket(state, auth, id).await?;
-    if !ticket.workable_by(&auth.user) {
-        return Err(AppError::Forbidden);
-    }
+    workable_ticket(state, auth, id).await?;
     if body.assigned_to.is_some() && auth.user.role != Role::Admin {
         return Err(AppError::Forbidden);
     }
@@ -347,10 +350,7 @@ pub(crate) async fn suggestions(
     auth: AuthUser,
     AppPath(id): AppPath<TicketId>,
 ) -> AppResult<Json<SuggestionsBody>> {
-    let ticket = visible_ticket(&state, &auth, id).await?;
-    if !ticket.workable_by(&auth.user) {
-        return Err(AppError::Forbidden);
-    }
+    let ticket = workable_ticket(&state, &auth, id).await?;
     let (suggestions, draft) = suggest(&state, &ticket).await?;
     Ok(Json(SuggestionsBody { suggestions, draft }))
 }
@@ -438,10 +438,7 @@ pub(crate) async fn mark_suggestion(
     number: i64,
     helpful: bool,
 ) -> AppResult<()> {
-    let ticket = visible_ticket(state, auth, id).await?;
-    if !ticket.workable_by(&auth.user) {
-        return Err(AppError::Forbidden);
-    }
+    let ticket = workable_ticket(state, auth, id).await?;
     if number == ticket.number || !state.db.is_resolved_number(number).await? {
         return Err(AppError::field("number", "must be the number of a resolved ticket suggested here"));
     }
@@ -473,10 +470,7 @@ pub(crate) async fn merge(
 
 /// Merges ticket `id` into the ticket numbered `into`.
 pub(crate) async fn merge_into(state: &AppState, auth: &AuthUser, id: TicketId, into: i64) -> AppResult<Ticket> {
-    let ticket = visible_ticket(state, auth, id).await?;
-    if !ticket.workable_by(&auth.user) {
-        return Err(AppError::Forbidden);
-    }
+    workable_ticket(state, auth, id).await?;
     // Merging must neither reveal nor touch a ticket the caller may not read.
     match state.db.ticket_by_number(into).await? {
         Some(target) if target.visible_to(&auth.user) => {}
