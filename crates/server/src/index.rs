@@ -179,7 +179,11 @@ impl VectorIndex {
             nearest_in(&inner, &query, k, &keep)
         })
         .await
-        .unwrap_or_default()
+        .unwrap_or_else(|e| {
+            // A scan cannot fail short of a bug: answer without semantic matches, but say so.
+            tracing::error!(error = %e, "the vector index scan failed");
+            Vec::new()
+        })
     }
 }
 
