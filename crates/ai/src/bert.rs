@@ -25,7 +25,8 @@ fn gelu() -> String {
 }
 
 struct Embeddings {
-    word: Embedding,
+    /// Absent when the caller supplies word vectors itself (see [`Bert::forward_words`]).
+    word: Option<Embedding>,
     position: Embedding,
     token_type: Embedding,
     norm: LayerNorm,
@@ -57,7 +58,11 @@ impl Bert {
         let h = cfg.hidden_size;
         let e = vb.pp("embeddings");
         let embeddings = Embeddings {
-            word: embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?,
+            word: if e.contains_tensor("word_embeddings.weight") {
+                Some(embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?)
+            } else {
+                None
+            },
             position: embedding(cfg.max_position_embeddings, h, e.pp("position_embeddings"))?,
             token_type: embedding(cfg.type_vocab_size, h, e.pp("token_type_embeddings"))?,
             norm: layer_norm(h, cfg.layer_norm_eps, e.pp("LayerNorm"))?,
@@ -84,12 +89,19 @@ impl Bert {
     /// Hidden states `[batch, tokens, hidden]` for token ids and an attention mask (1 = token, 0 = padding),
     /// both `[batch, tokens]` u32.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (batch, tokens) = ids.dims2()?;
+        let Some(word) = &self.embeddings.word else { candle_core::bail!("this model takes word vectors, not ids") };
+        self.forward_words(&word.forward(ids)?, mask)
+    }
+
+    /// As [`Bert::forward`], from the word vectors `[batch, tokens, hidden]` (for a model whose vocabulary
+    /// table is kept compressed and looked up by the caller).
+    pub fn forward_words(&self, words: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (batch, tokens) = mask.dims2()?;
         let positions =
-            Tensor::arange(0u32, tokens as u32, ids.device())?.unsqueeze(0)?.broadcast_as((batch, tokens))?;
-        let types = ids.zeros_like()?;
+            Tensor::arange(0u32, tokens as u32, words.device())?.unsqueeze(0)?.broadcast_as((batch, tokens))?;
+        let types = mask.zeros_like()?.to_dtype(DType::U32)?;
         let e = &self.embeddings;
-        let mut x = e.word.forward(ids)?.add(&e.position.forward(&positions)?)?.add(&e.token_type.forward(&types)?)?;
+        let mut x = words.add(&e.position.forward(&positions)?)?.add(&e.token_type.forward(&types)?)?;
         x = e.norm.forward(&x)?;
         // Padding gets a large negative score so softmax gives it no weight: [batch, 1, 1, tokens].
         let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 10_000.0)?.unsqueeze(1)?.unsqueeze(1)?;

@@ -2,8 +2,10 @@
 
 pub mod bert;
 pub mod classifier;
+pub mod e5;
 pub mod embed;
 pub mod eval;
+pub mod lang;
 pub mod linear;
 pub mod note;
 pub mod retrieval;

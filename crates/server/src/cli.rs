@@ -95,6 +95,10 @@ enum EvalCommand {
         group: String,
         #[arg(long, default_value = "hybrid", value_parser = ["lexical", "semantic", "hybrid"])]
         mode: String,
+        /// Sentence model of the semantic side: all-MiniLM-L6-v2 (English) or multilingual-e5-small (vectors
+        /// centred per language, so translations meet).
+        #[arg(long, default_value = "minilm", value_parser = ["minilm", "e5"])]
+        model: String,
     },
 }
 
@@ -162,10 +166,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = workers.provider(&name)?.context("no provider configured")?;
             eval_provider(settings, &train, test.as_deref(), &label, cv, group.as_deref()).await
         }
-        Command::Eval(EvalCommand::Retrieve { corpus, queries, group, mode }) => {
+        Command::Eval(EvalCommand::Retrieve { corpus, queries, group, mode, model }) => {
             tokio::task::spawn_blocking(move || {
-                let model = smart_ticket_ai::embed::load_shared(&cli.storage.model_dir);
-                eval_retrieve(model.as_deref(), &corpus, queries.as_deref(), &group, &mode)
+                let embedder = if model == "e5" {
+                    let e5 = smart_ticket_ai::e5::E5::load(&cli.storage.e5_dir).with_context(|| {
+                        format!(
+                            "loading multilingual-e5-small from {} (run scripts/fetch-model)",
+                            cli.storage.e5_dir.display()
+                        )
+                    })?;
+                    Embedder::E5(Box::new(e5))
+                } else {
+                    Embedder::MiniLm(smart_ticket_ai::embed::load_shared(&cli.storage.model_dir))
+                };
+                eval_retrieve(&embedder, &corpus, queries.as_deref(), &group, &mode)
             })
             .await?
         }
@@ -266,24 +280,63 @@ fn eval_classify(
     Ok(())
 }
 
+/// The sentence model `eval retrieve` ranks with.
+enum Embedder {
+    MiniLm(Option<std::sync::Arc<MiniLm>>),
+    E5(Box<smart_ticket_ai::e5::E5>),
+}
+
 fn eval_retrieve(
-    model: Option<&MiniLm>,
+    embedder: &Embedder,
     corpus: &std::path::Path,
     queries: Option<&std::path::Path>,
     group: &str,
     mode: &str,
 ) -> anyhow::Result<()> {
-    use smart_ticket_ai::retrieval::{Doc, Mode, evaluate};
+    use smart_ticket_ai::retrieval::{Centering, Doc, Mode, evaluate};
     let mode: Mode = mode.parse().map_err(anyhow::Error::msg)?;
-    let model = model.filter(|_| mode != Mode::Lexical);
-    let load = |path: &std::path::Path| -> anyhow::Result<Vec<Doc>> {
+    let load = |path: &std::path::Path| -> anyhow::Result<Vec<Example>> {
         let (mut rows, _) = smart_ticket_ai::eval::load_jsonl(path, group, None)?;
-        embed_examples(model, &mut rows)?;
-        Ok(rows.into_iter().map(|e| Doc::new(&e.text, e.labels.join("|"), e.vector)).collect())
+        match embedder {
+            _ if mode == Mode::Lexical => {}
+            Embedder::MiniLm(model) => embed_examples(model.as_deref(), &mut rows)?,
+            Embedder::E5(e5) => {
+                let bar = progress(rows.len(), "embedding");
+                for e in &mut rows {
+                    e.vector = Some(e5.embed(&e.text)?);
+                    bar.inc(1);
+                }
+                bar.finish_and_clear();
+            }
+        }
+        Ok(rows)
     };
-    let docs = load(corpus)?;
-    let qs = queries.map(load).transpose()?;
-    let report = evaluate(&docs, qs.as_deref(), mode);
+    let corpus = load(corpus)?;
+    let queries = queries.map(load).transpose()?;
+    // The multilingual model's vectors are compared with each language's mean taken out.
+    let languages = |rows: &[Example]| rows.iter().map(|e| smart_ticket_ai::lang::detect(&e.text)).collect::<Vec<_>>();
+    let corpus_languages = languages(&corpus);
+    let centering = match embedder {
+        Embedder::E5(_) => Centering::fit(
+            corpus_languages.iter().zip(&corpus).filter_map(|(l, e)| e.vector.as_deref().map(|v| (*l, v))),
+        ),
+        Embedder::MiniLm(_) => Centering::default(),
+    };
+    let docs = |rows: Vec<Example>, langs: &[Option<&'static str>]| -> Vec<Doc> {
+        rows.into_iter()
+            .zip(langs)
+            .map(|(e, l)| {
+                let dense = e.vector.as_deref().map(|v| centering.apply(*l, v));
+                Doc::new(&e.text, e.labels.join("|"), dense)
+            })
+            .collect()
+    };
+    let query_docs = queries.map(|q| {
+        let langs = languages(&q);
+        docs(q, &langs)
+    });
+    let corpus_docs = docs(corpus, &corpus_languages);
+    let report = evaluate(&corpus_docs, query_docs.as_deref(), mode);
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

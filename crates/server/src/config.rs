@@ -48,6 +48,9 @@ pub struct StorageArgs {
     /// Folder holding all-MiniLM-L6-v2 (see `scripts/fetch-model`); without it the AI runs on words alone.
     #[arg(long, env = "MODEL_DIR", default_value = "models/all-minilm-l6-v2", global = true)]
     pub model_dir: PathBuf,
+    /// Folder holding multilingual-e5-small (see `scripts/fetch-model`): cross-language similarity.
+    #[arg(long, env = "E5_MODEL_DIR", default_value = "models/multilingual-e5-small", global = true)]
+    pub e5_dir: PathBuf,
 }
 
 impl StorageArgs {
