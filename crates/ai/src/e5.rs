@@ -25,8 +25,84 @@ const BLOCK_BYTES: usize = 18;
 /// SentencePiece's word-boundary mark (U+2581).
 const META: char = '\u{2581}';
 
+/// Loads the model in `dir` once per process (later calls share it). Without it, logs once that similarity
+/// stays English-only and how to fix it, and returns `None`.
+pub fn load_shared(dir: &Path) -> Option<std::sync::Arc<E5>> {
+    static CACHE: crate::embed::Loaded<E5> = crate::embed::Loaded::new(Vec::new());
+    crate::embed::load_once(
+        &CACHE,
+        dir,
+        E5::load,
+        "loaded the multilingual sentence model multilingual-e5-small",
+        "no multilingual sentence model: similar tickets, suggestions and search match across languages only \
+         by shared words. To fix: run `scripts/fetch-model` (or `make run`), or point E5_MODEL_DIR at a folder \
+         with e5-small-q4.bin, then restart.",
+    )
+}
+
+/// Neutral support requests in each language, on unrelated topics, written for this purpose: their means are
+/// where a language's mean starts (see [`E5::seed_centering`]) before a team has tickets of its own.
+const SEED: [(&str, [&str; 6]); 5] = [
+    (
+        "en",
+        [
+            "I cannot sign in to my account since this morning.",
+            "The printer in the office is out of toner.",
+            "Please send me a copy of last month's invoice.",
+            "The wifi in the meeting room keeps dropping.",
+            "How do I install the new version of the app?",
+            "My emails are not arriving in the shared mailbox.",
+        ],
+    ),
+    (
+        "de",
+        [
+            "Ich kann mich seit heute Morgen nicht mehr anmelden.",
+            "Der Drucker im Büro hat keinen Toner mehr.",
+            "Bitte schicken Sie mir eine Kopie der Rechnung vom letzten Monat.",
+            "Das WLAN im Besprechungsraum bricht ständig ab.",
+            "Wie installiere ich die neue Version der App?",
+            "Meine E-Mails kommen im gemeinsamen Postfach nicht an.",
+        ],
+    ),
+    (
+        "es",
+        [
+            "No puedo iniciar sesión en mi cuenta desde esta mañana.",
+            "La impresora de la oficina no tiene tóner.",
+            "Por favor, envíenme una copia de la factura del mes pasado.",
+            "El wifi de la sala de reuniones se corta constantemente.",
+            "¿Cómo instalo la nueva versión de la aplicación?",
+            "Mis correos no llegan al buzón compartido.",
+        ],
+    ),
+    (
+        "fr",
+        [
+            "Je ne peux plus me connecter à mon compte depuis ce matin.",
+            "L'imprimante du bureau n'a plus de toner.",
+            "Merci de m'envoyer une copie de la facture du mois dernier.",
+            "Le wifi de la salle de réunion se coupe sans arrêt.",
+            "Comment installer la nouvelle version de l'application ?",
+            "Mes e-mails n'arrivent pas dans la boîte partagée.",
+        ],
+    ),
+    (
+        "pt",
+        [
+            "Não consigo entrar na minha conta desde esta manhã.",
+            "A impressora do escritório está sem toner.",
+            "Por favor, enviem-me uma cópia da fatura do mês passado.",
+            "O wifi da sala de reuniões cai o tempo todo.",
+            "Como instalo a nova versão do aplicativo?",
+            "Meus e-mails não chegam à caixa compartilhada.",
+        ],
+    ),
+];
+
 /// The loaded model. Embedding is CPU-bound: call it off the async runtime.
 pub struct E5 {
+    seed: crate::retrieval::Centering,
     model: Bert,
     tokenizer: Unigram,
     /// The packed vocabulary table: `vocab` rows of `hidden / 32` blocks.
@@ -214,7 +290,25 @@ impl E5 {
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = Bert::load(vb, &config).context("building the encoder")?;
         ensure!(tokenizer.pieces.len() <= vocab, "the vocabulary has more pieces than the table has rows");
-        Ok(Self { model, tokenizer, words, hidden, device })
+        let mut e5 = Self { seed: Default::default(), model, tokenizer, words, hidden, device };
+        let mut means = Vec::new();
+        let mut all = vec![0f32; hidden];
+        for (lang, texts) in SEED {
+            let mut mean = vec![0f32; hidden];
+            for text in texts {
+                mean.iter_mut().zip(e5.embed(text)?).for_each(|(m, x)| *m += x / texts.len() as f32);
+            }
+            all.iter_mut().zip(&mean).for_each(|(a, m)| *a += m / SEED.len() as f32);
+            means.push((lang, mean));
+        }
+        e5.seed = crate::retrieval::Centering::from_means(means, all);
+        Ok(e5)
+    }
+
+    /// Per-language means of the model's vectors for a few neutral requests in each language: the prior that
+    /// a team's own tickets then refine ([`crate::retrieval::Centering::fit_towards`]).
+    pub fn seed_centering(&self) -> &crate::retrieval::Centering {
+        &self.seed
     }
 
     /// The unit-length embedding of `text` as e5 embeds symmetric-similarity inputs ("query: " first).

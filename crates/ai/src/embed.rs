@@ -12,35 +12,50 @@ pub const DIMENSIONS: usize = 384;
 /// Longer texts are cut here: the model was trained on up to 256 word pieces.
 pub const MAX_TOKENS: usize = 256;
 
-/// Loads the model in `dir` once per process (later calls share it). When it cannot be loaded, logs once, loudly,
-/// that the engine runs degraded on words alone and how to fix it, and returns `None`.
-pub fn load_shared(dir: &Path) -> Option<std::sync::Arc<MiniLm>> {
-    use std::sync::{Arc, Mutex, PoisonError};
-    type Cache = Vec<(std::path::PathBuf, Option<Arc<MiniLm>>)>;
-    static CACHE: Mutex<Cache> = Mutex::new(Vec::new());
-    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+/// Models loaded so far, by folder (`None`: it could not be loaded, and that was logged).
+pub(crate) type Loaded<T> = std::sync::Mutex<Vec<(std::path::PathBuf, Option<std::sync::Arc<T>>)>>;
+
+/// Loads a model from `dir` once per process through `cache` (later calls share it, or share its absence).
+/// `loaded` is logged with the time it took, `missing` with the error as a warning.
+pub(crate) fn load_once<T>(
+    cache: &Loaded<T>,
+    dir: &Path,
+    load: impl FnOnce(&Path) -> anyhow::Result<T>,
+    loaded: &str,
+    missing: &str,
+) -> Option<std::sync::Arc<T>> {
+    let mut cache = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some((_, m)) = cache.iter().find(|(p, _)| p == dir) {
         return m.clone();
     }
     let started = std::time::Instant::now();
-    let model = match MiniLm::load(dir) {
+    let model = match load(dir) {
         Ok(m) => {
-            tracing::info!(dir = %dir.display(), ms = started.elapsed().as_millis() as u64, "loaded the sentence-embedding model all-MiniLM-L6-v2");
-            Some(Arc::new(m))
+            tracing::info!(dir = %dir.display(), ms = started.elapsed().as_millis() as u64, "{loaded}");
+            Some(std::sync::Arc::new(m))
         }
         Err(e) => {
-            tracing::warn!(
-                dir = %dir.display(),
-                error = %format!("{e:#}"),
-                "AI engine DEGRADED: no sentence-embedding model, so triage and similarity run on words alone \
-                 (lexical fallback). To fix: run `scripts/fetch-model` (or `make run`), or point MODEL_DIR at a \
-                 folder with model.safetensors, tokenizer.json and config.json, then restart."
-            );
+            tracing::warn!(dir = %dir.display(), error = %format!("{e:#}"), "{missing}");
             None
         }
     };
     cache.push((dir.to_owned(), model.clone()));
     model
+}
+
+/// Loads the model in `dir` once per process (later calls share it). When it cannot be loaded, logs once, loudly,
+/// that the engine runs degraded on words alone and how to fix it, and returns `None`.
+pub fn load_shared(dir: &Path) -> Option<std::sync::Arc<MiniLm>> {
+    static CACHE: Loaded<MiniLm> = Loaded::new(Vec::new());
+    load_once(
+        &CACHE,
+        dir,
+        MiniLm::load,
+        "loaded the sentence-embedding model all-MiniLM-L6-v2",
+        "AI engine DEGRADED: no sentence-embedding model, so triage and similarity run on words alone \
+         (lexical fallback). To fix: run `scripts/fetch-model` (or `make run`), or point MODEL_DIR at a \
+         folder with model.safetensors, tokenizer.json and config.json, then restart.",
+    )
 }
 
 /// The loaded model. Embedding is CPU-bound: call it off the async runtime (`spawn_blocking`).

@@ -59,20 +59,40 @@ pub fn score(mode: Mode, a: &Doc, b: &Doc) -> f32 {
 /// texts of one language near each other whatever they say, and the mean of a language's tickets is that
 /// shared part. Without it a German ticket's nearest neighbours are German tickets; with it, its Spanish and
 /// English twins. A language with few tickets gets a weaker correction (the mean is shrunk towards zero by
-/// [`Centering::PRIOR`] pseudo-tickets), and text of unknown language is left as it is.
+/// [`Centering::PRIOR`] pseudo-tickets), and text of unknown language loses the mean of all tickets (which a
+/// multilingual model's vectors share largely, whatever they say).
 #[derive(Debug, Clone, Default)]
 pub struct Centering {
     means: Vec<(&'static str, Vec<f32>)>,
+    all: Vec<f32>,
 }
 
 impl Centering {
-    /// Weight of the prior: a language's mean counts as if `PRIOR` more tickets sat at the origin.
+    /// Weight of the prior: a language's mean counts as if `PRIOR` more tickets sat at the mean of all tickets,
+    /// and that one as if they sat at the origin.
     pub const PRIOR: f32 = 10.0;
 
-    /// The means of the vectors by language (unknown languages are skipped).
+    /// The means of the vectors by language (unknown languages count only towards the mean of all).
     pub fn fit<'a>(items: impl IntoIterator<Item = (Option<&'a str>, &'a [f32])>) -> Self {
+        Self::fit_towards(None, items)
+    }
+
+    /// As [`Centering::fit`], each mean shrunk towards `prior`'s (a model's own means over neutral texts, see
+    /// [`crate::e5::E5::seed_centering`]) rather than towards zero: right from the first tickets.
+    pub fn fit_towards<'a>(
+        prior: Option<&Centering>,
+        items: impl IntoIterator<Item = (Option<&'a str>, &'a [f32])>,
+    ) -> Self {
         let mut sums: Vec<(&'static str, Vec<f64>, usize)> = Vec::new();
+        let (mut all, mut count) = (Vec::<f64>::new(), 0usize);
         for (lang, v) in items {
+            if all.is_empty() {
+                all = vec![0.0; v.len()];
+            }
+            if all.len() == v.len() {
+                all.iter_mut().zip(v).for_each(|(s, x)| *s += f64::from(*x));
+                count += 1;
+            }
             let Some(code) = lang.and_then(|l| crate::lang::LANGUAGES.iter().find(|c| **c == l)) else { continue };
             let i = match sums.iter().position(|(c, _, _)| c == code) {
                 Some(i) => i,
@@ -87,20 +107,58 @@ impl Centering {
                 *n += 1;
             }
         }
-        let means = sums
+        let weight = f64::from(Self::PRIOR);
+        let towards = |lang: Option<&str>, len: usize| -> Vec<f64> {
+            match prior.and_then(|p| p.mean(lang)).filter(|m| m.len() == len) {
+                Some(m) => m.iter().map(|x| f64::from(*x)).collect(),
+                None => vec![0.0; len],
+            }
+        };
+        let all_prior = towards(None, all.len());
+        let all: Vec<f64> =
+            all.iter().zip(&all_prior).map(|(s, p)| (s + weight * p) / (count as f64 + weight)).collect();
+        // A language's mean is shrunk towards the prior's mean for it, else towards the mean of all.
+        let mut means: Vec<(&'static str, Vec<f32>)> = sums
             .into_iter()
             .map(|(code, sum, n)| {
-                let d = n as f64 + f64::from(Self::PRIOR);
-                (code, sum.into_iter().map(|s| (s / d) as f32).collect())
+                let p = match prior.and_then(|p| p.means.iter().find(|(c, _)| *c == code)) {
+                    Some(_) => towards(Some(code), sum.len()),
+                    None => all.clone(),
+                };
+                let d = n as f64 + weight;
+                (code, sum.iter().zip(&p).map(|(s, p)| ((s + weight * p) / d) as f32).collect())
             })
             .collect();
-        Self { means }
+        // Languages only the prior has seen keep its means.
+        if let Some(p) = prior {
+            for (code, m) in &p.means {
+                if !means.iter().any(|(c, _)| c == code) {
+                    means.push((code, m.clone()));
+                }
+            }
+        }
+        if all.is_empty()
+            && let Some(p) = prior
+        {
+            return Self { means, all: p.all.clone() };
+        }
+        Self { means, all: all.into_iter().map(|a| a as f32).collect() }
     }
 
-    /// The mean taken out of texts in `lang`, if any.
+    /// Centring by given means (per language, and of all).
+    pub fn from_means(means: Vec<(&'static str, Vec<f32>)>, all: Vec<f32>) -> Self {
+        Self { means, all }
+    }
+
+    /// Every language's mean, then the mean of all: what the vector index starts from.
+    pub fn means(&self) -> impl Iterator<Item = (Option<&'static str>, &[f32])> {
+        self.means.iter().map(|(c, m)| (Some(*c), m.as_slice())).chain(std::iter::once((None, self.all.as_slice())))
+    }
+
+    /// The mean taken out of texts in `lang` (of all texts when the language is unknown or unseen), if any.
     pub fn mean(&self, lang: Option<&str>) -> Option<&[f32]> {
-        let lang = lang?;
-        self.means.iter().find(|(c, _)| *c == lang).map(|(_, m)| m.as_slice())
+        let own = lang.and_then(|lang| self.means.iter().find(|(c, _)| *c == lang).map(|(_, m)| m.as_slice()));
+        own.or_else(|| Some(self.all.as_slice()).filter(|a| !a.is_empty()))
     }
 
     /// `v` less its language's mean, at unit length again.
@@ -228,10 +286,11 @@ mod tests {
         assert!(cosine(&dp, &ep) > 0.9, "twins meet: {}", cosine(&dp, &ep));
         assert!(cosine(&dp, &db) < 0.2, "topics part: {}", cosine(&dp, &db));
         assert!((cosine(&dp, &dp) - 1.0).abs() < 1e-5);
-        // Unknown language, or a language never seen: unchanged.
-        assert_eq!(c.apply(None, &de_printer), de_printer.to_vec());
-        assert_eq!(c.apply(Some("fr"), &de_printer), de_printer.to_vec());
-        // Few tickets, weak correction: one ticket moves only by 1/11 of itself.
+        // Unknown language, or a language never seen: the mean of all (here near zero: the two cancel).
+        assert!(cosine(&c.apply(None, &de_printer), &de_printer) > 0.95);
+        assert!(cosine(&c.apply(Some("fr"), &de_printer), &c.apply(None, &de_printer)) > 0.9999);
+        assert_eq!(Centering::default().apply(None, &de_printer), de_printer.to_vec(), "nothing fitted");
+        // Few tickets, weak correction: one ticket keeps its direction.
         let one = Centering::fit([(Some("de"), &de_printer[..])]);
         assert!(cosine(&one.apply(Some("de"), &de_printer), &de_printer) > 0.99);
     }

@@ -131,6 +131,8 @@ pub struct Status {
 
 pub struct Ai {
     model: Option<Arc<MiniLm>>,
+    /// The multilingual model: when present, the vector index (search, suggestions) holds its vectors.
+    e5: Option<Arc<smart_ticket_ai::e5::E5>>,
     state: Mutex<State>,
     retrain_every: u32,
     /// Every ticket's embedding, for semantic search (see [`crate::index`]).
@@ -162,13 +164,40 @@ fn past_from_row(r: LabelledRow, with_embeddings: bool, keep_text: bool) -> Past
 
 impl Ai {
     /// Loads the embedding model from `model_dir`; without it the engine runs on words alone (logged once).
-    pub fn load(model_dir: &Path, retrain_every: u32) -> Arc<Ai> {
+    /// The multilingual model from `e5_dir`, if there, serves similarity across languages.
+    pub fn load(model_dir: &Path, e5_dir: &Path, retrain_every: u32) -> Arc<Ai> {
+        let e5 = smart_ticket_ai::e5::load_shared(e5_dir);
+        let space = if e5.is_some() { crate::index::Space::Multilingual } else { crate::index::Space::English };
+        let index = crate::index::VectorIndex::new(space, e5.as_deref().map(|m| m.seed_centering()));
         Arc::new(Ai {
             model: smart_ticket_ai::embed::load_shared(model_dir),
+            e5,
             state: Mutex::new(State::default()),
             retrain_every: retrain_every.max(1),
-            index: crate::index::VectorIndex::default(),
+            index,
         })
+    }
+
+    /// The multilingual vector of `text` and its language, computed off the async runtime; `None` without the
+    /// multilingual model.
+    pub async fn search_vector(&self, text: &str) -> anyhow::Result<Option<(Vec<f32>, Option<&'static str>)>> {
+        let Some(e5) = self.e5.clone() else { return Ok(None) };
+        let text = text.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let v = e5.embed(&text)?;
+            Ok(Some((v, smart_ticket_ai::lang::detect(&text))))
+        })
+        .await
+        .context("the embedding task failed")?
+    }
+
+    /// What the vector index is queried with for `text`: its multilingual vector and language, or its English
+    /// embedding (language unknown) without the multilingual model; `None` without any model.
+    pub async fn index_query(&self, text: &str) -> anyhow::Result<Option<(Vec<f32>, Option<&'static str>)>> {
+        if self.e5.is_some() {
+            return self.search_vector(text).await;
+        }
+        Ok(self.embed(text).await?.map(|v| (v, None)))
     }
 
     pub fn engine(&self) -> &'static str {
@@ -306,14 +335,22 @@ impl Ai {
             Some(v) if self.model.is_some() => Some(v),
             _ => self.embed(&text).await?,
         };
+        // What the index compares: the multilingual vector with the ticket's language, or the English one.
+        let query = match self.index.space() {
+            crate::index::Space::English => dense.clone().map(|v| (v, None)),
+            crate::index::Space::Multilingual => match db.ticket_search_vector(ticket.id).await? {
+                Some((v, language)) => Some((v, language)),
+                None => self.search_vector(&text).await?.map(|(v, l)| (v, l.map(str::to_owned))),
+            },
+        };
         let number = ticket.number;
-        if let Some(query) = &dense {
+        if let Some((query, language)) = &query {
             // With embeddings: the in-memory index of every ticket, filtered to resolved ones, then their text.
             self.index.sync(db).await?;
             let keep = move |m: &crate::index::Meta| {
                 m.has_resolution && !m.status.is_active() && !m.merged && m.number != number
             };
-            let near = self.index.nearest(query, k, keep).await;
+            let near = self.index.nearest(query, language.as_deref(), k, keep).await;
             let numbers: Vec<i64> = near.iter().map(|(n, _)| *n).collect();
             let mut found: HashMap<i64, Ticket> =
                 db.tickets_by_numbers(&numbers).await?.into_iter().map(|t| (t.number, t)).collect();

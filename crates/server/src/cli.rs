@@ -96,8 +96,8 @@ enum EvalCommand {
         #[arg(long, default_value = "hybrid", value_parser = ["lexical", "semantic", "hybrid"])]
         mode: String,
         /// Sentence model of the semantic side: all-MiniLM-L6-v2 (English) or multilingual-e5-small (vectors
-        /// centred per language, so translations meet).
-        #[arg(long, default_value = "minilm", value_parser = ["minilm", "e5"])]
+        /// centred per language, so translations meet); by default the one the service uses (e5 when fetched).
+        #[arg(long, default_value = "auto", value_parser = ["auto", "minilm", "e5"])]
         model: String,
     },
 }
@@ -168,7 +168,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Eval(EvalCommand::Retrieve { corpus, queries, group, mode, model }) => {
             tokio::task::spawn_blocking(move || {
-                let embedder = if model == "e5" {
+                let e5_present = cli.storage.e5_dir.join(smart_ticket_ai::e5::FILE).is_file();
+                let embedder = if model == "e5" || (model == "auto" && e5_present) {
                     let e5 = smart_ticket_ai::e5::E5::load(&cli.storage.e5_dir).with_context(|| {
                         format!(
                             "loading multilingual-e5-small from {} (run scripts/fetch-model)",
@@ -198,10 +199,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = Db::connect(&cli.storage.database_url(), 2).await?;
             db.migrate().await?;
             let dir = cli.storage.model_dir.clone();
-            let model = tokio::task::spawn_blocking(move || smart_ticket_ai::embed::load_shared(&dir)).await?;
+            let e5_dir = cli.storage.e5_dir.clone();
+            let (model, e5) = tokio::task::spawn_blocking(move || {
+                (smart_ticket_ai::embed::load_shared(&dir), smart_ticket_ai::e5::load_shared(&e5_dir))
+            })
+            .await?;
             let size = std::fs::metadata(&file).with_context(|| format!("reading {}", file.display()))?.len();
             let bar = progress(size as usize, "importing");
-            let report = crate::import::run(&db, model, &file, &opts, |read| bar.set_position(read)).await?;
+            let report = crate::import::run(&db, model, e5, &file, &opts, |read| bar.set_position(read)).await?;
             bar.finish_and_clear();
             for e in &report.errors {
                 eprintln!("line {}: {}", e.line, e.reason);
@@ -317,7 +322,8 @@ fn eval_retrieve(
     let languages = |rows: &[Example]| rows.iter().map(|e| smart_ticket_ai::lang::detect(&e.text)).collect::<Vec<_>>();
     let corpus_languages = languages(&corpus);
     let centering = match embedder {
-        Embedder::E5(_) => Centering::fit(
+        Embedder::E5(e5) => Centering::fit_towards(
+            Some(e5.seed_centering()),
             corpus_languages.iter().zip(&corpus).filter_map(|(l, e)| e.vector.as_deref().map(|v| (*l, v))),
         ),
         Embedder::MiniLm(_) => Centering::default(),

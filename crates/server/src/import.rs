@@ -157,6 +157,7 @@ pub fn parse_line(line: &str) -> Result<Row, String> {
 pub async fn run(
     db: &Db,
     model: Option<Arc<MiniLm>>,
+    e5: Option<Arc<smart_ticket_ai::e5::E5>>,
     path: &Path,
     opts: &Options,
     mut progress: impl FnMut(u64),
@@ -173,6 +174,7 @@ pub async fn run(
         opts,
         report: Report { embedded: model.is_some(), ..Report::default() },
         model,
+        e5,
         locked_hash,
         started: Ts::now(),
         known: db.categories().await?.into_iter().map(|c| c.name).collect(),
@@ -226,6 +228,7 @@ struct Import<'a> {
     db: &'a Db,
     opts: &'a Options,
     model: Option<Arc<MiniLm>>,
+    e5: Option<Arc<smart_ticket_ai::e5::E5>>,
     locked_hash: String,
     started: Ts,
     /// Category names in the taxonomy.
@@ -307,8 +310,25 @@ impl Import<'_> {
             }
             None => vec![None; rows.len()],
         };
+        // The multilingual vectors, so imported history is found across languages too.
+        type Search = Option<(Vec<f32>, Option<&'static str>)>;
+        let search: Vec<Search> = match &self.e5 {
+            Some(e5) => {
+                let e5 = e5.clone();
+                let texts: Vec<String> = rows.iter().map(|r| format!("{}\n{}", r.title, r.description)).collect();
+                tokio::task::spawn_blocking(move || {
+                    texts
+                        .iter()
+                        .map(|t| e5.embed(t).map(|v| Some((v, smart_ticket_ai::lang::detect(t)))))
+                        .collect::<anyhow::Result<Vec<Search>>>()
+                })
+                .await
+                .context("the embedding task failed")??
+            }
+            None => vec![None; rows.len()],
+        };
         let mut batch = Vec::with_capacity(rows.len());
-        for (row, embedding) in rows.iter().zip(embeddings) {
+        for ((row, embedding), search_vector) in rows.iter().zip(embeddings).zip(search) {
             let who = self.requester(row.requester.as_ref().unwrap_or(&self.opts.requester)).await?;
             // Distinct, increasing label times: the engine pages through labelled tickets by this time.
             let seq = (self.report.imported + self.report.already_imported + batch.len()) as i64;
@@ -324,6 +344,7 @@ impl Import<'_> {
                 created_at: row.created_at.unwrap_or(self.started),
                 labelled_at: self.started + chrono::Duration::microseconds(seq),
                 embedding,
+                search_vector,
             });
         }
         for added in self.db.import_tickets(&batch).await? {

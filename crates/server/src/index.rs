@@ -3,7 +3,14 @@
 //!
 //! Each process keeps its own: built from the database on start, then brought up to date before each query by
 //! reading the tickets whose `updated_at` moved (indexed), so several processes sharing one PostgreSQL database
-//! each see the others' changes. One million tickets take 384 MB of codes plus ~70 bytes of metadata each.
+//! each see the others' changes. One million tickets take 384 MB of codes plus ~75 bytes of metadata each.
+//!
+//! With the multilingual model (see [`Space`]) the index holds multilingual vectors and compares them with
+//! each language's mean taken out ([`smart_ticket_ai::retrieval::Centering`], so a German ticket meets its
+//! Spanish twin rather than every other German ticket). The means are kept from the codes themselves and
+//! refreshed as the index grows; the scan stays one byte-code dot product per ticket: for a query `u` (its
+//! own language's mean already out), `(u·d − u·μ_lang(d)) / |d − μ_lang(d)|`, the second term one number per
+//! language and the norm one number per ticket.
 
 use smart_ticket_domain::{Priority, Status};
 use std::cmp::Reverse;
@@ -39,9 +46,43 @@ impl Meta {
     }
 }
 
+/// Which vectors the index holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Space {
+    /// The English model's `embedding` of each ticket, compared as they are.
+    #[default]
+    English,
+    /// The multilingual model's `search_vector`, centred per language.
+    Multilingual,
+}
+
+/// A ticket whose language is unknown (or not one of [`LANGUAGES`]): it loses the mean of all tickets.
+const NO_LANGUAGE: u8 = LANGUAGES.len() as u8;
+use smart_ticket_ai::lang::LANGUAGES;
+
+fn language_code(lang: Option<&str>) -> u8 {
+    lang.and_then(|l| LANGUAGES.iter().position(|c| *c == l)).map_or(NO_LANGUAGE, |i| i as u8)
+}
+
+/// Below this many tickets the language means are refreshed after every catch-up that changed something;
+/// above, once a fiftieth of the index changed.
+const REFRESH_ALWAYS_BELOW: usize = 20_000;
+
 #[derive(Default)]
 struct Inner {
     dim: usize,
+    /// Per ticket: its language (index into [`LANGUAGES`], or [`NO_LANGUAGE`]).
+    langs: Vec<u8>,
+    /// Per ticket: 1 / |vector − its language's mean| (1 without centring).
+    inv_norms: Vec<f32>,
+    /// Per language, then for all tickets ([`NO_LANGUAGE`]): the mean taken out (empty until refreshed;
+    /// never in the English space).
+    means: Vec<Vec<f32>>,
+    /// Per language, then for all: where each mean is shrunk towards (the model's own means over neutral texts;
+    /// empty entries mean zero).
+    prior: Vec<Vec<f32>>,
+    /// Tickets upserted or removed since the means were last refreshed.
+    changed: usize,
     meta: Vec<Meta>,
     /// `dim` signed bytes per ticket: the unit vector times 127 / its largest component.
     codes: Vec<i8>,
@@ -52,7 +93,7 @@ struct Inner {
 }
 
 impl Inner {
-    fn upsert(&mut self, meta: Meta, vector: Option<&[f32]>) {
+    fn upsert(&mut self, meta: Meta, vector: Option<&[f32]>, lang: u8) {
         let Some(v) = vector.filter(|v| self.dim == 0 || v.len() == self.dim) else {
             self.remove(meta.number);
             return;
@@ -61,34 +102,102 @@ impl Inner {
             self.dim = v.len();
         }
         let (code, scale) = quantise(v);
+        let inv_norm = self.inv_norm(v, lang);
+        self.changed += 1;
         match self.slot.get(&meta.number) {
             Some(&i) => {
                 self.meta[i] = meta;
                 self.codes[i * self.dim..(i + 1) * self.dim].copy_from_slice(&code);
                 self.scales[i] = scale;
+                self.langs[i] = lang;
+                self.inv_norms[i] = inv_norm;
             }
             None => {
                 self.slot.insert(meta.number, self.meta.len());
                 self.meta.push(meta);
                 self.codes.extend_from_slice(&code);
                 self.scales.push(scale);
+                self.langs.push(lang);
+                self.inv_norms.push(inv_norm);
             }
         }
+    }
+
+    /// The mean taken out of vectors in language `lang`, if any.
+    fn mean(&self, lang: u8) -> Option<&[f32]> {
+        self.means.get(usize::from(lang)).map(Vec::as_slice).filter(|m| m.len() == self.dim)
+    }
+
+    fn inv_norm(&self, v: &[f32], lang: u8) -> f32 {
+        let Some(mean) = self.mean(lang) else { return 1.0 };
+        let n = v.iter().zip(mean).map(|(x, m)| (x - m) * (x - m)).sum::<f32>().sqrt();
+        if n > 1e-6 { 1.0 / n } else { 1.0 }
+    }
+
+    /// Recomputes each language's mean from the codes (shrunk towards zero as
+    /// [`smart_ticket_ai::retrieval::Centering`] does), then every ticket's norm.
+    fn refresh_means(&mut self) {
+        let dim = self.dim;
+        let all = usize::from(NO_LANGUAGE);
+        let mut sums = vec![vec![0f64; dim]; all + 1];
+        let mut counts = vec![0usize; all + 1];
+        for ((code, scale), &lang) in self.codes.chunks_exact(dim).zip(&self.scales).zip(&self.langs) {
+            for l in [usize::from(lang), all].into_iter().take(if usize::from(lang) == all { 1 } else { 2 }) {
+                counts[l] += 1;
+                for (s, c) in sums[l].iter_mut().zip(code) {
+                    *s += f64::from(*c) * f64::from(*scale);
+                }
+            }
+        }
+        // As `Centering::fit_towards`: all tickets' mean shrunk towards the prior's, each language's towards the
+        // prior's for it (else towards all tickets' mean).
+        let weight = f64::from(smart_ticket_ai::retrieval::Centering::PRIOR);
+        let prior = |l: usize| -> Option<&[f32]> { self.prior.get(l).map(Vec::as_slice).filter(|p| p.len() == dim) };
+        let shrink = |sum: &[f64], n: usize, towards: &[f64]| -> Vec<f64> {
+            sum.iter().zip(towards).map(|(s, p)| (s + weight * p) / (n as f64 + weight)).collect()
+        };
+        let zero = vec![0f64; dim];
+        let widen = |p: Option<&[f32]>| p.map(|p| p.iter().map(|x| f64::from(*x)).collect::<Vec<f64>>());
+        let mean_all = shrink(&sums[all], counts[all], &widen(prior(all)).unwrap_or(zero));
+        self.means = (0..=all)
+            .map(|l| {
+                let m = if l == all {
+                    mean_all.clone()
+                } else {
+                    shrink(&sums[l], counts[l], &widen(prior(l)).unwrap_or_else(|| mean_all.clone()))
+                };
+                m.into_iter().map(|x| x as f32).collect()
+            })
+            .collect();
+        let mut v = vec![0f32; dim];
+        for i in 0..self.meta.len() {
+            let scale = self.scales[i];
+            for (x, c) in v.iter_mut().zip(&self.codes[i * dim..(i + 1) * dim]) {
+                *x = f32::from(*c) * scale;
+            }
+            self.inv_norms[i] = self.inv_norm(&v, self.langs[i]);
+        }
+        self.changed = 0;
     }
 
     /// Moves the last entry into the removed one's slot.
     fn remove(&mut self, number: i64) {
         let Some(i) = self.slot.remove(&number) else { return };
         let last = self.meta.len() - 1;
+        self.changed += 1;
         if i != last {
             self.meta.swap(i, last);
             self.scales.swap(i, last);
+            self.langs.swap(i, last);
+            self.inv_norms.swap(i, last);
             let (head, tail) = self.codes.split_at_mut(last * self.dim);
             head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
             self.slot.insert(self.meta[i].number, i);
         }
         self.meta.pop();
         self.scales.pop();
+        self.langs.pop();
+        self.inv_norms.pop();
         self.codes.truncate(last * self.dim);
     }
 }
@@ -113,6 +222,7 @@ const PARALLEL_FROM: usize = 50_000;
 
 #[derive(Default)]
 pub struct VectorIndex {
+    space: Space,
     inner: Arc<RwLock<Inner>>,
     /// One catch-up at a time; queries meanwhile read the index as it was.
     syncing: Mutex<()>,
@@ -125,6 +235,31 @@ impl std::fmt::Debug for VectorIndex {
 }
 
 impl VectorIndex {
+    /// An index of `space`; in the multilingual one, `prior` gives each language's starting mean (see
+    /// [`smart_ticket_ai::e5::E5::seed_centering`]).
+    pub fn new(space: Space, prior: Option<&smart_ticket_ai::retrieval::Centering>) -> Self {
+        let index = Self { space, ..Self::default() };
+        if let (Space::Multilingual, Some(prior)) = (space, prior) {
+            let mut inner = index.inner.write().unwrap_or_else(|p| p.into_inner());
+            let mut means: Vec<Vec<f32>> = vec![Vec::new(); LANGUAGES.len() + 1];
+            for (lang, mean) in prior.means() {
+                means[usize::from(language_code(lang))] = mean.to_vec();
+            }
+            let all = means[LANGUAGES.len()].clone();
+            for mean in means.iter_mut().filter(|m| m.is_empty()) {
+                mean.clone_from(&all);
+            }
+            inner.prior.clone_from(&means);
+            inner.means = means;
+            inner.dim = inner.means.iter().map(Vec::len).max().unwrap_or(0);
+        }
+        index
+    }
+
+    pub fn space(&self) -> Space {
+        self.space
+    }
+
     /// Reads every ticket changed since the last catch-up (all of them the first time).
     pub async fn sync(&self, db: &Db) -> StoreResult<()> {
         let _one = self.syncing.lock().await;
@@ -135,15 +270,25 @@ impl VectorIndex {
             let rows = db.index_rows_since(since, PAGE).await?;
             let full = rows.len() as i64 == PAGE;
             let last = rows.last().map(|r| (r.updated_at, r.number));
-            let decoded: Vec<(Meta, Option<Vec<f32>>)> = rows
+            let space = self.space;
+            let decoded: Vec<(Meta, Option<Vec<f32>>, u8)> = rows
                 .iter()
-                .map(|r| (r.meta(), r.embedding.as_deref().and_then(crate::db::vector_from_bytes)))
+                .map(|r| match space {
+                    Space::English => {
+                        (r.meta(), r.embedding.as_deref().and_then(crate::db::vector_from_bytes), NO_LANGUAGE)
+                    }
+                    Space::Multilingual => (
+                        r.meta(),
+                        r.search_vector.as_deref().and_then(crate::db::vector_from_bytes),
+                        language_code(r.language.as_deref()),
+                    ),
+                })
                 .collect();
             {
                 // A std lock, held for no await.
                 let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-                for (meta, v) in &decoded {
-                    inner.upsert(*meta, v.as_deref());
+                for (meta, v, lang) in &decoded {
+                    inner.upsert(*meta, v.as_deref(), *lang);
                 }
                 inner.synced = inner.synced.max(last.map(|l| l.0));
             }
@@ -151,6 +296,19 @@ impl VectorIndex {
                 break;
             }
             since = last;
+        }
+        if self.space == Space::Multilingual {
+            let inner = self.inner.clone();
+            // Off the async runtime: a refresh of a large index reads every code.
+            tokio::task::spawn_blocking(move || {
+                let mut inner = inner.write().unwrap_or_else(|p| p.into_inner());
+                let n = inner.meta.len();
+                if inner.changed > 0 && (n < REFRESH_ALWAYS_BELOW || inner.changed * 50 >= n) {
+                    inner.refresh_means();
+                }
+            })
+            .await
+            .unwrap_or_else(|e| tracing::error!(error = %e, "refreshing the vector index's language means failed"));
         }
         Ok(())
     }
@@ -164,19 +322,22 @@ impl VectorIndex {
         self.len() == 0
     }
 
-    /// The `k` tickets most like `query` (a unit vector) among those `keep` accepts: (number, cosine), best
-    /// first. An exact scan of the one-byte codes, off the async runtime, on every core for a large index.
+    /// The `k` tickets most like `query` (a unit vector, in language `lang` when known) among those `keep`
+    /// accepts: (number, cosine), best first. An exact scan of the one-byte codes, off the async runtime, on
+    /// every core for a large index.
     pub async fn nearest(
         &self,
         query: &[f32],
+        lang: Option<&str>,
         k: usize,
         keep: impl Fn(&Meta) -> bool + Send + Sync + 'static,
     ) -> Vec<(i64, f32)> {
         let inner = self.inner.clone();
         let query = query.to_vec();
+        let lang = language_code(lang);
         tokio::task::spawn_blocking(move || {
             let inner = inner.read().unwrap_or_else(|p| p.into_inner());
-            nearest_in(&inner, &query, k, &keep)
+            nearest_in(&inner, &query, lang, k, &keep)
         })
         .await
         .unwrap_or_else(|e| {
@@ -187,11 +348,31 @@ impl VectorIndex {
     }
 }
 
-fn nearest_in(inner: &Inner, query: &[f32], k: usize, keep: &(dyn Fn(&Meta) -> bool + Sync)) -> Vec<(i64, f32)> {
+fn nearest_in(
+    inner: &Inner,
+    query: &[f32],
+    lang: u8,
+    k: usize,
+    keep: &(dyn Fn(&Meta) -> bool + Sync),
+) -> Vec<(i64, f32)> {
     if inner.dim != query.len() || k == 0 || inner.meta.is_empty() {
         return Vec::new();
     }
-    let (q, q_scale) = quantise(query);
+    // The query less its language's mean; per language, what that mean contributes to a dot product.
+    let u: Vec<f32> = match inner.mean(lang) {
+        Some(mean) => query.iter().zip(mean).map(|(x, m)| x - m).collect(),
+        None => query.to_vec(),
+    };
+    let u_norm = u.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+    let mut offsets = [0f32; LANGUAGES.len() + 1];
+    for (l, offset) in offsets.iter_mut().enumerate() {
+        if let Some(mean) = inner.mean(l as u8) {
+            *offset = u.iter().zip(mean).map(|(x, m)| x * m).sum();
+        }
+    }
+    let (q, q_scale) = quantise(&u);
+    let q_scale = q_scale / u_norm;
+    let offsets = offsets.map(|o| o / u_norm);
     let dim = inner.dim;
     let n = inner.meta.len();
     let threads =
@@ -202,11 +383,13 @@ fn nearest_in(inner: &Inner, query: &[f32], k: usize, keep: &(dyn Fn(&Meta) -> b
         let mut best: BinaryHeap<Reverse<(Score, i64)>> = BinaryHeap::with_capacity(k + 1);
         let metas = &inner.meta[from..to];
         let codes = inner.codes[from * dim..to * dim].chunks_exact(dim);
-        for ((meta, code), scale) in metas.iter().zip(codes).zip(&inner.scales[from..to]) {
+        let extra = inner.langs[from..to].iter().zip(&inner.inv_norms[from..to]);
+        for (((meta, code), scale), (lang, inv_norm)) in metas.iter().zip(codes).zip(&inner.scales[from..to]).zip(extra)
+        {
             if !keep(meta) {
                 continue;
             }
-            let s = dot(&q, code) as f32 * scale * q_scale;
+            let s = (dot(&q, code) as f32 * scale * q_scale - offsets[usize::from(*lang)]) * inv_norm;
             if best.len() < k {
                 best.push(Reverse((Score(s), meta.number)));
             } else if best.peek().is_some_and(|w| s > w.0.0.0) {
@@ -297,25 +480,57 @@ mod tests {
         let index = VectorIndex::default();
         {
             let mut inner = index.inner.write().unwrap();
-            inner.upsert(meta(1), Some(&unit(&[1.0, 0.0, 0.0])));
-            inner.upsert(meta(2), Some(&unit(&[0.9, 0.1, 0.0])));
-            inner.upsert(meta(3), Some(&unit(&[0.0, 1.0, 0.0])));
-            inner.upsert(Meta { status: Status::Resolved, ..meta(4) }, Some(&unit(&[0.0, 0.0, 1.0])));
+            inner.upsert(meta(1), Some(&unit(&[1.0, 0.0, 0.0])), NO_LANGUAGE);
+            inner.upsert(meta(2), Some(&unit(&[0.9, 0.1, 0.0])), NO_LANGUAGE);
+            inner.upsert(meta(3), Some(&unit(&[0.0, 1.0, 0.0])), NO_LANGUAGE);
+            inner.upsert(Meta { status: Status::Resolved, ..meta(4) }, Some(&unit(&[0.0, 0.0, 1.0])), NO_LANGUAGE);
         }
         let q = unit(&[1.0, 0.05, 0.0]);
-        let top: Vec<i64> = index.nearest(&q, 2, |_| true).await.into_iter().map(|(n, _)| n).collect();
+        let top: Vec<i64> = index.nearest(&q, None, 2, |_| true).await.into_iter().map(|(n, _)| n).collect();
         assert_eq!(top, vec![1, 2]);
-        let resolved = index.nearest(&q, 5, |m| m.status == Status::Resolved).await;
+        let resolved = index.nearest(&q, None, 5, |m| m.status == Status::Resolved).await;
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].0, 4);
         {
             let mut inner = index.inner.write().unwrap();
             // Ticket 3 now reads like the query; ticket 1 lost its vector; the last slot moves into 1's.
-            inner.upsert(meta(3), Some(&unit(&[1.0, 0.04, 0.0])));
-            inner.upsert(meta(1), None);
+            inner.upsert(meta(3), Some(&unit(&[1.0, 0.04, 0.0])), NO_LANGUAGE);
+            inner.upsert(meta(1), None, NO_LANGUAGE);
         }
-        let top: Vec<i64> = index.nearest(&q, 3, |_| true).await.into_iter().map(|(n, _)| n).collect();
+        let top: Vec<i64> = index.nearest(&q, None, 3, |_| true).await.into_iter().map(|(n, _)| n).collect();
         assert_eq!(top, vec![3, 2, 4]);
         assert_eq!(index.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_multilingual_space_compares_vectors_less_their_languages_mean() {
+        // Each "language" shares a large direction (axis 0, opposite signs); topics lie on axes 1 and 2.
+        let (de_printer, de_billing) = (unit(&[0.9, 0.3, 0.0]), unit(&[0.9, 0.0, 0.3]));
+        let en_printer = unit(&[-0.9, 0.3, 0.0]);
+        let index = VectorIndex::new(Space::Multilingual, None);
+        {
+            let mut inner = index.inner.write().unwrap();
+            let (de, en) = (language_code(Some("de")), language_code(Some("en")));
+            for i in 0..200 {
+                let (v, lang) = match i % 4 {
+                    0 => (&de_printer, de),
+                    1 => (&de_billing, de),
+                    2 => (&en_printer, en),
+                    _ => (&unit(&[-0.9, 0.0, 0.3]), en),
+                };
+                inner.upsert(meta(i), Some(v), lang);
+            }
+            // Before the means are known, the German tickets are each other's nearest.
+            assert_eq!(nearest_in(&inner, &de_printer, de, 1, &|m| m.number % 4 != 0)[0].0 % 4, 1);
+            inner.refresh_means();
+            let top = nearest_in(&inner, &de_printer, de, 1, &|m| m.number % 4 != 0);
+            assert_eq!(top[0].0 % 4, 2, "the English printer ticket, not the German billing one: {top:?}");
+            assert!(top[0].1 > 0.7, "{top:?}");
+        }
+        // The English space has no means: cosines as they are, whatever the language.
+        let english = VectorIndex::new(Space::English, None);
+        english.inner.write().unwrap().upsert(meta(1), Some(&de_printer), NO_LANGUAGE);
+        let s = english.nearest(&de_printer, Some("de"), 1, |_| true).await;
+        assert!((s[0].1 - 1.0).abs() < 0.01, "{s:?}");
     }
 }

@@ -58,7 +58,7 @@ where
 impl Pipeline {
     /// Loads the AI engine (its model is shared by every pipeline of the process).
     pub fn new(db: Db, settings: PipelineSettings) -> anyhow::Result<Self> {
-        let ai = Ai::load(&settings.model_dir, settings.ai_retrain_every);
+        let ai = Ai::load(&settings.model_dir, &settings.e5_dir, settings.ai_retrain_every);
         let mailer = Arc::new(Mailer::new(&settings.mail)?);
         let triage_provider = settings.triage_provider.clone().map(Provider::new).transpose()?.map(Arc::new);
         let suggest_provider = settings.suggest_provider.clone().map(Provider::new).transpose()?.map(Arc::new);
@@ -134,7 +134,9 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
     };
     let priority: Priority = triage.priority.value.parse().unwrap_or(Priority::Medium);
     let duplicate = duplicate_of(&p, &ticket, answer.embedding.clone()).await?;
+    let search_vector = p.ai.search_vector(&format!("{}\n{}", ticket.title, ticket.description)).await?;
     let write = TriageWrite {
+        search_vector,
         deadline: Some(ticket.created_at + p.settings.sla.for_priority(priority)),
         triage,
         note: answer.note,

@@ -22,6 +22,8 @@ pub struct ImportedTicket {
     /// When it counts as labelled: distinct per ticket, so the engine's paged sync never stalls on a tie.
     pub labelled_at: Ts,
     pub embedding: Option<Vec<f32>>,
+    /// The multilingual vector and the language (see [`crate::ai::Ai::search_vector`]).
+    pub search_vector: Option<(Vec<f32>, Option<&'static str>)>,
 }
 
 impl Db {
@@ -35,8 +37,9 @@ impl Db {
                 let id = TicketId::new();
                 let number: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO tickets (id, title, description, status, priority, category, skills, created_by, \
-                     resolution, created_at, updated_at, resolved_at, labelled_at, embedding, import_key) \
-                     VALUES ($1, $2, $3, 'resolved', $4, $5, $6, $7, $8, $9, $9, $9, $10, $11, $12) \
+                     resolution, created_at, updated_at, resolved_at, labelled_at, embedding, import_key, \
+                     search_vector, language) \
+                     VALUES ($1, $2, $3, 'resolved', $4, $5, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13, $14) \
                      ON CONFLICT (import_key) WHERE import_key IS NOT NULL DO NOTHING RETURNING number",
                 )
                 .bind(id)
@@ -51,6 +54,8 @@ impl Db {
                 .bind(t.labelled_at)
                 .bind(t.embedding.as_deref().map(vector_to_bytes))
                 .bind(&t.key)
+                .bind(t.search_vector.as_ref().map(|(v, _)| vector_to_bytes(v)))
+                .bind(t.search_vector.as_ref().and_then(|(_, l)| *l))
                 .fetch_optional(&mut *tx)
                 .await?;
                 if number.is_some() {

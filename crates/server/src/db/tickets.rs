@@ -139,6 +139,8 @@ pub struct IndexRow {
     pub merged_into: Option<i64>,
     pub has_resolution: bool,
     pub embedding: Option<Vec<u8>>,
+    pub search_vector: Option<Vec<u8>>,
+    pub language: Option<String>,
     pub updated_at: Ts,
 }
 
@@ -346,7 +348,8 @@ impl Db {
         Ok(on_pool!(self.reader(), |pool, DB, pg| {
             let mut qb = sqlx::QueryBuilder::<DB>::new(
                 "SELECT number, created_by, assigned_to, status, priority, merged_into, \
-                 (resolution IS NOT NULL) AS has_resolution, embedding, updated_at FROM tickets",
+                 (resolution IS NOT NULL) AS has_resolution, embedding, search_vector, language, updated_at \
+                 FROM tickets",
             );
             if let Some((t, n)) = since {
                 qb.push(" WHERE updated_at > ")

@@ -166,6 +166,9 @@ pub(crate) async fn list_tickets(
 const SEARCH_DEPTH: usize = 100;
 /// Below this cosine a ticket is not a semantic match: the nearest tickets to any text exist, relevant or not.
 const SEARCH_MIN_COSINE: f32 = 0.35;
+/// The same for the multilingual model's centred vectors, whose cosines run much lower: a short query and a
+/// ticket that means the same score about 0.1 to 0.5, unrelated tickets mostly below zero.
+const SEARCH_MIN_COSINE_MULTILINGUAL: f32 = 0.08;
 /// Reciprocal-rank fusion's damping constant (the usual 60).
 const RRF_K: f32 = 60.0;
 
@@ -187,8 +190,10 @@ pub(crate) async fn find_tickets(
     let mut semantic = Vec::new();
     // `-word` asks for tickets without that word: meaning cannot honour it, so words alone answer.
     let excludes = q.split_whitespace().any(|w| w.len() > 1 && w.starts_with('-'));
-    let query = if excludes { None } else { state.pipeline.ai.embed(q).await? };
-    if let Some(query) = query {
+    // Nothing to mean (only punctuation): no semantic side either.
+    let meaningless = !q.chars().any(char::is_alphanumeric);
+    let query = if excludes || meaningless { None } else { state.pipeline.ai.index_query(q).await? };
+    if let Some((query, language)) = query {
         let index = &state.pipeline.ai.index;
         index.sync(&state.db).await?;
         let (viewer, filter) = (viewer.clone(), filter.clone());
@@ -204,8 +209,12 @@ pub(crate) async fn find_tickets(
                     Some(AssigneeFilter::User(u)) => m.assigned_to == Some(u),
                 }
         };
-        semantic = index.nearest(&query, SEARCH_DEPTH, keep).await;
-        semantic.retain(|(_, cosine)| *cosine >= SEARCH_MIN_COSINE);
+        semantic = index.nearest(&query, language, SEARCH_DEPTH, keep).await;
+        let min = match index.space() {
+            crate::index::Space::English => SEARCH_MIN_COSINE,
+            crate::index::Space::Multilingual => SEARCH_MIN_COSINE_MULTILINGUAL,
+        };
+        semantic.retain(|(_, cosine)| *cosine >= min);
     }
     let mut fused: std::collections::HashMap<i64, f32> = Default::default();
     let ranked = lexical.iter().map(|t| t.number).chain(semantic.iter().map(|(n, _)| *n));

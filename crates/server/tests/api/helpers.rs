@@ -50,6 +50,8 @@ pub fn pipeline_settings(dir: &std::path::Path, model_dir: PathBuf) -> PipelineS
     PipelineSettings {
         app_url: "http://localhost".into(),
         sla: Sla::default(),
+        // The multilingual model beside the English one (absent when the English one is).
+        e5_dir: model_dir.with_file_name("multilingual-e5-small"),
         model_dir,
         ai_retrain_every: 20,
         data_dir: dir.to_owned(),

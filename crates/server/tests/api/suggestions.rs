@@ -15,7 +15,93 @@ on_both_backends!(
     a_language_model_drafts_the_reply,
     duplicate_checks_see_only_the_callers_open_tickets,
     moderators_mark_suggestions_helpful_and_ai_quality_reports_it,
+    suggestions_and_search_cross_languages,
 );
+
+/// With the multilingual model, a ticket finds its resolved twin written in another language, and a search in
+/// one language finds tickets written in another, ahead of unrelated ones in the searcher's own language.
+async fn suggestions_and_search_cross_languages(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin().await;
+    let user = app.signup("ann@example.com").await;
+    let tickets = [
+        (
+            "Drucker druckt nicht doppelseitig",
+            "Der Drucker im zweiten Stock hat bei jedem doppelseitigen Druck einen Papierstau. Wir haben das Papierfach schon geleert.",
+        ),
+        (
+            "Abonnement doppelt berechnet",
+            "Mir wurde mein Abonnement diesen Monat zweimal berechnet. Bitte erstatten Sie eine der beiden Zahlungen.",
+        ),
+        (
+            "El VPN se desconecta cada hora",
+            "El cliente VPN se desconecta cada hora y perdemos el acceso al servidor de archivos de la oficina.",
+        ),
+        (
+            "Mot de passe oublié",
+            "Je ne peux plus me connecter à mon compte, j'ai oublié mon mot de passe et le lien de réinitialisation ne marche pas.",
+        ),
+        (
+            "Email signature missing",
+            "Our new email signature with the company logo is not shown in replies sent from the mobile app.",
+        ),
+    ];
+    let mut filed = Vec::new();
+    for (title, description) in tickets {
+        filed.push(app.file_ticket(&user, title, description).await);
+    }
+    app.drain().await;
+    for (t, resolution) in filed.iter().zip([
+        "Duplex-Einheit getauscht.",
+        "Zweite Zahlung erstattet.",
+        "Tiempo de inactividad del VPN ampliado a 8 h.",
+        "Lien de réinitialisation renvoyé.",
+        "Re-enabled signatures in the mobile app.",
+    ]) {
+        let (status, body) = app
+            .patch(
+                &format!("/api/tickets/{}", t["id"].as_str().unwrap()),
+                Some(&admin.token),
+                json!({ "status": "resolved", "resolution": resolution }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let cases = [
+        (
+            "The printer jams on double-sided prints",
+            "The printer on the second floor jams every time we print on both sides of the paper.",
+            0,
+        ),
+        (
+            "Charged twice for my subscription",
+            "I was billed twice for my subscription this month, please refund one of the payments.",
+            1,
+        ),
+        (
+            "VPN disconnects every hour",
+            "Our VPN client drops the connection every hour and we lose access to the file server.",
+            2,
+        ),
+    ];
+    for (title, description, twin) in cases {
+        let new = app.file_ticket(&user, title, description).await;
+        app.drain().await;
+        let id = new["id"].as_str().unwrap();
+        let (status, body) = app.get(&format!("/api/tickets/{id}/suggestions"), Some(&admin.token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let first = &body["suggestions"][0]["number"];
+        assert_eq!(first, &filed[twin]["number"], "{title}: its twin in another language first: {body}");
+    }
+    // Search: English words find the German printer ticket, right after the English one that shares them and
+    // ahead of every unrelated ticket.
+    let (status, body) = app.get("/api/tickets?q=printer%20paper%20jam", Some(&admin.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let found: Vec<&Value> = body["tickets"].as_array().unwrap().iter().map(|t| &t["number"]).collect();
+    assert!(found.len() >= 2, "{body}");
+    assert_eq!(found[1], &filed[0]["number"], "the German printer ticket second: {body}");
+    assert!(!found.contains(&&filed[4]["number"]), "not the English one about e-mail: {body}");
+}
 
 async fn moderators_mark_suggestions_helpful_and_ai_quality_reports_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
