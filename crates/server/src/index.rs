@@ -212,6 +212,7 @@ pub fn quantise(v: &[f32]) -> (Vec<i8>, f32) {
     (v.iter().map(|x| (x * k).round().clamp(-127.0, 127.0) as i8).collect(), max / 127.0)
 }
 
+#[inline(always)]
 fn dot(a: &[i8], b: &[i8]) -> i32 {
     // Widened to i32 lane by lane: the compiler vectorises this (pmaddwd).
     a.iter().zip(b).map(|(x, y)| i32::from(*x) * i32::from(*y)).sum()
@@ -382,14 +383,17 @@ fn nearest_in(
         let to = (from + share).min(n);
         let mut best: BinaryHeap<Reverse<(Score, i64)>> = BinaryHeap::with_capacity(k + 1);
         let metas = &inner.meta[from..to];
-        let codes = inner.codes[from * dim..to * dim].chunks_exact(dim);
-        let extra = inner.langs[from..to].iter().zip(&inner.inv_norms[from..to]);
-        for (((meta, code), scale), (lang, inv_norm)) in metas.iter().zip(codes).zip(&inner.scales[from..to]).zip(extra)
-        {
+        let codes = &inner.codes[from * dim..to * dim];
+        let scales = &inner.scales[from..to];
+        let langs = &inner.langs[from..to];
+        let inv_norms = &inner.inv_norms[from..to];
+        for (j, meta) in metas.iter().enumerate() {
             if !keep(meta) {
                 continue;
             }
-            let s = (dot(&q, code) as f32 * scale * q_scale - offsets[usize::from(*lang)]) * inv_norm;
+            let code = &codes[j * dim..(j + 1) * dim];
+            let raw = dot(&q, code) as f32 * scales[j] * q_scale;
+            let s = (raw - offsets[usize::from(langs[j])]) * inv_norms[j];
             if best.len() < k {
                 best.push(Reverse((Score(s), meta.number)));
             } else if best.peek().is_some_and(|w| s > w.0.0.0) {

@@ -19,7 +19,8 @@ pub struct ImportedTicket {
     pub skills: Vec<String>,
     pub requester: UserId,
     pub created_at: Ts,
-    /// When it counts as labelled: distinct per ticket, so the engine's paged sync never stalls on a tie.
+    /// When it counts as labelled: distinct per ticket, so the engine's paged sync never stalls on a tie. Also
+    /// its `updated_at`: it changed here now, whenever it was filed, so running vector indexes pick it up.
     pub labelled_at: Ts,
     pub embedding: Option<Vec<f32>>,
     /// The multilingual vector and the language (see [`crate::ai::Ai::search_vector`]).
@@ -39,7 +40,7 @@ impl Db {
                     "INSERT INTO tickets (id, title, description, status, priority, category, skills, created_by, \
                      resolution, created_at, updated_at, resolved_at, labelled_at, embedding, import_key, \
                      search_vector, language) \
-                     VALUES ($1, $2, $3, 'resolved', $4, $5, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13, $14) \
+                     VALUES ($1, $2, $3, 'resolved', $4, $5, $6, $7, $8, $9, $10, $9, $10, $11, $12, $13, $14) \
                      ON CONFLICT (import_key) WHERE import_key IS NOT NULL DO NOTHING RETURNING number",
                 )
                 .bind(id)
