@@ -191,6 +191,11 @@ impl Ai {
         .context("the embedding task failed")?
     }
 
+    /// Whether the multilingual model is loaded (the vector index holds its vectors).
+    pub fn multilingual(&self) -> bool {
+        self.e5.is_some()
+    }
+
     /// What the vector index is queried with for `text`: its multilingual vector and language, or its English
     /// embedding (language unknown) without the multilingual model; `None` without any model.
     pub async fn index_query(&self, text: &str) -> anyhow::Result<Option<(Vec<f32>, Option<&'static str>)>> {

@@ -96,6 +96,7 @@ impl Pipeline {
             .with("user.signed_up", Step(self.clone(), welcome))
             .with("email.send", Step(self.clone(), send_email))
             .with("sla.check", Step(self.clone(), sla_check))
+            .with("ai.vectors", Step(self.clone(), fill_search_vectors))
     }
 
     /// Enqueues a retraining if enough tickets were labelled since the last one.
@@ -336,10 +337,45 @@ async fn send_email(p: Pipeline, job: Job) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tickets given their multilingual vector per `ai.vectors` job.
+const VECTOR_BATCH: i64 = 32;
+
+/// Gives tickets filed before the multilingual model was installed their vector (a batch per job, then the next
+/// job while any remain), so suggestions and search find them again.
+async fn fill_search_vectors(p: Pipeline, _job: Job) -> anyhow::Result<()> {
+    if !p.ai.multilingual() {
+        return Ok(());
+    }
+    let missing = p.db.tickets_missing_search_vector(VECTOR_BATCH).await?;
+    for (id, title, description) in &missing {
+        if let Some((v, language)) = p.ai.search_vector(&format!("{title}\n{description}")).await? {
+            p.db.fill_search_vector(*id, &v, language).await?;
+        }
+    }
+    if missing.len() as i64 == VECTOR_BATCH {
+        let last = missing.last().map(|m| m.0.to_string()).unwrap_or_default();
+        p.db.enqueue(&NewJob {
+            kind: "ai.vectors",
+            payload: serde_json::json!({}),
+            idempotency_key: format!("vectors-after-{last}"),
+        })
+        .await?;
+    }
+    tracing::info!(tickets = missing.len(), "gave tickets filed before the multilingual model their vectors");
+    Ok(())
+}
+
 /// Escalates every open ticket past its response deadline, once per breach: history and an email to each admin.
-/// Also sweeps succeeded jobs older than a week and expired sessions.
+/// Also sweeps succeeded jobs older than a week and expired sessions, and starts giving tickets filed before the
+/// multilingual model their vectors when any lack one.
 async fn sla_check(p: Pipeline, _job: Job) -> anyhow::Result<()> {
     let now = Ts::now();
+    if p.ai.multilingual() && !p.db.tickets_missing_search_vector(1).await?.is_empty() {
+        let minute = now.0.timestamp() / 60;
+        let job =
+            NewJob { kind: "ai.vectors", payload: serde_json::json!({}), idempotency_key: format!("vectors-{minute}") };
+        p.db.enqueue(&job).await?;
+    }
     let admins = p.db.admin_emails().await?;
     loop {
         let breaches = p.db.sla_breaches(now, 100).await?;

@@ -232,6 +232,38 @@ impl Db {
         Ok(bytes.flatten().as_deref().and_then(vector_from_bytes))
     }
 
+    /// Up to `limit` triaged tickets without a multilingual vector (filed before the model was installed),
+    /// oldest first: (id, title, description).
+    pub async fn tickets_missing_search_vector(&self, limit: i64) -> StoreResult<Vec<(TicketId, String, String)>> {
+        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as::<DB, (TicketId, String, String)>(
+                "SELECT id, title, description FROM tickets WHERE search_vector IS NULL AND triaged_at IS NOT NULL \
+                 ORDER BY number LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Stores a ticket's multilingual vector unless it has one. Counts as a change (`updated_at`), so every
+    /// process's vector index picks it up.
+    pub async fn fill_search_vector(&self, id: TicketId, v: &[f32], language: Option<&str>) -> StoreResult<()> {
+        on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query(
+                "UPDATE tickets SET search_vector = $2, language = $3, updated_at = $4 \
+                 WHERE id = $1 AND search_vector IS NULL",
+            )
+            .bind(id)
+            .bind(vector_to_bytes(v))
+            .bind(language)
+            .bind(Ts::now())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// A ticket's stored multilingual vector and language.
     pub async fn ticket_search_vector(&self, id: TicketId) -> StoreResult<Option<(Vec<f32>, Option<String>)>> {
         let row: Option<(Option<Vec<u8>>, Option<String>)> = on_pool!(self.reader(), |pool, DB, pg| {

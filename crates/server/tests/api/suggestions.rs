@@ -16,7 +16,49 @@ on_both_backends!(
     duplicate_checks_see_only_the_callers_open_tickets,
     moderators_mark_suggestions_helpful_and_ai_quality_reports_it,
     suggestions_and_search_cross_languages,
+    tickets_filed_before_the_multilingual_model_get_their_vectors,
 );
+
+/// An install upgraded to the multilingual model: its history (no multilingual vectors yet) is given them by
+/// the `ai.vectors` jobs the minute's `sla.check` starts, and is suggested again.
+async fn tickets_filed_before_the_multilingual_model_get_their_vectors(backend: Backend) {
+    let (dir, url) = fresh_database(backend).await;
+    let mut before = pipeline_settings(&dir, model_dir());
+    before.e5_dir = dir.join("no-multilingual-model");
+    let old = TestApp::start_with(dir, url.clone(), before).await;
+    let admin = old.admin().await;
+    let printer = old
+        .file_ticket(
+            &admin,
+            "Drucker druckt nicht doppelseitig",
+            "Der Drucker hat bei jedem doppelseitigen Druck einen Papierstau.",
+        )
+        .await;
+    old.drain().await;
+    resolve(&old, &admin, printer["id"].as_str().unwrap(), "Duplex-Einheit getauscht.").await;
+
+    let new_dir = std::env::temp_dir().join(format!("smart-ticket-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&new_dir).unwrap();
+    let app = TestApp::start(new_dir, url).await;
+    let admin = app.admin().await;
+    let t = app
+        .file_ticket(&admin, "Printer jams on double-sided prints", "Every double-sided print jams the printer.")
+        .await;
+    app.drain().await;
+    let path = format!("/api/tickets/{}/suggestions", t["id"].as_str().unwrap());
+    let (status, body) = app.get(&path, Some(&admin.token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["suggestions"], json!([]), "the old ticket has no multilingual vector yet: {body}");
+    app.db
+        .enqueue(&smart_ticket::db::NewJob { kind: "sla.check", payload: json!({}), idempotency_key: "test".into() })
+        .await
+        .unwrap();
+    let ran = app.drain().await;
+    assert!(ran.contains(&"ai.vectors".to_owned()), "{ran:?}");
+    let (_, body) = app.get(&path, Some(&admin.token)).await;
+    assert_eq!(body["suggestions"][0]["number"], printer["number"], "{body}");
+    assert_eq!(app.drain().await, Vec::<String>::new(), "nothing left to do");
+}
 
 /// With the multilingual model, a ticket finds its resolved twin written in another language, and a search in
 /// one language finds tickets written in another, ahead of unrelated ones in the searcher's own language.
