@@ -97,6 +97,7 @@ impl Pipeline {
             .with("email.send", Step(self.clone(), send_email))
             .with("sla.check", Step(self.clone(), sla_check))
             .with("ai.vectors", Step(self.clone(), fill_search_vectors))
+            .with("ticket.vectors", Step(self.clone(), ticket_vectors))
     }
 
     /// Enqueues a retraining if enough tickets were labelled since the last one.
@@ -135,9 +136,7 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
     };
     let priority: Priority = triage.priority.value.parse().unwrap_or(Priority::Medium);
     let duplicate = duplicate_of(&p, &ticket, answer.embedding.clone()).await?;
-    let search_vector = p.ai.search_vector(&format!("{}\n{}", ticket.title, ticket.description)).await?;
     let write = TriageWrite {
-        search_vector,
         deadline: Some(ticket.created_at + p.settings.sla.for_priority(priority)),
         triage,
         note: answer.note,
@@ -147,6 +146,16 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
     };
     crate::observe::triage(&write.triage.engine, started.elapsed().as_secs_f64());
     let applied = p.db.apply_triage(ticket_id, &write, &next).await?;
+    if p.ai.multilingual() {
+        // Its multilingual vector in a job of its own: the assignee's e-mail does not wait for it. (Should this
+        // enqueue be lost, the minute's `sla.check` finds the ticket without a vector.)
+        let job = NewJob {
+            kind: "ticket.vectors",
+            payload: serde_json::json!({ "ticket_id": ticket_id }),
+            idempotency_key: ticket_id.to_string(),
+        };
+        p.db.enqueue(&job).await?;
+    }
     tracing::info!(
         ticket = ticket.number,
         applied,
@@ -334,6 +343,16 @@ async fn send_email(p: Pipeline, job: Job) -> anyhow::Result<()> {
     crate::observe::email(p.mailer.transport_name(), "sent");
     p.db.record_email(&email.key, &email.to, &email.subject, p.mailer.transport_name()).await?;
     tracing::info!(key = email.key, to = email.to, transport = p.mailer.transport_name(), "email sent");
+    Ok(())
+}
+
+/// Step 1b, beside routing: the ticket's multilingual vector (for suggestions and search across languages).
+async fn ticket_vectors(p: Pipeline, job: Job) -> anyhow::Result<()> {
+    let TicketPayload { ticket_id } = payload(&job)?;
+    let Some(ticket) = p.db.ticket(ticket_id).await? else { return Ok(()) };
+    if let Some((v, language)) = p.ai.search_vector(&format!("{}\n{}", ticket.title, ticket.description)).await? {
+        p.db.fill_search_vector(ticket_id, &v, language).await?;
+    }
     Ok(())
 }
 

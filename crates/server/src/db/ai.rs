@@ -39,8 +39,6 @@ pub struct TriageWrite {
     pub triage: Triage,
     pub note: String,
     pub embedding: Option<Vec<f32>>,
-    /// The multilingual vector and the text's language (see [`crate::ai::Ai::search_vector`]).
-    pub search_vector: Option<(Vec<f32>, Option<&'static str>)>,
     /// Response deadline from the SLA of the chosen priority.
     pub deadline: Option<Ts>,
     /// Remarks for history, e.g. "gemini timed out after 3 attempts; triaged locally".
@@ -135,8 +133,6 @@ impl Db {
     pub async fn apply_triage(&self, id: TicketId, w: &TriageWrite, next: &NewJob) -> StoreResult<bool> {
         let now = Ts::now();
         let embedding = w.embedding.as_deref().map(vector_to_bytes);
-        let search_vector = w.search_vector.as_ref().map(|(v, _)| vector_to_bytes(v));
-        let language = w.search_vector.as_ref().and_then(|(_, l)| *l);
         on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = if pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
             let lock = if pg { " FOR UPDATE" } else { "" };
@@ -178,8 +174,7 @@ impl Db {
             sqlx::query(
                 "UPDATE tickets SET category = $2, priority = $3, skills = $4, helpful_notes = $5, deadline = $6, \
                  ai_triage = $7, triaged_at = $8, embedding = COALESCE($9, embedding), updated_at = $8, \
-                 duplicate_of = $10, duplicate_score = $11, search_vector = COALESCE($12, search_vector), \
-                 language = COALESCE($13, language) WHERE id = $1",
+                 duplicate_of = $10, duplicate_score = $11 WHERE id = $1",
             )
             .bind(id)
             .bind(new_category.as_deref())
@@ -192,8 +187,6 @@ impl Db {
             .bind(embedding)
             .bind(w.duplicate.map(|d| d.0))
             .bind(w.duplicate.map(|d| d.1))
-            .bind(search_vector)
-            .bind(language)
             .execute(&mut *tx)
             .await?;
             if let Some((number, score)) = w.duplicate {
