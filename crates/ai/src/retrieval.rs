@@ -107,6 +107,18 @@ impl Centering {
                 *n += 1;
             }
         }
+        Self::from_sums(prior, sums, all, count)
+    }
+
+    /// The centring for per-language sums of vectors (`(language, sum, count)`) and their sum over all
+    /// (`count` vectors, of any language): each mean shrunk towards `prior`'s for it (else towards the mean of
+    /// all), the mean of all towards `prior`'s (else towards zero), by [`Centering::PRIOR`] pseudo-vectors.
+    pub fn from_sums(
+        prior: Option<&Centering>,
+        sums: Vec<(&'static str, Vec<f64>, usize)>,
+        all: Vec<f64>,
+        count: usize,
+    ) -> Self {
         let weight = f64::from(Self::PRIOR);
         let towards = |lang: Option<&str>, len: usize| -> Vec<f64> {
             match prior.and_then(|p| p.mean(lang)).filter(|m| m.len() == len) {
@@ -117,7 +129,6 @@ impl Centering {
         let all_prior = towards(None, all.len());
         let all: Vec<f64> =
             all.iter().zip(&all_prior).map(|(s, p)| (s + weight * p) / (count as f64 + weight)).collect();
-        // A language's mean is shrunk towards the prior's mean for it, else towards the mean of all.
         let mut means: Vec<(&'static str, Vec<f32>)> = sums
             .into_iter()
             .map(|(code, sum, n)| {

@@ -336,18 +336,23 @@ impl Ai {
     /// reply drafted from their resolutions.
     pub async fn suggest(&self, db: &Db, ticket: &Ticket, k: usize) -> anyhow::Result<Suggestions> {
         let text = format!("{}\n{}", ticket.title, ticket.description);
-        let dense = match db.ticket_embedding(ticket.id).await? {
-            Some(v) if self.model.is_some() => Some(v),
-            _ => self.embed(&text).await?,
-        };
-        // What the index compares: the multilingual vector with the ticket's language, or the English one.
-        let query = match self.index.space() {
-            crate::index::Space::English => dense.clone().map(|v| (v, None)),
+        // What the index compares: the multilingual vector with the ticket's language, or else the English
+        // embedding (read or computed only then: the multilingual index has no use for it).
+        let multilingual = match self.index.space() {
+            crate::index::Space::English => None,
             crate::index::Space::Multilingual => match db.ticket_search_vector(ticket.id).await? {
-                Some((v, language)) => Some((v, language)),
+                Some(stored) => Some(stored),
                 None => self.search_vector(&text).await?.map(|(v, l)| (v, l.map(str::to_owned))),
             },
         };
+        let dense = match &multilingual {
+            Some(_) => None,
+            None => match db.ticket_embedding(ticket.id).await? {
+                Some(v) if self.model.is_some() => Some(v),
+                _ => self.embed(&text).await?,
+            },
+        };
+        let query = multilingual.or_else(|| dense.clone().map(|v| (v, None)));
         let number = ticket.number;
         if let Some((query, language)) = &query {
             // With embeddings: the in-memory index of every ticket, filtered to resolved ones, then their text.

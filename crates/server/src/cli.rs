@@ -243,10 +243,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Embeds every example (timing each, as triage would) when the model is loaded.
 fn embed_examples(model: Option<&MiniLm>, examples: &mut [Example]) -> anyhow::Result<()> {
     let Some(model) = model else { return Ok(()) };
+    embed_each(examples, |text| Ok(model.embed(&[text])?.pop()))
+}
+
+/// Sets every example's vector with `embed`, timing each, with a progress bar.
+fn embed_each(
+    examples: &mut [Example],
+    embed: impl Fn(&str) -> anyhow::Result<Option<Vec<f32>>>,
+) -> anyhow::Result<()> {
     let bar = progress(examples.len(), "embedding");
     for e in examples.iter_mut() {
         let t = std::time::Instant::now();
-        e.vector = model.embed(&[e.text.as_str()])?.pop();
+        e.vector = embed(&e.text)?;
         e.embed_ms = t.elapsed().as_secs_f64() * 1e3;
         bar.inc(1);
     }
@@ -305,14 +313,7 @@ fn eval_retrieve(
         match embedder {
             _ if mode == Mode::Lexical => {}
             Embedder::MiniLm(model) => embed_examples(model.as_deref(), &mut rows)?,
-            Embedder::E5(e5) => {
-                let bar = progress(rows.len(), "embedding");
-                for e in &mut rows {
-                    e.vector = Some(e5.embed(&e.text)?);
-                    bar.inc(1);
-                }
-                bar.finish_and_clear();
-            }
+            Embedder::E5(e5) => embed_each(&mut rows, |text| e5.embed(text).map(Some))?,
         }
         Ok(rows)
     };

@@ -59,9 +59,20 @@ pub enum Space {
 /// A ticket whose language is unknown (or not one of [`LANGUAGES`]): it loses the mean of all tickets.
 const NO_LANGUAGE: u8 = LANGUAGES.len() as u8;
 use smart_ticket_ai::lang::LANGUAGES;
+use smart_ticket_ai::retrieval::Centering;
 
 fn language_code(lang: Option<&str>) -> u8 {
     lang.and_then(|l| LANGUAGES.iter().position(|c| *c == l)).map_or(NO_LANGUAGE, |i| i as u8)
+}
+
+/// A centring's means as the scan reads them: per language of [`LANGUAGES`], then [`NO_LANGUAGE`] (all).
+fn layout(c: &Centering) -> Vec<Vec<f32>> {
+    LANGUAGES
+        .iter()
+        .map(|l| Some(*l))
+        .chain([None])
+        .map(|l| c.mean(l).map(<[f32]>::to_vec).unwrap_or_default())
+        .collect()
 }
 
 /// Below this many tickets the language means are refreshed after every catch-up that changed something;
@@ -78,9 +89,8 @@ struct Inner {
     /// Per language, then for all tickets ([`NO_LANGUAGE`]): the mean taken out (empty until refreshed;
     /// never in the English space).
     means: Vec<Vec<f32>>,
-    /// Per language, then for all: where each mean is shrunk towards (the model's own means over neutral texts;
-    /// empty entries mean zero).
-    prior: Vec<Vec<f32>>,
+    /// Where the means are shrunk towards (the model's own means over neutral texts), if anywhere.
+    prior: Option<Centering>,
     /// Tickets upserted or removed since the means were last refreshed.
     changed: usize,
     meta: Vec<Meta>,
@@ -149,26 +159,9 @@ impl Inner {
                 }
             }
         }
-        // As `Centering::fit_towards`: all tickets' mean shrunk towards the prior's, each language's towards the
-        // prior's for it (else towards all tickets' mean).
-        let weight = f64::from(smart_ticket_ai::retrieval::Centering::PRIOR);
-        let prior = |l: usize| -> Option<&[f32]> { self.prior.get(l).map(Vec::as_slice).filter(|p| p.len() == dim) };
-        let shrink = |sum: &[f64], n: usize, towards: &[f64]| -> Vec<f64> {
-            sum.iter().zip(towards).map(|(s, p)| (s + weight * p) / (n as f64 + weight)).collect()
-        };
-        let zero = vec![0f64; dim];
-        let widen = |p: Option<&[f32]>| p.map(|p| p.iter().map(|x| f64::from(*x)).collect::<Vec<f64>>());
-        let mean_all = shrink(&sums[all], counts[all], &widen(prior(all)).unwrap_or(zero));
-        self.means = (0..=all)
-            .map(|l| {
-                let m = if l == all {
-                    mean_all.clone()
-                } else {
-                    shrink(&sums[l], counts[l], &widen(prior(l)).unwrap_or_else(|| mean_all.clone()))
-                };
-                m.into_iter().map(|x| x as f32).collect()
-            })
-            .collect();
+        let seen = (0..all).filter(|&l| counts[l] > 0).map(|l| (LANGUAGES[l], sums[l].clone(), counts[l])).collect();
+        let centring = Centering::from_sums(self.prior.as_ref(), seen, sums[all].clone(), counts[all]);
+        self.means = layout(&centring);
         let mut v = vec![0f32; dim];
         for i in 0..self.meta.len() {
             let scale = self.scales[i];
@@ -242,17 +235,9 @@ impl VectorIndex {
         let index = Self { space, ..Self::default() };
         if let (Space::Multilingual, Some(prior)) = (space, prior) {
             let mut inner = index.inner.write().unwrap_or_else(|p| p.into_inner());
-            let mut means: Vec<Vec<f32>> = vec![Vec::new(); LANGUAGES.len() + 1];
-            for (lang, mean) in prior.means() {
-                means[usize::from(language_code(lang))] = mean.to_vec();
-            }
-            let all = means[LANGUAGES.len()].clone();
-            for mean in means.iter_mut().filter(|m| m.is_empty()) {
-                mean.clone_from(&all);
-            }
-            inner.prior.clone_from(&means);
-            inner.means = means;
+            inner.means = layout(prior);
             inner.dim = inner.means.iter().map(Vec::len).max().unwrap_or(0);
+            inner.prior = Some(prior.clone());
         }
         index
     }

@@ -350,8 +350,13 @@ async fn send_email(p: Pipeline, job: Job) -> anyhow::Result<()> {
 async fn ticket_vectors(p: Pipeline, job: Job) -> anyhow::Result<()> {
     let TicketPayload { ticket_id } = payload(&job)?;
     let Some(ticket) = p.db.ticket(ticket_id).await? else { return Ok(()) };
-    if let Some((v, language)) = p.ai.search_vector(&format!("{}\n{}", ticket.title, ticket.description)).await? {
-        p.db.fill_search_vector(ticket_id, &v, language).await?;
+    store_search_vector(&p, ticket_id, &ticket.title, &ticket.description).await
+}
+
+/// Computes and stores one ticket's multilingual vector (nothing without the model, or if it has one).
+async fn store_search_vector(p: &Pipeline, id: TicketId, title: &str, description: &str) -> anyhow::Result<()> {
+    if let Some((v, language)) = p.ai.search_vector(&format!("{title}\n{description}")).await? {
+        p.db.fill_search_vector(id, &v, language).await?;
     }
     Ok(())
 }
@@ -367,9 +372,7 @@ async fn fill_search_vectors(p: Pipeline, _job: Job) -> anyhow::Result<()> {
     }
     let missing = p.db.tickets_missing_search_vector(VECTOR_BATCH).await?;
     for (id, title, description) in &missing {
-        if let Some((v, language)) = p.ai.search_vector(&format!("{title}\n{description}")).await? {
-            p.db.fill_search_vector(*id, &v, language).await?;
-        }
+        store_search_vector(&p, *id, title, description).await?;
     }
     if missing.len() as i64 == VECTOR_BATCH {
         let last = missing.last().map(|m| m.0.to_string()).unwrap_or_default();
