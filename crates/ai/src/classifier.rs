@@ -4,7 +4,7 @@
 use anyhow::bail;
 
 use crate::linear::{LogReg, TrainConfig};
-use crate::text::{Analyzer, FeatureUnion, Sparse, Tfidf};
+use crate::text::{Analyzer, FeatureUnion, Sparse, Tfidf, prose};
 
 /// What a model sees of a ticket: word 1–2-grams and in-word character 2–5-grams (each block unit-length),
 /// plus the ticket's sentence embedding when the model was trained with embeddings.
@@ -13,15 +13,21 @@ struct Features {
     lexical: FeatureUnion,
     /// Length of the dense block (0: lexical only).
     dense: usize,
+    /// Whether the words are read from the ticket's [`prose`] (code blocks and addresses set aside); models
+    /// saved before this existed read the raw text and keep doing so.
+    #[serde(default)]
+    prose: bool,
 }
 
 impl Features {
     fn fit(texts: &[&str], dense: usize) -> Self {
+        let texts: Vec<String> = texts.iter().map(|t| prose(t)).collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let lexical = FeatureUnion::new(vec![
-            Tfidf::fit(texts, Analyzer::Words { min: 1, max: 2 }, 1, 200_000),
-            Tfidf::fit(texts, Analyzer::CharsInWords { min: 2, max: 5 }, 2, 300_000),
+            Tfidf::fit(&texts, Analyzer::Words { min: 1, max: 2 }, 1, 200_000),
+            Tfidf::fit(&texts, Analyzer::CharsInWords { min: 2, max: 5 }, 2, 300_000),
         ]);
-        Self { lexical, dense }
+        Self { lexical, dense, prose: true }
     }
 
     fn dimensions(&self) -> usize {
@@ -30,7 +36,7 @@ impl Features {
 
     /// One row; a missing or wrongly sized embedding leaves the dense block empty.
     fn row(&self, text: &str, vector: Option<&[f32]>) -> Sparse {
-        let mut x = self.lexical.transform(text);
+        let mut x = if self.prose { self.lexical.transform(&prose(text)) } else { self.lexical.transform(text) };
         if let Some(v) = vector.filter(|v| v.len() == self.dense) {
             let offset = self.lexical.dimensions() as u32;
             x.extend(v.iter().enumerate().map(|(i, &value)| (offset + i as u32, value * DENSE_WEIGHT)));

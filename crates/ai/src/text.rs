@@ -142,6 +142,36 @@ impl FeatureUnion {
     }
 }
 
+/// The prose of a ticket for word features: each fenced code block (```` ``` ````…```` ``` ````, as pasted logs,
+/// stack traces and snippets usually are) becomes the one word `codeblock`, and each web address the word `url`.
+/// Their content is mostly noise to a classifier (paths, numbers, identifiers that never recur) and, in long
+/// technical tickets, drowns the sentences that say what the ticket is; that there was code or a link is kept.
+/// An unclosed fence is left as it is.
+pub fn prose(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("```") {
+        let Some(close) = rest[open + 3..].find("```") else { break };
+        out.push_str(&rest[..open]);
+        out.push_str(" codeblock ");
+        rest = &rest[open + 3 + close + 3..];
+    }
+    out.push_str(rest);
+    if !out.contains("://") {
+        return out;
+    }
+    out.split_inclusive(char::is_whitespace)
+        .map(|w| {
+            let t = w.trim_end();
+            if t.starts_with("http://") || t.starts_with("https://") {
+                format!("url{}", &w[t.len()..])
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect()
+}
+
 /// A vocabulary-free lexical vector: words and in-word character 3–5-grams hashed into 2^20 buckets,
 /// sublinear term frequency, unit length. Needs no fitting, so it works from the first ticket on.
 pub fn hashed(text: &str) -> Sparse {
@@ -186,6 +216,14 @@ pub fn sparse_dot(a: &Sparse, b: &Sparse) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prose_drops_code_blocks_and_addresses() {
+        let t = "Crash on start\nSee https://example.com/x?y=1 and\n```\nat foo.bar(Baz.java:12)\n```\nthen ```x``` ok ```open";
+        assert_eq!(prose(t), "Crash on start\nSee url and\n codeblock \nthen  codeblock  ok ```open");
+        assert_eq!(prose("no code here"), "no code here");
+        assert_eq!(prose("``````"), " codeblock ");
+    }
 
     #[test]
     fn word_and_char_terms() {
