@@ -359,34 +359,15 @@ fn nearest_in(
     let (q, q_scale) = quantise(&u);
     let q_scale = q_scale / u_norm;
     let offsets = offsets.map(|o| o / u_norm);
-    let dim = inner.dim;
     let n = inner.meta.len();
     let threads =
         if n < PARALLEL_FROM { 1 } else { std::thread::available_parallelism().map_or(1, |t| t.get()).min(8) };
     let share = n.div_ceil(threads);
+    // Each share runs with the widest vector instructions this processor has (AVX2 where present: about four
+    // times the byte dot products per cycle of the baseline x86-64 build), chosen at run time.
     let scan = |from: usize| {
         let to = (from + share).min(n);
-        let mut best: BinaryHeap<Reverse<(Score, i64)>> = BinaryHeap::with_capacity(k + 1);
-        let metas = &inner.meta[from..to];
-        let codes = &inner.codes[from * dim..to * dim];
-        let scales = &inner.scales[from..to];
-        let langs = &inner.langs[from..to];
-        let inv_norms = &inner.inv_norms[from..to];
-        for (j, meta) in metas.iter().enumerate() {
-            if !keep(meta) {
-                continue;
-            }
-            let code = &codes[j * dim..(j + 1) * dim];
-            let raw = dot(&q, code) as f32 * scales[j] * q_scale;
-            let s = (raw - offsets[usize::from(langs[j])]) * inv_norms[j];
-            if best.len() < k {
-                best.push(Reverse((Score(s), meta.number)));
-            } else if best.peek().is_some_and(|w| s > w.0.0.0) {
-                best.pop();
-                best.push(Reverse((Score(s), meta.number)));
-            }
-        }
-        best.into_vec()
+        pulp::Arch::new().dispatch(ScanPart { inner, q: &q, q_scale, offsets: &offsets, k, keep, range: from..to })
     };
     let parts: Vec<Vec<Reverse<(Score, i64)>>> = if threads == 1 {
         vec![scan(0)]
@@ -401,6 +382,51 @@ fn nearest_in(
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
     out.truncate(k);
     out
+}
+
+/// One thread's share of a scan: the `k` best of tickets `range` that `keep` accepts.
+struct ScanPart<'a> {
+    inner: &'a Inner,
+    q: &'a [i8],
+    q_scale: f32,
+    offsets: &'a [f32],
+    k: usize,
+    keep: &'a (dyn Fn(&Meta) -> bool + Sync),
+    range: std::ops::Range<usize>,
+}
+
+impl pulp::WithSimd for ScanPart<'_> {
+    /// A heap's contents.
+    type Output = Vec<Reverse<(Score, i64)>>;
+
+    /// Always inlined: compiled once per instruction set [`pulp::Arch::dispatch`] chooses from (a closure
+    /// would be compiled once, for the baseline, and merely called).
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> Self::Output {
+        let Self { inner, q, q_scale, offsets, k, keep, range } = self;
+        let dim = inner.dim;
+        let mut best: BinaryHeap<Reverse<(Score, i64)>> = BinaryHeap::with_capacity(k + 1);
+        let metas = &inner.meta[range.clone()];
+        let codes = &inner.codes[range.start * dim..range.end * dim];
+        let scales = &inner.scales[range.clone()];
+        let langs = &inner.langs[range.clone()];
+        let inv_norms = &inner.inv_norms[range];
+        for (j, meta) in metas.iter().enumerate() {
+            if !keep(meta) {
+                continue;
+            }
+            let code = &codes[j * dim..(j + 1) * dim];
+            let raw = dot(q, code) as f32 * scales[j] * q_scale;
+            let s = (raw - offsets[usize::from(langs[j])]) * inv_norms[j];
+            if best.len() < k {
+                best.push(Reverse((Score(s), meta.number)));
+            } else if best.peek().is_some_and(|w| s > w.0.0.0) {
+                best.pop();
+                best.push(Reverse((Score(s), meta.number)));
+            }
+        }
+        best.into_vec()
+    }
 }
 
 /// An f32 ordered for the heap (scores are never NaN: finite codes and scales).
