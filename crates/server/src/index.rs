@@ -1,5 +1,6 @@
 //! The in-memory vector index: every ticket's stored embedding, quantised to one byte per dimension, with what
-//! visibility and filters need (requester, assignee, status, priority), scanned exactly.
+//! visibility and filters need (requester, assignee, status, priority), scanned exactly, on every core, with
+//! AVX2 where the processor has it (chosen at run time).
 //!
 //! Each process keeps its own: built from the database on start, then brought up to date before each query by
 //! reading the tickets whose `updated_at` moved (indexed), so several processes sharing one PostgreSQL database
