@@ -20,14 +20,19 @@ struct Features {
 }
 
 impl Features {
-    fn fit(texts: &[&str], dense: usize) -> Self {
+    /// Fits the features on `texts` (with their embeddings, when given: then every text needs one of the same
+    /// length) and returns them with each text's row, reading each text's prose once.
+    fn fit_rows(texts: &[&str], vectors: Option<&[&[f32]]>) -> anyhow::Result<(Self, Vec<Sparse>)> {
+        let dense = dense_len(vectors, texts.len())?;
         let texts: Vec<String> = texts.iter().map(|t| prose(t)).collect();
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let lexical = FeatureUnion::new(vec![
             Tfidf::fit(&texts, Analyzer::Words { min: 1, max: 2 }, 1, 200_000),
             Tfidf::fit(&texts, Analyzer::CharsInWords { min: 2, max: 5 }, 2, 300_000),
         ]);
-        Self { lexical, dense, prose: true }
+        let features = Self { lexical, dense, prose: true };
+        let rows = texts.iter().enumerate().map(|(i, t)| features.row_of_words(t, vectors.map(|v| v[i]))).collect();
+        Ok((features, rows))
     }
 
     fn dimensions(&self) -> usize {
@@ -36,7 +41,12 @@ impl Features {
 
     /// One row; a missing or wrongly sized embedding leaves the dense block empty.
     fn row(&self, text: &str, vector: Option<&[f32]>) -> Sparse {
-        let mut x = if self.prose { self.lexical.transform(&prose(text)) } else { self.lexical.transform(text) };
+        if self.prose { self.row_of_words(&prose(text), vector) } else { self.row_of_words(text, vector) }
+    }
+
+    /// [`Features::row`] of the text the words are read from (the prose, or the raw text for older models).
+    fn row_of_words(&self, words: &str, vector: Option<&[f32]>) -> Sparse {
+        let mut x = self.lexical.transform(words);
         if let Some(v) = vector.filter(|v| v.len() == self.dense) {
             let offset = self.lexical.dimensions() as u32;
             x.extend(v.iter().enumerate().map(|(i, &value)| (offset + i as u32, value * DENSE_WEIGHT)));
@@ -61,10 +71,6 @@ fn dense_len(vectors: Option<&[&[f32]]>, n: usize) -> anyhow::Result<usize> {
             Ok(d)
         }
     }
-}
-
-fn rows(features: &Features, texts: &[&str], vectors: Option<&[&[f32]]>) -> Vec<Sparse> {
-    texts.iter().enumerate().map(|(i, t)| features.row(t, vectors.map(|v| v[i]))).collect()
 }
 
 /// One label per text.
@@ -99,8 +105,7 @@ impl TextClassifier {
         if names.len() < 2 {
             bail!("need at least two different labels to learn from, got {}", names.len());
         }
-        let features = Features::fit(texts, dense_len(vectors, texts.len())?);
-        let x: Vec<Sparse> = rows(&features, texts, vectors);
+        let (features, x) = Features::fit_rows(texts, vectors)?;
         let y: Vec<usize> = labels.iter().map(|l| names.binary_search_by(|n| n.as_str().cmp(l)).unwrap_or(0)).collect();
         let model = LogReg::fit(&x, &y, names.len(), features.dimensions(), cfg);
         Ok(Self { features, model, labels: names })
@@ -151,8 +156,7 @@ impl MultiLabelClassifier {
         if kept.is_empty() {
             bail!("no label occurs twice: nothing to learn");
         }
-        let features = Features::fit(texts, dense_len(vectors, texts.len())?);
-        let x: Vec<Sparse> = rows(&features, texts, vectors);
+        let (features, x) = Features::fit_rows(texts, vectors)?;
         let dims = features.dimensions();
         let models = kept
             .into_iter()
