@@ -97,6 +97,11 @@ const WORDS: [&[&str]; 5] = [
     ],
 ];
 
+/// The known language code spelled `code` (as stored), if it is one of [`LANGUAGES`].
+pub fn known(code: Option<&str>) -> Option<&'static str> {
+    code.and_then(|c| LANGUAGES.iter().find(|l| **l == c).copied())
+}
+
 /// The language of `text`, when its small words say so clearly: at least three of them, and the winner ahead
 /// of the runner-up by a quarter. `None` for short or mixed texts.
 pub fn detect(text: &str) -> Option<&'static str> {

@@ -1,5 +1,6 @@
 //! Finding similar tickets: lexical (hashed word and character n-grams), semantic (sentence embeddings) and
-//! hybrid (a weighted sum of both cosines), with the offline evaluation behind `smart-ticket eval retrieve`.
+//! hybrid (the semantic ranking, its same-language candidates reordered with words and the English model),
+//! with the offline evaluation behind `smart-ticket eval retrieve`.
 
 use std::time::Instant;
 
@@ -27,31 +28,83 @@ impl std::str::FromStr for Mode {
     }
 }
 
-/// Weight of the lexical cosine added to the semantic one in hybrid mode. Character n-grams carry product
-/// names, codes and cognates across languages, where the (English) sentence model is weakest.
-pub const HYBRID_LEXICAL_WEIGHT: f32 = 0.15;
+/// Weight of the lexical cosine in the hybrid score of two texts in one language.
+pub const HYBRID_LEXICAL_WEIGHT: f32 = 0.5;
+/// Weight of all-MiniLM-L6-v2's cosine in the hybrid score of two English texts (when the semantic side is the
+/// multilingual model: the English model tells English paraphrases apart better).
+pub const HYBRID_ENGLISH_WEIGHT: f32 = 1.0;
+/// How many of the semantic ranking's first candidates hybrid mode reorders.
+pub const RERANK_DEPTH: usize = 20;
 
 /// A ticket as retrieval sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Doc {
     pub group: String,
     pub lexical: Sparse,
+    /// The semantic side's vector (multilingual and centred, or the English model's).
     pub dense: Option<Vec<f32>>,
+    /// all-MiniLM-L6-v2's vector, when `dense` is another model's.
+    pub english: Option<Vec<f32>>,
+    /// The text's language (as [`crate::lang::detect`] tells it).
+    pub lang: Option<&'static str>,
 }
 
 impl Doc {
     pub fn new(text: &str, group: String, dense: Option<Vec<f32>>) -> Self {
-        Self { group, lexical: hashed(text), dense }
+        Self { group, lexical: hashed(text), dense, ..Self::default() }
+    }
+
+    /// With its language and the English model's vector: what hybrid reordering reads.
+    pub fn hybrid(mut self, lang: Option<&'static str>, english: Option<Vec<f32>>) -> Self {
+        self.lang = lang;
+        self.english = english;
+        self
     }
 }
 
-/// Similarity of two documents in `mode` (semantic and hybrid fall back to lexical without vectors).
+/// Similarity of two documents in `mode`: the cosine of their sentence vectors (semantic; hybrid ranks by it
+/// before [`rerank`]), else of their word vectors (lexical, and without vectors).
 pub fn score(mode: Mode, a: &Doc, b: &Doc) -> f32 {
-    let lex = || sparse_dot(&a.lexical, &b.lexical);
     match (mode, &a.dense, &b.dense) {
-        (Mode::Semantic, Some(x), Some(y)) => cosine(x, y),
-        (Mode::Hybrid, Some(x), Some(y)) => cosine(x, y) + HYBRID_LEXICAL_WEIGHT * lex(),
-        _ => lex(),
+        (Mode::Semantic | Mode::Hybrid, Some(x), Some(y)) => cosine(x, y),
+        _ => sparse_dot(&a.lexical, &b.lexical),
+    }
+}
+
+/// The hybrid score of `candidate` for `query` given their semantic similarity: plus their words' cosine, plus
+/// the English model's cosine when both are English. Comparable only between texts of one language: across
+/// languages the words share little whatever the texts say, so [`rerank`] compares it within one.
+pub fn hybrid_score(semantic: f32, query: &Doc, candidate: &Doc) -> f32 {
+    let mut s = semantic + HYBRID_LEXICAL_WEIGHT * sparse_dot(&query.lexical, &candidate.lexical);
+    if query.lang == Some("en")
+        && candidate.lang == Some("en")
+        && let (Some(x), Some(y)) = (&query.english, &candidate.english)
+    {
+        s += HYBRID_ENGLISH_WEIGHT * cosine(x, y);
+    }
+    s
+}
+
+/// Hybrid order from the semantic one (`ranked`, best first, each with its semantic similarity): among the first
+/// [`RERANK_DEPTH`], the candidates in the query's language trade the places they hold by [`hybrid_score`];
+/// candidates in other languages keep theirs (and their lead where the multilingual model put them ahead), so
+/// words and the English model sharpen the order among tickets they can judge without pushing a translation
+/// down. Candidates `doc` does not know keep their places too.
+pub fn rerank<'a, T: Copy>(query: &Doc, ranked: &mut [(T, f32)], doc: impl Fn(&T) -> Option<&'a Doc>) {
+    let depth = ranked.len().min(RERANK_DEPTH);
+    // The places held by candidates in the query's language, each with its candidate's hybrid score.
+    let slots: Vec<(usize, f32)> = (0..depth)
+        .filter_map(|i| {
+            let d = doc(&ranked[i].0).filter(|d| d.lang == query.lang)?;
+            Some((i, hybrid_score(ranked[i].1, query, d)))
+        })
+        .collect();
+    let mut order = slots.clone();
+    // Best first; ties keep the semantic order.
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let placed: Vec<(T, f32)> = order.iter().map(|(from, _)| ranked[*from]).collect();
+    for ((slot, _), item) in slots.iter().zip(placed) {
+        ranked[*slot] = item;
     }
 }
 
@@ -93,8 +146,8 @@ impl Centering {
                 all.iter_mut().zip(v).for_each(|(s, x)| *s += f64::from(*x));
                 count += 1;
             }
-            let Some(code) = lang.and_then(|l| crate::lang::LANGUAGES.iter().find(|c| **c == l)) else { continue };
-            let i = match sums.iter().position(|(c, _, _)| c == code) {
+            let Some(code) = crate::lang::known(lang) else { continue };
+            let i = match sums.iter().position(|(c, _, _)| *c == code) {
                 Some(i) => i,
                 None => {
                     sums.push((code, vec![0.0; v.len()], 0));
@@ -217,6 +270,9 @@ pub fn evaluate(corpus: &[Doc], queries: Option<&[Doc]>, mode: Mode) -> Retrieva
             .map(|(i, d)| (i, score(mode, q, d)))
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        if mode == Mode::Hybrid {
+            rerank(q, &mut ranked, |&i| corpus.get(i));
+        }
         ms.push(started.elapsed().as_secs_f64() * 1e3);
         let hits: Vec<bool> = ranked.iter().map(|(i, _)| corpus[*i].group == q.group).collect();
         let first = hits.iter().position(|h| *h);
@@ -267,6 +323,50 @@ mod tests {
         let r = evaluate(&corpus, Some(&q), Mode::Hybrid);
         assert!(r.mrr == 1.0 || r.mrr == 0.5, "{r:?}");
         assert!("semantic".parse::<Mode>().is_ok() && "x".parse::<Mode>().is_err());
+    }
+
+    #[test]
+    fn hybrid_reorders_the_query_language_within_its_places() {
+        let unit = |v: [f32; 2]| {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            Some(v.map(|x| x / n).to_vec())
+        };
+        let doc = |text: &str, dense: [f32; 2], lang: &'static str| {
+            Doc::new(text, text.into(), unit(dense)).hybrid(Some(lang), None)
+        };
+        let query = doc("the printer in room 4 jams on every page", [1.0, 0.0], "en");
+        let corpus = [
+            // Semantically nearest: an English ticket about another printer problem.
+            doc("printer out of toner, please order cartridges", [1.0, 0.05], "en"),
+            // Its German twin, second.
+            doc("Der Drucker in Raum 4 hat bei jeder Seite einen Papierstau", [1.0, 0.1], "de"),
+            // Its English twin, third: same words, a little further semantically.
+            doc("printer in room 4 jams on every page again", [1.0, 0.15], "en"),
+            doc("invoice is wrong", [0.0, 1.0], "en"),
+        ];
+        let semantic = |mode| {
+            let mut r: Vec<(usize, f32)> =
+                corpus.iter().enumerate().map(|(i, d)| (i, score(mode, &query, d))).collect();
+            r.sort_by(|a, b| b.1.total_cmp(&a.1));
+            r
+        };
+        let mut ranked = semantic(Mode::Hybrid);
+        assert_eq!(ranked.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        rerank(&query, &mut ranked, |&i| corpus.get(i));
+        // The English twin takes the first English place; the German twin keeps its place; scores travel along.
+        assert_eq!(ranked.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 1, 0, 3]);
+        assert_eq!(ranked[0].1, score(Mode::Semantic, &query, &corpus[2]));
+        // The English model's cosine counts between English texts only, and only when both have it.
+        let with = |v: [f32; 2]| query.clone().hybrid(Some("en"), unit(v));
+        let twin = corpus[2].clone().hybrid(Some("en"), unit([0.0, 1.0]));
+        let base = hybrid_score(0.5, &query, &twin);
+        assert!((hybrid_score(0.5, &with([0.0, 1.0]), &twin) - base - HYBRID_ENGLISH_WEIGHT).abs() < 1e-5);
+        let german = twin.clone().hybrid(Some("de"), unit([0.0, 1.0]));
+        assert!((hybrid_score(0.5, &with([0.0, 1.0]), &german) - hybrid_score(0.5, &query, &german)).abs() < 1e-6);
+        // Unknown candidates and a lone same-language candidate stay where they are.
+        let mut ranked = semantic(Mode::Semantic);
+        rerank(&query, &mut ranked, |&i| (i == 1).then(|| &corpus[i]));
+        assert_eq!(ranked.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
     }
 
     #[test]

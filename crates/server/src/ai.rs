@@ -5,6 +5,7 @@
 
 use anyhow::Context as _;
 use smart_ticket_ai::MiniLm;
+use smart_ticket_ai::retrieval;
 use smart_ticket_ai::triage::{
     self, ENGINE_LEXICAL, ENGINE_MINILM, Label, Past, Repr, Taxonomy, Trained, Triage, ZeroShot,
 };
@@ -68,9 +69,7 @@ pub fn likeness<'a>(
     let scores = candidates
         .map(|(text, emb)| match emb.and_then(crate::db::vector_from_bytes).filter(|_| semantic) {
             // Both embedded: the cosine alone (building the word vector would be wasted work).
-            Some(dense) => {
-                score(mode, &query, &Doc { group: String::new(), lexical: Default::default(), dense: Some(dense) })
-            }
+            Some(dense) => score(mode, &query, &Doc { dense: Some(dense), ..Doc::default() }),
             None => score(mode, &query, &Doc::new(text, String::new(), None)),
         })
         .collect();
@@ -94,6 +93,52 @@ fn suggestions_from(text: &str, near: &[triage::Neighbour]) -> Suggestions {
         })
         .collect();
     Suggestions { items, draft: smart_ticket_ai::note::draft_reply(near) }
+}
+
+/// The first `k` of `near` (the vector index's nearest to a ticket reading `text`, best first, each with its
+/// cosine) in hybrid order ([`retrieval::rerank`]), with their rows. With `languages` (the multilingual index)
+/// the candidates in the ticket's language `lang` are the ones reordered, English ones with their English
+/// embeddings when `english` (the ticket's) is given; otherwise all of them are.
+pub async fn hybrid_order(
+    db: &Db,
+    text: String,
+    lang: Option<&'static str>,
+    english: Option<Vec<f32>>,
+    mut near: Vec<(i64, f32)>,
+    k: usize,
+    languages: bool,
+) -> anyhow::Result<(Vec<(i64, f32)>, HashMap<i64, Ticket>)> {
+    let numbers: Vec<i64> = near.iter().map(|(n, _)| *n).collect();
+    let found: HashMap<i64, Ticket> =
+        db.tickets_by_numbers(&numbers).await?.into_iter().map(|t| (t.number, t)).collect();
+    let mut extra: HashMap<i64, (Option<Vec<f32>>, Option<String>)> = if languages {
+        db.rerank_rows(&numbers).await?.into_iter().map(|(n, v, l)| (n, (v, l))).collect()
+    } else {
+        HashMap::new()
+    };
+    let texts: Vec<(i64, String)> =
+        found.values().map(|t| (t.number, format!("{}\n{}", t.title, t.description))).collect();
+    let near = tokio::task::spawn_blocking(move || {
+        let query = retrieval::Doc::new(&text, String::new(), None).hybrid(lang, english);
+        let docs: HashMap<i64, retrieval::Doc> = texts
+            .into_iter()
+            .map(|(n, text)| {
+                let (v, l) = extra.remove(&n).unwrap_or_default();
+                let v = v.filter(|_| query.english.is_some());
+                (
+                    n,
+                    retrieval::Doc::new(&text, String::new(), None)
+                        .hybrid(smart_ticket_ai::lang::known(l.as_deref()), v),
+                )
+            })
+            .collect();
+        retrieval::rerank(&query, &mut near, |n| docs.get(n));
+        near.truncate(k);
+        near
+    })
+    .await
+    .context("the suggestion task failed")?;
+    Ok((near, found))
 }
 
 /// A past resolved ticket offered to the moderator.
@@ -360,11 +405,20 @@ impl Ai {
             let keep = move |m: &crate::index::Meta| {
                 m.has_resolution && !m.status.is_active() && !m.merged && m.number != number
             };
-            let near = self.index.nearest(query, language.as_deref(), k, keep).await;
-            let numbers: Vec<i64> = near.iter().map(|(n, _)| *n).collect();
-            let mut found: HashMap<i64, Ticket> =
-                db.tickets_by_numbers(&numbers).await?.into_iter().map(|t| (t.number, t)).collect();
-            // In the index's order, each with its cosine; a row that lost its resolution meanwhile is skipped.
+            // Hybrid order, as `eval retrieve` measures it: the candidates in the ticket's language reordered by
+            // their words and, between English tickets beside the multilingual model, the English model.
+            let languages = self.index.space() == crate::index::Space::Multilingual;
+            let lang = if languages { smart_ticket_ai::lang::known(language.as_deref()) } else { None };
+            let english = match (lang, &self.model) {
+                (Some("en"), Some(_)) => match db.ticket_embedding(ticket.id).await? {
+                    Some(v) => Some(v),
+                    None => self.embed(&text).await?,
+                },
+                _ => None,
+            };
+            let near = self.index.nearest(query, language.as_deref(), k.max(retrieval::RERANK_DEPTH), keep).await;
+            let (near, mut found) = hybrid_order(db, text.clone(), lang, english, near, k, languages).await?;
+            // In that order, each with its cosine; a row that lost its resolution meanwhile is skipped.
             let past: Vec<(Past, f32)> = near
                 .iter()
                 .filter_map(|(n, similarity)| {

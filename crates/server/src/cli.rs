@@ -176,7 +176,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             cli.storage.e5_dir.display()
                         )
                     })?;
-                    Embedder::E5(Box::new(e5))
+                    // The English model joins in hybrid mode (English tickets among themselves).
+                    let english = (mode == "hybrid")
+                        .then(|| smart_ticket_ai::embed::load_shared(&cli.storage.model_dir))
+                        .flatten();
+                    Embedder::E5(Box::new(e5), english)
                 } else {
                     Embedder::MiniLm(smart_ticket_ai::embed::load_shared(&cli.storage.model_dir))
                 };
@@ -296,7 +300,8 @@ fn eval_classify(
 /// The sentence model `eval retrieve` ranks with.
 enum Embedder {
     MiniLm(Option<std::sync::Arc<MiniLm>>),
-    E5(Box<smart_ticket_ai::e5::E5>),
+    /// The multilingual model, with the English one for hybrid mode.
+    E5(Box<smart_ticket_ai::e5::E5>, Option<std::sync::Arc<MiniLm>>),
 }
 
 fn eval_retrieve(
@@ -308,33 +313,45 @@ fn eval_retrieve(
 ) -> anyhow::Result<()> {
     use smart_ticket_ai::retrieval::{Centering, Doc, Mode, evaluate};
     let mode: Mode = mode.parse().map_err(anyhow::Error::msg)?;
-    let load = |path: &std::path::Path| -> anyhow::Result<Vec<Example>> {
+    // Each ticket with its semantic vector and, in hybrid mode beside the multilingual model, its English one.
+    let load = |path: &std::path::Path| -> anyhow::Result<Vec<(Example, Option<Vec<f32>>)>> {
         let (mut rows, _) = smart_ticket_ai::eval::load_jsonl(path, group, None)?;
+        let mut english = vec![None; rows.len()];
         match embedder {
             _ if mode == Mode::Lexical => {}
             Embedder::MiniLm(model) => embed_examples(model.as_deref(), &mut rows)?,
-            Embedder::E5(e5) => embed_each(&mut rows, |text| e5.embed(text).map(Some))?,
+            Embedder::E5(e5, minilm) => {
+                if let Some(minilm) = minilm {
+                    embed_examples(Some(minilm.as_ref()), &mut rows)?;
+                    english = rows.iter_mut().map(|e| e.vector.take()).collect();
+                }
+                embed_each(&mut rows, |text| e5.embed(text).map(Some))?
+            }
         }
-        Ok(rows)
+        Ok(rows.into_iter().zip(english).collect())
     };
     let corpus = load(corpus)?;
     let queries = queries.map(load).transpose()?;
     // The multilingual model's vectors are compared with each language's mean taken out.
-    let languages = |rows: &[Example]| rows.iter().map(|e| smart_ticket_ai::lang::detect(&e.text)).collect::<Vec<_>>();
+    let languages = |rows: &[(Example, Option<Vec<f32>>)]| {
+        rows.iter().map(|(e, _)| smart_ticket_ai::lang::detect(&e.text)).collect::<Vec<_>>()
+    };
     let corpus_languages = languages(&corpus);
     let centering = match embedder {
-        Embedder::E5(e5) => Centering::fit_towards(
+        Embedder::E5(e5, _) => Centering::fit_towards(
             Some(e5.seed_centering()),
-            corpus_languages.iter().zip(&corpus).filter_map(|(l, e)| e.vector.as_deref().map(|v| (*l, v))),
+            corpus_languages.iter().zip(&corpus).filter_map(|(l, (e, _))| e.vector.as_deref().map(|v| (*l, v))),
         ),
         Embedder::MiniLm(_) => Centering::default(),
     };
-    let docs = |rows: Vec<Example>, langs: &[Option<&'static str>]| -> Vec<Doc> {
+    let docs = |rows: Vec<(Example, Option<Vec<f32>>)>, langs: &[Option<&'static str>]| -> Vec<Doc> {
         rows.into_iter()
             .zip(langs)
-            .map(|(e, l)| {
+            .map(|((e, english), l)| {
                 let dense = e.vector.as_deref().map(|v| centering.apply(*l, v));
-                Doc::new(&e.text, e.labels.join("|"), dense)
+                // Languages matter beside the multilingual model only (as in the service's suggestions).
+                let lang = if matches!(embedder, Embedder::E5(..)) { *l } else { None };
+                Doc::new(&e.text, e.labels.join("|"), dense).hybrid(lang, english)
             })
             .collect()
     };
