@@ -116,8 +116,7 @@ pub async fn hybrid_order(
     } else {
         HashMap::new()
     };
-    let texts: Vec<(i64, String)> =
-        found.values().map(|t| (t.number, format!("{}\n{}", t.title, t.description))).collect();
+    let texts: Vec<(i64, String)> = found.values().map(|t| (t.number, t.text())).collect();
     let near = tokio::task::spawn_blocking(move || {
         let query = retrieval::Doc::new(&text, String::new(), None).hybrid(lang, english);
         let docs: HashMap<i64, retrieval::Doc> = texts
@@ -193,7 +192,7 @@ impl std::fmt::Debug for Ai {
 /// A labelled ticket as the engine keeps it. `with_embeddings`: use the stored embedding (this process has the
 /// model), else compare on words. `keep_text` for training; the in-memory neighbour index does not need it.
 fn past_from_row(r: LabelledRow, with_embeddings: bool, keep_text: bool) -> Past {
-    let text = format!("{}\n{}", r.title, r.description);
+    let text = crate::model::ticket_text(&r.title, &r.description);
     let dense = r.embedding.as_deref().and_then(vector_from_bytes).filter(|_| with_embeddings);
     Past {
         number: r.number,
@@ -330,7 +329,7 @@ impl Ai {
     /// Triage of `ticket` with the embedded engine, and the note for the moderator.
     pub async fn triage(&self, db: &Db, ticket: &Ticket, stored_embedding: Option<Vec<f32>>) -> anyhow::Result<Answer> {
         let snapshot = self.refresh(db).await?;
-        let text = format!("{}\n{}", ticket.title, ticket.description);
+        let text = ticket.text();
         let embedding = match stored_embedding {
             Some(v) => Some(v),
             None => self.embed(&text).await?,
@@ -380,7 +379,7 @@ impl Ai {
     /// The past resolved tickets most similar to `ticket` (at most `k`), with the words they share, and a
     /// reply drafted from their resolutions.
     pub async fn suggest(&self, db: &Db, ticket: &Ticket, k: usize) -> anyhow::Result<Suggestions> {
-        let text = format!("{}\n{}", ticket.title, ticket.description);
+        let text = ticket.text();
         // What the index compares: the multilingual vector with the ticket's language, or else the English
         // embedding (read or computed only then: the multilingual index has no use for it).
         let multilingual = match self.index.space() {

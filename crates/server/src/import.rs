@@ -297,7 +297,8 @@ impl Import<'_> {
         let embeddings: Vec<Option<Vec<f32>>> = match &self.model {
             Some(m) => {
                 let m = m.clone();
-                let texts: Vec<String> = rows.iter().map(|r| format!("{}\n{}", r.title, r.description)).collect();
+                let texts: Vec<String> =
+                    rows.iter().map(|r| crate::model::ticket_text(&r.title, &r.description)).collect();
                 tokio::task::spawn_blocking(move || {
                     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                     m.embed_all(&refs, 32)
@@ -315,7 +316,8 @@ impl Import<'_> {
         let search: Vec<Search> = match &self.e5 {
             Some(e5) => {
                 let e5 = e5.clone();
-                let texts: Vec<String> = rows.iter().map(|r| format!("{}\n{}", r.title, r.description)).collect();
+                let texts: Vec<String> =
+                    rows.iter().map(|r| crate::model::ticket_text(&r.title, &r.description)).collect();
                 tokio::task::spawn_blocking(move || {
                     texts
                         .iter()

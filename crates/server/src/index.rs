@@ -57,6 +57,18 @@ pub enum Space {
     Multilingual,
 }
 
+impl Space {
+    /// Below this cosine a ticket is no semantic match for a search: the nearest tickets to any text exist,
+    /// relevant or not. The multilingual model's centred cosines run much lower than the English model's: a short
+    /// query and a ticket that means the same score about 0.1 to 0.5 there, unrelated tickets mostly below zero.
+    pub fn search_min_cosine(self) -> f32 {
+        match self {
+            Space::English => 0.35,
+            Space::Multilingual => 0.08,
+        }
+    }
+}
+
 /// A ticket whose language is unknown (or not one of [`LANGUAGES`]): it loses the mean of all tickets.
 const NO_LANGUAGE: u8 = LANGUAGES.len() as u8;
 use smart_ticket_ai::lang::LANGUAGES;

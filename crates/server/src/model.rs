@@ -187,6 +187,11 @@ impl From<Ticket> for TicketView {
 }
 
 impl Ticket {
+    /// What the AI reads of this ticket: its title and description, a line apart.
+    pub fn text(&self) -> String {
+        ticket_text(&self.title, &self.description)
+    }
+
     /// Who may read this ticket: see [`may_see`].
     pub fn visible_to(&self, user: &User) -> bool {
         may_see(user, self.created_by, self.assigned_to)
@@ -255,4 +260,9 @@ pub struct TicketEvent {
     #[schema(value_type = Option<serde_json::Value>)]
     pub new_value: Option<serde_json::Value>,
     pub created_at: Ts,
+}
+
+/// A ticket's text as the AI reads it (embeddings, triage, similarity): title and description, a line apart.
+pub fn ticket_text(title: &str, description: &str) -> String {
+    format!("{title}\n{description}")
 }

@@ -185,9 +185,9 @@ async fn duplicate_of(
     if candidates.is_empty() {
         return Ok(None);
     }
-    let text = format!("{}\n{}", ticket.title, ticket.description);
+    let text = ticket.text();
     tokio::task::spawn_blocking(move || {
-        let texts: Vec<String> = candidates.iter().map(|c| format!("{}\n{}", c.1, c.2)).collect();
+        let texts: Vec<String> = candidates.iter().map(|c| crate::model::ticket_text(&c.1, &c.2)).collect();
         let (scores, semantic) = crate::ai::likeness(
             &text,
             embedding,
@@ -355,7 +355,7 @@ async fn ticket_vectors(p: Pipeline, job: Job) -> anyhow::Result<()> {
 
 /// Computes and stores one ticket's multilingual vector (nothing without the model, or if it has one).
 async fn store_search_vector(p: &Pipeline, id: TicketId, title: &str, description: &str) -> anyhow::Result<()> {
-    if let Some((v, language)) = p.ai.search_vector(&format!("{title}\n{description}")).await? {
+    if let Some((v, language)) = p.ai.search_vector(&crate::model::ticket_text(title, description)).await? {
         p.db.fill_search_vector(id, &v, language).await?;
     }
     Ok(())

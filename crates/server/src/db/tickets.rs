@@ -64,12 +64,20 @@ macro_rules! insert_comment {
     }};
 }
 
-/// `q` as an FTS5 query meaning what PostgreSQL's `websearch_to_tsquery` makes of it: every word must appear,
-/// `"quoted words"` as a phrase, `or` between two terms for either, `-word` to exclude. Words are runs of letters
-/// and digits (as the tokenizer splits them), each quoted, so no input can inject query syntax. `None` when
-/// nothing searchable is left.
-pub fn fts5_query(q: &str) -> Option<String> {
-    let mut out = String::new();
+/// One term of a search text, read as PostgreSQL's `websearch_to_tsquery` reads it.
+struct SearchTerm {
+    /// Lower-cased runs of letters and digits (as the tokenizer splits them): one word, or a quoted phrase.
+    words: Vec<String>,
+    /// `-word`: tickets without it.
+    negated: bool,
+    /// `or` stood before it: either this term or the one before.
+    or: bool,
+}
+
+/// The terms of search text `q` that have words: `"quoted words"` a phrase, `or` between two terms for either,
+/// `-word` (unquoted) to exclude.
+fn search_terms(q: &str) -> Vec<SearchTerm> {
+    let mut terms = Vec::new();
     let mut or_next = false;
     let mut rest = q.trim();
     while !rest.is_empty() {
@@ -82,7 +90,7 @@ pub fn fts5_query(q: &str) -> Option<String> {
         };
         rest = after.trim_start();
         if !quoted && raw.eq_ignore_ascii_case("or") {
-            or_next = !out.is_empty();
+            or_next = !terms.is_empty();
             continue;
         }
         let (negated, text) = match raw.strip_prefix('-') {
@@ -91,28 +99,50 @@ pub fn fts5_query(q: &str) -> Option<String> {
         };
         let words: Vec<String> =
             text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
-        if words.is_empty() || (negated && out.is_empty()) {
+        if words.is_empty() {
             continue;
         }
-        let phrase = format!("\"{}\"", words.join(" "));
+        terms.push(SearchTerm { words, negated, or: or_next });
+        or_next = false;
+    }
+    terms
+}
+
+/// Whether search text `q` excludes a word (`-word`): meaning cannot honour that, so such a search is answered
+/// by words alone.
+pub fn search_excludes(q: &str) -> bool {
+    search_terms(q).iter().any(|t| t.negated)
+}
+
+/// `q` as an FTS5 query meaning what PostgreSQL's `websearch_to_tsquery` makes of it: every word must appear,
+/// `"quoted words"` as a phrase, `or` between two terms for either, `-word` to exclude (see [`search_terms`]).
+/// Each phrase is quoted, so no input can inject query syntax. `None` when nothing searchable is left (an
+/// exclusion needs something to exclude from).
+pub fn fts5_query(q: &str) -> Option<String> {
+    let mut out = String::new();
+    for term in search_terms(q) {
+        if term.negated && out.is_empty() {
+            continue;
+        }
         if !out.is_empty() {
-            out.push_str(if negated {
+            out.push_str(if term.negated {
                 " NOT "
-            } else if or_next {
+            } else if term.or {
                 " OR "
             } else {
                 " AND "
             });
         }
-        out.push_str(&phrase);
-        or_next = false;
+        out.push('"');
+        out.push_str(&term.words.join(" "));
+        out.push('"');
     }
     (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fts5_query;
+    use super::{fts5_query, search_excludes};
 
     #[test]
     fn search_text_reads_like_websearch_and_cannot_inject_syntax() {
@@ -125,6 +155,15 @@ mod tests {
         assert_eq!(fts5_query("Zürich Ölpreis"), Some(r#""zürich" AND "ölpreis""#.into()));
         assert_eq!(fts5_query("-only -negatives"), None);
         assert_eq!(fts5_query(" *** () or "), None);
+        assert_eq!(fts5_query("-a or b"), Some(r#""b""#.into()));
+    }
+
+    #[test]
+    fn a_search_excludes_only_with_an_unquoted_minus_word() {
+        assert!(search_excludes("vpn -printer"));
+        assert!(search_excludes("-printer"));
+        assert!(!search_excludes("e-mail is down"), "a hyphen inside a word");
+        assert!(!search_excludes(r#""-printer" - -- -!!"#), "quoted, or no word after the minus");
     }
 }
 

@@ -164,11 +164,6 @@ pub(crate) async fn list_tickets(
 
 /// How many matches each side of a search ranks before fusing.
 const SEARCH_DEPTH: usize = 100;
-/// Below this cosine a ticket is not a semantic match: the nearest tickets to any text exist, relevant or not.
-const SEARCH_MIN_COSINE: f32 = 0.35;
-/// The same for the multilingual model's centred vectors, whose cosines run much lower: a short query and a
-/// ticket that means the same score about 0.1 to 0.5, unrelated tickets mostly below zero.
-const SEARCH_MIN_COSINE_MULTILINGUAL: f32 = 0.08;
 /// Reciprocal-rank fusion's damping constant (the usual 60).
 const RRF_K: f32 = 60.0;
 
@@ -189,7 +184,7 @@ pub(crate) async fn find_tickets(
     let lexical = state.db.list_tickets(viewer, filter, SEARCH_DEPTH as i64).await?;
     let mut semantic = Vec::new();
     // `-word` asks for tickets without that word: meaning cannot honour it, so words alone answer.
-    let excludes = q.split_whitespace().any(|w| w.len() > 1 && w.starts_with('-'));
+    let excludes = crate::db::search_excludes(q);
     // Nothing to mean (only punctuation): no semantic side either.
     let meaningless = !q.chars().any(char::is_alphanumeric);
     let query = if excludes || meaningless { None } else { state.pipeline.ai.index_query(q).await? };
@@ -210,10 +205,7 @@ pub(crate) async fn find_tickets(
                 }
         };
         semantic = index.nearest(&query, language, SEARCH_DEPTH, keep).await;
-        let min = match index.space() {
-            crate::index::Space::English => SEARCH_MIN_COSINE,
-            crate::index::Space::Multilingual => SEARCH_MIN_COSINE_MULTILINGUAL,
-        };
+        let min = index.space().search_min_cosine();
         semantic.retain(|(_, cosine)| *cosine >= min);
     }
     let mut fused: std::collections::HashMap<i64, f32> = Default::default();
@@ -527,10 +519,10 @@ pub(crate) async fn similar_open_tickets(
     description: &str,
 ) -> AppResult<Vec<SimilarTicket>> {
     let (title, description) = parse_both(TicketTitle::parse(title), TicketDescription::parse(description))?;
-    let text = format!("{}\n{}", title.as_str(), description.as_str());
+    let text = crate::model::ticket_text(title.as_str(), description.as_str());
     let query_dense = state.pipeline.ai.embed(&text).await?;
     let candidates = state.db.visible_open_tickets(&auth.user, 500).await?;
-    let texts: Vec<String> = candidates.iter().map(|c| format!("{}\n{}", c.2, c.3)).collect();
+    let texts: Vec<String> = candidates.iter().map(|c| crate::model::ticket_text(&c.2, &c.3)).collect();
     let (scores, semantic) = crate::ai::likeness(
         &text,
         query_dense,
