@@ -93,6 +93,9 @@ enum EvalCommand {
         queries: Option<std::path::PathBuf>,
         #[arg(long)]
         group: String,
+        /// lexical: words alone; semantic: the sentence model; hybrid: the semantic order with the tickets in the
+        /// query's language reordered by their words and, between English ones, the English model (as the
+        /// service's suggestions are ordered).
         #[arg(long, default_value = "hybrid", value_parser = ["lexical", "semantic", "hybrid"])]
         mode: String,
         /// Sentence model of the semantic side: all-MiniLM-L6-v2 (English) or multilingual-e5-small (vectors
