@@ -120,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
         let near = index
             .nearest(&q, Some("de"), RERANK_DEPTH, |m: &smart_ticket::index::Meta| m.has_resolution && !m.merged)
             .await;
-        let (best, rows) = smart_ticket::ai::hybrid_order(&db, text, Some("de"), None, near, 5, true).await?;
+        let (best, rows) = smart_ticket::ai::hybrid_order(&db, text, Some("de"), None, near, 5).await?;
         assert_eq!((best.len(), rows.len()), (5, RERANK_DEPTH));
         suggest_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();

@@ -96,9 +96,9 @@ fn suggestions_from(text: &str, near: &[triage::Neighbour]) -> Suggestions {
 }
 
 /// The first `k` of `near` (the vector index's nearest to a ticket reading `text`, best first, each with its
-/// cosine) in hybrid order ([`retrieval::rerank`]), with their rows. With `languages` (the multilingual index)
-/// the candidates in the ticket's language `lang` are the ones reordered, English ones with their English
-/// embeddings when `english` (the ticket's) is given; otherwise all of them are.
+/// cosine) in hybrid order ([`retrieval::rerank`]), with their rows: the candidates in the ticket's language
+/// `lang` reordered by their words and, when `english` (the ticket's English embedding, given beside the
+/// multilingual index) is, the English model. A candidate's language is the stored one, else told from its words.
 pub async fn hybrid_order(
     db: &Db,
     text: String,
@@ -106,16 +106,12 @@ pub async fn hybrid_order(
     english: Option<Vec<f32>>,
     mut near: Vec<(i64, f32)>,
     k: usize,
-    languages: bool,
 ) -> anyhow::Result<(Vec<(i64, f32)>, HashMap<i64, Ticket>)> {
     let numbers: Vec<i64> = near.iter().map(|(n, _)| *n).collect();
     let found: HashMap<i64, Ticket> =
         db.tickets_by_numbers(&numbers).await?.into_iter().map(|t| (t.number, t)).collect();
-    let mut extra: HashMap<i64, (Option<Vec<f32>>, Option<String>)> = if languages {
-        db.rerank_rows(&numbers).await?.into_iter().map(|(n, v, l)| (n, (v, l))).collect()
-    } else {
-        HashMap::new()
-    };
+    let mut extra: HashMap<i64, (Option<Vec<f32>>, Option<String>)> =
+        db.rerank_rows(&numbers).await?.into_iter().map(|(n, v, l)| (n, (v, l))).collect();
     let texts: Vec<(i64, String)> = found.values().map(|t| (t.number, t.text())).collect();
     let near = tokio::task::spawn_blocking(move || {
         let query = retrieval::Doc::new(&text, String::new(), None).hybrid(lang, english);
@@ -124,11 +120,8 @@ pub async fn hybrid_order(
             .map(|(n, text)| {
                 let (v, l) = extra.remove(&n).unwrap_or_default();
                 let v = v.filter(|_| query.english.is_some());
-                (
-                    n,
-                    retrieval::Doc::new(&text, String::new(), None)
-                        .hybrid(smart_ticket_ai::lang::known(l.as_deref()), v),
-                )
+                let lang = smart_ticket_ai::lang::known(l.as_deref()).or_else(|| smart_ticket_ai::lang::detect(&text));
+                (n, retrieval::Doc::new(&text, String::new(), None).hybrid(lang, v))
             })
             .collect();
         retrieval::rerank(&query, &mut near, |n| docs.get(n));
@@ -406,17 +399,18 @@ impl Ai {
             };
             // Hybrid order, as `eval retrieve` measures it: the candidates in the ticket's language reordered by
             // their words and, between English tickets beside the multilingual model, the English model.
-            let languages = self.index.space() == crate::index::Space::Multilingual;
-            let lang = if languages { smart_ticket_ai::lang::known(language.as_deref()) } else { None };
+            let lang =
+                smart_ticket_ai::lang::known(language.as_deref()).or_else(|| smart_ticket_ai::lang::detect(&text));
+            let beside_e5 = self.index.space() == crate::index::Space::Multilingual;
             let english = match (lang, &self.model) {
-                (Some("en"), Some(_)) => match db.ticket_embedding(ticket.id).await? {
+                (Some("en"), Some(_)) if beside_e5 => match db.ticket_embedding(ticket.id).await? {
                     Some(v) => Some(v),
                     None => self.embed(&text).await?,
                 },
                 _ => None,
             };
             let near = self.index.nearest(query, language.as_deref(), k.max(retrieval::RERANK_DEPTH), keep).await;
-            let (near, mut found) = hybrid_order(db, text.clone(), lang, english, near, k, languages).await?;
+            let (near, mut found) = hybrid_order(db, text.clone(), lang, english, near, k).await?;
             // In that order, each with its cosine; a row that lost its resolution meanwhile is skipped.
             let past: Vec<(Past, f32)> = near
                 .iter()

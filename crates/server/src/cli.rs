@@ -352,9 +352,7 @@ fn eval_retrieve(
             .zip(langs)
             .map(|((e, english), l)| {
                 let dense = e.vector.as_deref().map(|v| centering.apply(*l, v));
-                // Languages matter beside the multilingual model only (as in the service's suggestions).
-                let lang = if matches!(embedder, Embedder::E5(..)) { *l } else { None };
-                Doc::new(&e.text, e.labels.join("|"), dense).hybrid(lang, english)
+                Doc::new(&e.text, e.labels.join("|"), dense).hybrid(*l, english)
             })
             .collect()
     };
