@@ -102,6 +102,11 @@ pub fn known(code: Option<&str>) -> Option<&'static str> {
     code.and_then(|c| LANGUAGES.iter().find(|l| **l == c).copied())
 }
 
+/// The language of a ticket reading `text`: the one stored for it (`stored`), else what its words tell.
+pub fn of(stored: Option<&str>, text: &str) -> Option<&'static str> {
+    known(stored).or_else(|| detect(text))
+}
+
 /// The language of `text`, when its small words say so clearly: at least three of them, and the winner ahead
 /// of the runner-up by a quarter. `None` for short or mixed texts.
 pub fn detect(text: &str) -> Option<&'static str> {

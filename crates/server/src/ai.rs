@@ -108,19 +108,19 @@ pub async fn hybrid_order(
     k: usize,
 ) -> anyhow::Result<(Vec<(i64, f32)>, HashMap<i64, Ticket>)> {
     let numbers: Vec<i64> = near.iter().map(|(n, _)| *n).collect();
-    let found: HashMap<i64, Ticket> =
-        db.tickets_by_numbers(&numbers).await?.into_iter().map(|t| (t.number, t)).collect();
-    let mut extra: HashMap<i64, (Option<Vec<f32>>, Option<String>)> =
-        db.rerank_rows(&numbers).await?.into_iter().map(|(n, v, l)| (n, (v, l))).collect();
-    let texts: Vec<(i64, String)> = found.values().map(|t| (t.number, t.text())).collect();
+    let mut found = HashMap::new();
+    let mut candidates = Vec::new();
+    for row in db.rerank_rows(&numbers).await? {
+        candidates.push((row.ticket.number, row.ticket.text(), row.embedding, row.language));
+        found.insert(row.ticket.number, row.ticket);
+    }
     let near = tokio::task::spawn_blocking(move || {
         let query = retrieval::Doc::new(&text, String::new(), None).hybrid(lang, english);
-        let docs: HashMap<i64, retrieval::Doc> = texts
+        let docs: HashMap<i64, retrieval::Doc> = candidates
             .into_iter()
-            .map(|(n, text)| {
-                let (v, l) = extra.remove(&n).unwrap_or_default();
-                let v = v.filter(|_| query.english.is_some());
-                let lang = smart_ticket_ai::lang::known(l.as_deref()).or_else(|| smart_ticket_ai::lang::detect(&text));
+            .map(|(n, text, embedding, language)| {
+                let v = embedding.as_deref().and_then(vector_from_bytes).filter(|_| query.english.is_some());
+                let lang = smart_ticket_ai::lang::of(language.as_deref(), &text);
                 (n, retrieval::Doc::new(&text, String::new(), None).hybrid(lang, v))
             })
             .collect();
@@ -255,6 +255,18 @@ impl Ai {
             .context("the embedding task failed")?
     }
 
+    /// `ticket`'s English embedding (its text is `text`): the stored one, else computed now; `None` without
+    /// the model.
+    async fn english_embedding(&self, db: &Db, ticket: &Ticket, text: &str) -> anyhow::Result<Option<Vec<f32>>> {
+        if self.model.is_none() {
+            return Ok(None);
+        }
+        match db.ticket_embedding(ticket.id).await? {
+            Some(v) => Ok(Some(v)),
+            None => self.embed(text).await,
+        }
+    }
+
     /// Brings the snapshot up to date with the database: taxonomy, newly labelled tickets, newer models.
     async fn refresh(&self, db: &Db) -> anyhow::Result<Snapshot> {
         let categories = db.categories().await?;
@@ -384,10 +396,7 @@ impl Ai {
         };
         let dense = match &multilingual {
             Some(_) => None,
-            None => match db.ticket_embedding(ticket.id).await? {
-                Some(v) if self.model.is_some() => Some(v),
-                _ => self.embed(&text).await?,
-            },
+            None => self.english_embedding(db, ticket, &text).await?,
         };
         let query = multilingual.or_else(|| dense.clone().map(|v| (v, None)));
         let number = ticket.number;
@@ -399,14 +408,9 @@ impl Ai {
             };
             // Hybrid order, as `eval retrieve` measures it: the candidates in the ticket's language reordered by
             // their words and, between English tickets beside the multilingual model, the English model.
-            let lang =
-                smart_ticket_ai::lang::known(language.as_deref()).or_else(|| smart_ticket_ai::lang::detect(&text));
-            let beside_e5 = self.index.space() == crate::index::Space::Multilingual;
-            let english = match (lang, &self.model) {
-                (Some("en"), Some(_)) if beside_e5 => match db.ticket_embedding(ticket.id).await? {
-                    Some(v) => Some(v),
-                    None => self.embed(&text).await?,
-                },
+            let lang = smart_ticket_ai::lang::of(language.as_deref(), &text);
+            let english = match (lang, self.index.space()) {
+                (Some("en"), crate::index::Space::Multilingual) => self.english_embedding(db, ticket, &text).await?,
                 _ => None,
             };
             let near = self.index.nearest(query, language.as_deref(), k.max(retrieval::RERANK_DEPTH), keep).await;

@@ -225,25 +225,6 @@ impl Db {
         Ok(bytes.flatten().as_deref().and_then(vector_from_bytes))
     }
 
-    /// What hybrid reordering reads of these tickets (by number; missing ones left out): each one's English
-    /// embedding and language.
-    pub async fn rerank_rows(&self, numbers: &[i64]) -> StoreResult<Vec<(i64, Option<Vec<f32>>, Option<String>)>> {
-        if numbers.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<(i64, Option<Vec<u8>>, Option<String>)> = on_pool!(self.reader(), |pool, DB, pg| {
-            let mut qb =
-                sqlx::QueryBuilder::<DB>::new("SELECT number, embedding, language FROM tickets WHERE number IN (");
-            let mut list = qb.separated(", ");
-            for n in numbers {
-                list.push_bind(*n);
-            }
-            qb.push(")");
-            qb.build_query_as::<(i64, Option<Vec<u8>>, Option<String>)>().fetch_all(pool).await?
-        });
-        Ok(rows.into_iter().map(|(n, v, l)| (n, v.as_deref().and_then(vector_from_bytes), l)).collect())
-    }
-
     /// Up to `limit` triaged tickets without a multilingual vector (filed before the model was installed),
     /// oldest first: (id, title, description).
     pub async fn tickets_missing_search_vector(&self, limit: i64) -> StoreResult<Vec<(TicketId, String, String)>> {

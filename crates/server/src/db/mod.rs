@@ -20,7 +20,9 @@ pub use pipeline::{Breach, Routed};
 pub use reports::DashboardRow;
 pub use sessions::SessionKind;
 pub use taxonomy::{Category, SkillInfo};
-pub use tickets::{AssigneeFilter, IndexRow, TicketFilter, TicketPatch, fts5_query, notify_job, search_excludes};
+pub use tickets::{
+    AssigneeFilter, IndexRow, RerankRow, TicketFilter, TicketPatch, fts5_query, notify_job, search_excludes,
+};
 pub use users::UserPatch;
 
 use anyhow::Context;

@@ -10,10 +10,20 @@ use super::jobs::enqueue;
 use super::{Db, NewJob, StoreError, StoreResult, on_pool};
 use crate::model::{Actor, Comment, Ticket, TicketEvent, TicketId, Ts, User, UserId};
 
-const TICKET_SELECT: &str = "SELECT t.id, t.number, t.title, t.description, t.status, t.priority, t.category, \
-     t.skills, t.helpful_notes, t.created_by, t.assigned_to, t.deadline, t.resolution, t.created_at, \
-     t.updated_at, t.resolved_at, t.ai_triage, t.triaged_at, t.routing_reason, t.duplicate_of, t.duplicate_score, t.merged_into, c.email AS requester_email, a.email AS assignee_email \
-     FROM tickets t JOIN users c ON c.id = t.created_by LEFT JOIN users a ON a.id = t.assigned_to";
+/// A `SELECT` of tickets' columns (then the `extra` ones given) from `tickets t`, with their people joined.
+macro_rules! ticket_select {
+    ($($extra:literal)?) => {
+        concat!(
+            "SELECT t.id, t.number, t.title, t.description, t.status, t.priority, t.category, \
+             t.skills, t.helpful_notes, t.created_by, t.assigned_to, t.deadline, t.resolution, t.created_at, \
+             t.updated_at, t.resolved_at, t.ai_triage, t.triaged_at, t.routing_reason, t.duplicate_of, \
+             t.duplicate_score, t.merged_into, c.email AS requester_email, a.email AS assignee_email",
+            $(", ", $extra,)?
+            " FROM tickets t JOIN users c ON c.id = t.created_by LEFT JOIN users a ON a.id = t.assigned_to"
+        )
+    };
+}
+const TICKET_SELECT: &str = ticket_select!();
 
 /// Appends one history row through the executor `$ex`.
 macro_rules! record_event {
@@ -165,6 +175,17 @@ mod tests {
         assert!(!search_excludes("e-mail is down"), "a hyphen inside a word");
         assert!(!search_excludes(r#""-printer" - -- -!!"#), "quoted, or no word after the minus");
     }
+}
+
+/// A ticket with what hybrid reordering of suggestions reads beside it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RerankRow {
+    #[sqlx(flatten)]
+    pub ticket: Ticket,
+    /// Its English embedding as stored (little-endian f32s).
+    pub embedding: Option<Vec<u8>>,
+    /// Its language as stored (ISO 639-1), when known.
+    pub language: Option<String>,
 }
 
 /// A ticket as the in-memory vector index reads it.
@@ -367,17 +388,33 @@ impl Db {
 
     /// The tickets with these numbers (in no particular order; missing ones are left out).
     pub async fn tickets_by_numbers(&self, numbers: &[i64]) -> StoreResult<Vec<Ticket>> {
+        self.by_numbers(TICKET_SELECT, numbers).await
+    }
+
+    /// [`Db::tickets_by_numbers`], each ticket with what hybrid reordering reads beside it.
+    pub async fn rerank_rows(&self, numbers: &[i64]) -> StoreResult<Vec<RerankRow>> {
+        self.by_numbers(ticket_select!("t.embedding, t.language"), numbers).await
+    }
+
+    /// The rows of `select` (a [`ticket_select!`]) for the tickets with these numbers.
+    async fn by_numbers<T>(&self, select: &str, numbers: &[i64]) -> StoreResult<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
         if numbers.is_empty() {
             return Ok(Vec::new());
         }
         Ok(on_pool!(self.reader(), |pool, DB, pg| {
-            let mut qb = sqlx::QueryBuilder::<DB>::new(format!("{TICKET_SELECT} WHERE t.number IN ("));
+            let mut qb = sqlx::QueryBuilder::<DB>::new(format!("{select} WHERE t.number IN ("));
             let mut list = qb.separated(", ");
             for n in numbers {
                 list.push_bind(*n);
             }
             qb.push(")");
-            qb.build_query_as::<Ticket>().fetch_all(pool).await?
+            qb.build_query_as::<T>().fetch_all(pool).await?
         }))
     }
 
