@@ -8,6 +8,7 @@ pub mod eval;
 pub mod lang;
 pub mod linear;
 pub mod note;
+pub mod pii;
 pub mod retrieval;
 pub mod text;
 pub mod triage;

@@ -213,23 +213,19 @@ pub fn shared_terms(a: &str, b: &str, max: usize) -> Vec<String> {
 }
 
 /// A reply the moderator can start from, composed only from how the given resolved tickets were resolved
-/// (most similar first), citing each by number. `None` without any resolved ticket.
-pub fn draft_reply(similar: &[Neighbour]) -> Option<(String, Vec<i64>)> {
+/// (most similar first), with their cited numbers beside it. The reply goes to another customer, so it carries
+/// none of those tickets' titles, numbers or requesters: only the first instruction of each resolution, with
+/// personal data removed ([`crate::pii::scrub`], `names` being the words that name their requesters).
+/// `None` without any resolved ticket.
+pub fn draft_reply(similar: &[Neighbour], names: &[&str]) -> Option<(String, Vec<i64>)> {
     let used: Vec<&Neighbour> = similar.iter().filter(|n| n.past.resolution.is_some()).take(2).collect();
+    let instruction =
+        |n: &Neighbour| crate::pii::scrub(&first_sentence(n.past.resolution.as_deref().unwrap_or_default()), names);
     let first = used.first()?;
     let mut text = String::from("Hello,\n\nthank you for your message. ");
-    text.push_str(&format!(
-        "A similar case (#{}, \"{}\") was resolved like this: {}",
-        first.past.number,
-        clip(&first.past.title, 80),
-        first.past.resolution.as_deref().map(first_sentence).unwrap_or_default()
-    ));
+    text.push_str(&format!("In a similar case this solved it: {}", instruction(first)));
     if let Some(second) = used.get(1) {
-        text.push_str(&format!(
-            "\n\nIn another one (#{}), this helped: {}",
-            second.past.number,
-            second.past.resolution.as_deref().map(first_sentence).unwrap_or_default()
-        ));
+        text.push_str(&format!("\n\nIn another one, this helped: {}", instruction(second)));
     }
     text.push_str("\n\nCould you try this and tell us whether it solves the problem?");
     Some((text, used.iter().map(|n| n.past.number).collect()))
@@ -260,14 +256,21 @@ mod tests {
             Neighbour { past: &a, similarity: 0.9 },
             Neighbour { past: &b, similarity: 0.8 },
         ];
-        let (text, cited) = draft_reply(&near).unwrap();
+        let (text, cited) = draft_reply(&near, &[]).unwrap();
         assert_eq!(cited, [4, 9]);
-        assert!(
-            text.contains("(#4, \"VPN drops hourly\") was resolved like this: Raised the idle timeout to 8 h."),
-            "{text}"
-        );
-        assert!(text.contains("(#9), this helped: Switched to the EU gateway."), "{text}");
-        assert!(draft_reply(&near[..1]).is_none(), "nothing resolved, nothing drafted");
+        assert!(text.contains("this solved it: Raised the idle timeout to 8 h."), "{text}");
+        assert!(text.contains("another one, this helped: Switched to the EU gateway."), "{text}");
+        assert!(!text.contains("#4") && !text.contains("VPN drops hourly"), "no number or title inside: {text}");
+        assert!(draft_reply(&near[..1], &[]).is_none(), "nothing resolved, nothing drafted");
+        let secret = Past {
+            number: 5,
+            resolution: Some("Reset usera's password to hunter2-SECRET-ALPHA on vpn-int.corp.".into()),
+            ..Default::default()
+        };
+        let (text, _) = draft_reply(&[Neighbour { past: &secret, similarity: 0.9 }], &["usera"]).unwrap();
+        for leak in ["usera", "hunter2", "SECRET-ALPHA", "vpn-int.corp"] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
         assert_eq!(
             shared_terms("The VPN gateway drops every hour", "vpn gateway timeout, drops", 5),
             ["gateway", "drops"]

@@ -71,6 +71,12 @@ impl Repr {
         }
     }
 
+    /// Below this similarity to it a neighbour is almost never the same problem (see
+    /// [`crate::retrieval::FLOOR_MINILM`]): what is cited from the past must clear it.
+    pub fn floor(&self) -> f32 {
+        if self.dense.is_some() { crate::retrieval::FLOOR_MINILM } else { crate::retrieval::FLOOR_LEXICAL }
+    }
+
     /// Similarity from which two tickets count as near-duplicates (the two measures differ in scale).
     fn duplicate_threshold(&self, other: &Repr) -> f32 {
         if self.dense.is_some() && other.dense.is_some() { 0.9 } else { 0.75 }

@@ -25,7 +25,8 @@ impl ParseError {
 }
 
 /// Trims `raw` and checks its length in characters and that it holds no control characters (tabs and line
-/// breaks aside), the rule every free-text field shares.
+/// breaks aside), no bidirectional overrides or isolates (which make text read differently than it is
+/// stored) and not only invisible characters: the rule every free-text field shares.
 pub fn bounded_text(field: &'static str, raw: &str, min: usize, max: usize) -> Result<String, ParseError> {
     let trimmed = raw.trim();
     let len = trimmed.chars().count();
@@ -45,7 +46,37 @@ pub fn bounded_text(field: &'static str, raw: &str, min: usize, max: usize) -> R
     if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
         return Err(ParseError::new(field, "must not contain control characters"));
     }
+    if trimmed.chars().any(is_bidi_control) {
+        return Err(ParseError::new(field, "must not contain bidirectional override characters"));
+    }
+    if len > 0 && trimmed.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+        return Err(ParseError::new(field, "must contain visible text"));
+    }
     Ok(trimmed.to_owned())
+}
+
+/// [`bounded_text`] on one line: no line breaks or tabs either (titles, names).
+pub fn bounded_line(field: &'static str, raw: &str, min: usize, max: usize) -> Result<String, ParseError> {
+    let text = bounded_text(field, raw, min, max)?;
+    if text.contains(['\n', '\r', '\t']) {
+        return Err(ParseError::new(field, "must be one line"));
+    }
+    Ok(text)
+}
+
+/// Bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that show nothing: format characters (zero-width spaces and joiners, marks, the byte-order
+/// mark, soft hyphens), variation selectors, fillers and tags.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Declares a string enum with its wire names, `FromStr`, `Display` and serde in one place.

@@ -1,6 +1,6 @@
 //! Tickets: their texts, priorities and the status state machine.
 
-use crate::{ParseError, bounded_text, string_enum};
+use crate::{ParseError, bounded_line, bounded_text, string_enum};
 
 string_enum!(
     /// Where a ticket is in its life.
@@ -56,6 +56,9 @@ impl Priority {
 
 macro_rules! text_newtype {
     ($(#[$meta:meta])* $name:ident, $field:literal, $min:expr, $max:expr) => {
+        text_newtype!($(#[$meta])* $name, $field, $min, $max, bounded_text);
+    };
+    ($(#[$meta:meta])* $name:ident, $field:literal, $min:expr, $max:expr, $check:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name(String);
@@ -65,7 +68,7 @@ macro_rules! text_newtype {
             pub const MAX: usize = $max;
 
             pub fn parse(raw: &str) -> Result<Self, ParseError> {
-                bounded_text($field, raw, Self::MIN, Self::MAX).map(Self)
+                $check($field, raw, Self::MIN, Self::MAX).map(Self)
             }
 
             pub fn as_str(&self) -> &str {
@@ -107,8 +110,8 @@ impl Priority {
 }
 
 text_newtype!(
-    /// A ticket's title: 3 to 200 characters once trimmed.
-    TicketTitle, "title", 3, 200
+    /// A ticket's title: one line of 3 to 200 characters once trimmed.
+    TicketTitle, "title", 3, 200, bounded_line
 );
 text_newtype!(
     /// A ticket's description: 1 to 20,000 characters once trimmed.
@@ -160,6 +163,23 @@ mod tests {
         assert!(TicketTitle::parse(&"é".repeat(200)).is_ok(), "characters, not bytes");
         assert!(TicketTitle::parse("bad\u{0}title").is_err());
         assert!(TicketDescription::parse(" ").is_err());
+    }
+
+    #[test]
+    fn titles_refuse_line_breaks_bidi_overrides_and_invisible_text() {
+        for bad in [
+            "VPN\r\nBcc: x",
+            "two\nlines",
+            "evil \u{202E}txt.exe",
+            "\u{200B}\u{200B}\u{200B}\u{2060}",
+            "\u{2066}abc\u{2069}",
+        ] {
+            assert!(TicketTitle::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(TicketDescription::parse("first line\nsecond line").is_ok(), "descriptions keep their lines");
+        assert!(TicketDescription::parse("\u{FEFF}\u{200D}").is_err(), "nothing visible");
+        assert!(CommentBody::parse("abc \u{202D}def").is_err());
+        assert!(TicketTitle::parse("Café crème ☕ ok").is_ok());
     }
 
     proptest! {

@@ -14,14 +14,22 @@ impl Role {
     }
 }
 
-/// A syntactically plausible e-mail address, trimmed and lower-cased so that one person has one account.
+/// A syntactically plausible e-mail address, normalised so that one person has one account and no address
+/// can pass for another: NFKC (fullwidth and other compatibility forms become their plain letters), lower-cased,
+/// the domain in its ASCII (IDNA) form. Refused: invisible or formatting characters, and a part (the local part,
+/// each domain label) that mixes scripts (a Cyrillic `е` among Latin letters). Two addresses that look alike
+/// share a [`Email::skeleton`].
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let e = raw.trim().to_lowercase();
+        use unicode_normalization::UnicodeNormalization;
         let err = |m: &'static str| Err(ParseError::new("email", m));
+        if raw.chars().any(|c| crate::is_invisible(c) || c.is_control()) {
+            return err("must not contain invisible or formatting characters");
+        }
+        let e: String = raw.trim().nfkc().collect::<String>().to_lowercase();
         if e.is_empty() {
             return err("must not be empty");
         }
@@ -49,12 +57,32 @@ impl Email {
         if !domain.contains('.') || !labels_ok {
             return err("must look like name@example.com");
         }
-        Ok(Self(e))
+        if !single_script(local) || !domain.split('.').all(single_script) {
+            return err("must not mix alphabets within a name (such as Latin and Cyrillic letters)");
+        }
+        let Ok(domain) = idna::domain_to_ascii(domain) else {
+            return err("must have a valid domain name");
+        };
+        Ok(Self(format!("{local}@{domain}")))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What the address looks like (Unicode TS #39 confusable skeleton of its readable form): addresses that
+    /// a person could mistake for each other (`rn` for `m`, `0` for `o`, a Cyrillic `а` for a Latin one) share it.
+    pub fn skeleton(&self) -> String {
+        let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
+        let readable = idna::domain_to_unicode(domain).0;
+        unicode_security::skeleton(&format!("{local}@{readable}")).collect::<String>().to_lowercase()
+    }
+}
+
+/// Whether the letters of `part` come from one script (digits, `-`, `.` and the like belong to all).
+fn single_script(part: &str) -> bool {
+    use unicode_security::MixedScript;
+    part.is_single_script()
 }
 
 impl fmt::Display for Email {
@@ -88,10 +116,104 @@ impl Password {
         Ok(Self(raw.to_owned()))
     }
 
+    /// A new password for the account `email`: [`Password::parse`], and neither the address (or its name
+    /// part) nor one of the most common passwords.
+    pub fn parse_for(raw: &str, email: &Email) -> Result<Self, ParseError> {
+        let password = Self::parse(raw)?;
+        let lower = raw.trim().to_lowercase();
+        let local = email.as_str().split('@').next().unwrap_or_default();
+        if lower == email.as_str() || lower == local {
+            return Err(ParseError::new("password", "must not be your e-mail address"));
+        }
+        if COMMON_PASSWORDS.contains(&lower.as_str()) {
+            return Err(ParseError::new("password", "is one of the most common passwords: choose another"));
+        }
+        Ok(password)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
 }
+
+/// The most used passwords of eight characters or more (lower-cased), from public breach-frequency lists.
+const COMMON_PASSWORDS: &[&str] = &[
+    "12345678",
+    "123456789",
+    "1234567890",
+    "12345678910",
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword",
+    "qwertyuiop",
+    "qwerty123",
+    "qwerty12",
+    "1q2w3e4r",
+    "1q2w3e4r5t",
+    "1qaz2wsx",
+    "zaq12wsx",
+    "iloveyou",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome1",
+    "welcome123",
+    "abc12345",
+    "abcd1234",
+    "11111111",
+    "00000000",
+    "88888888",
+    "87654321",
+    "admin123",
+    "administrator",
+    "letmein1",
+    "trustno1",
+    "superman",
+    "starwars",
+    "whatever",
+    "computer",
+    "internet",
+    "changeme",
+    "dragon12",
+    "monkey12",
+    "michael1",
+    "shadow12",
+    "master12",
+    "iloveyou1",
+    "aa123456",
+    "asdfghjkl",
+    "asdf1234",
+    "q1w2e3r4",
+    "1234qwer",
+    "qwer1234",
+    "11223344",
+    "123123123",
+    "987654321",
+    "default1",
+    "secret12",
+    "letmein123",
+    "welcome!",
+    "passwort",
+    "hallo123",
+    "azertyuiop",
+    "contraseña",
+    "senha123",
+    "motdepasse",
+    "test1234",
+    "testtest",
+    "football1",
+    "baseball1",
+    "jennifer",
+    "michelle",
+    "1234abcd",
+    "12341234",
+    "liverpool",
+];
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -185,6 +307,40 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn look_alike_addresses_are_refused_or_share_a_skeleton() {
+        // Refused outright: invisible characters, mixed scripts within a part.
+        for bad in [
+            "admin\u{200B}@example.com",
+            "ad\u{2060}min@example.com",
+            "adm\u{0456}n@example.com",
+            "admin@exampl\u{0435}.com",
+            "\u{202E}nimda@example.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        // Normalised to the plain address.
+        assert_eq!(Email::parse("\u{FF41}dmin@example.com").unwrap().as_str(), "admin@example.com", "fullwidth a");
+        assert_eq!(Email::parse("Admin@EXAMPLE.com").unwrap().as_str(), "admin@example.com");
+        assert_eq!(Email::parse("ann@bücher.de").unwrap().as_str(), "ann@xn--bcher-kva.de", "IDN to ASCII");
+        // One script throughout is fine; it looks like the Latin address, so they share a skeleton.
+        let cyrillic = Email::parse("\u{0430}\u{0441}\u{0435}@example.com").unwrap();
+        assert_eq!(cyrillic.skeleton(), Email::parse("ace@example.com").unwrap().skeleton());
+        let skeleton = |e: &str| Email::parse(e).unwrap().skeleton();
+        assert_eq!(skeleton("rnike@example.com"), skeleton("mike@example.com"), "rn looks like m");
+        assert_eq!(skeleton("b0b@example.com"), skeleton("bob@example.com"), "0 looks like o");
+        assert_ne!(skeleton("ann@example.com"), skeleton("anna@example.com"));
+    }
+
+    #[test]
+    fn new_passwords_are_neither_the_address_nor_common() {
+        let email = Email::parse("grace@example.com").unwrap();
+        for bad in ["grace@example.com", "GRACE@example.com", "Password1", "qwerty123", "12345678"] {
+            assert!(Password::parse_for(bad, &email).is_err(), "{bad}");
+        }
+        assert!(Password::parse_for("grace-likes-cobol", &email).is_ok());
     }
 
     #[test]

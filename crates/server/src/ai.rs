@@ -76,8 +76,23 @@ pub fn likeness<'a>(
     (scores, semantic)
 }
 
-/// The suggestions for a ticket reading `text` from its nearest resolved tickets, and the draft citing them.
-fn suggestions_from(text: &str, near: &[triage::Neighbour]) -> Suggestions {
+/// A resolved ticket as a past ticket the suggestions cite (its text is not needed).
+fn past_of(t: Ticket) -> Past {
+    Past {
+        number: t.number,
+        priority: Some(t.priority.to_string()),
+        title: t.title,
+        text: String::new(),
+        repr: Repr::default(),
+        category: t.category,
+        skills: t.skills,
+        resolution: t.resolution,
+    }
+}
+
+/// The suggestions for a ticket reading `text` from its nearest resolved tickets, and the draft citing them
+/// (`names`: the words that name those tickets' requesters, kept out of the draft).
+fn suggestions_from(text: &str, near: &[triage::Neighbour], names: &[String]) -> Suggestions {
     let items = near
         .iter()
         .map(|n| Suggestion {
@@ -92,7 +107,8 @@ fn suggestions_from(text: &str, near: &[triage::Neighbour]) -> Suggestions {
             ),
         })
         .collect();
-    Suggestions { items, draft: smart_ticket_ai::note::draft_reply(near) }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    Suggestions { items, draft: smart_ticket_ai::note::draft_reply(near, &refs), names: names.to_vec() }
 }
 
 /// The first `k` of `near` (the vector index's nearest to a ticket reading `text`, best first, each with its
@@ -149,6 +165,8 @@ pub struct Suggestion {
 pub struct Suggestions {
     pub items: Vec<Suggestion>,
     pub draft: Option<(String, Vec<i64>)>,
+    /// The words that name the suggested tickets' requesters (kept out of any draft, a language model's too).
+    pub names: Vec<String>,
 }
 
 /// What the engine runs on, for the admin.
@@ -355,12 +373,15 @@ impl Ai {
             // One scan of the past: the neighbours vote in triage, and the closest five feed the note.
             let near = triage::neighbours(&repr, snapshot.past.iter(), triage::NEIGHBOURS, Some(number));
             let t = triage::triage_with(&ctx, &text, &repr, &near);
-            let similar = &near[..near.len().min(5)];
+            // Only what is likely the same problem is cited (nothing at all rather than a stranger's ticket).
+            let floor = repr.floor();
+            let similar: Vec<triage::Neighbour> =
+                near.iter().filter(|n| n.similarity >= floor).take(5).cloned().collect();
             let note = smart_ticket_ai::note::compose(
                 &title,
                 &description,
                 t.category.as_ref().map(|g| g.value.as_str()),
-                similar,
+                &similar,
             );
             let grounding = similar
                 .iter()
@@ -381,74 +402,103 @@ impl Ai {
         Ok(Answer { triage, note, embedding, taxonomy, similar })
     }
 
-    /// The past resolved tickets most similar to `ticket` (at most `k`), with the words they share, and a
-    /// reply drafted from their resolutions.
+    /// The past resolved tickets most similar to `ticket` (at most `k`, none below the similarity floor), with
+    /// the words they share, and a reply drafted from their resolutions without their requesters' data.
     pub async fn suggest(&self, db: &Db, ticket: &Ticket, k: usize) -> anyhow::Result<Suggestions> {
         let text = ticket.text();
-        // What the index compares: the multilingual vector with the ticket's language, or else the English
-        // embedding (read or computed only then: the multilingual index has no use for it).
-        let multilingual = match self.index.space() {
-            crate::index::Space::English => None,
-            crate::index::Space::Multilingual => match db.ticket_search_vector(ticket.id).await? {
-                Some(stored) => Some(stored),
-                None => self.search_vector(&text).await?.map(|(v, l)| (v, l.map(str::to_owned))),
-            },
+        let near = match self.suggest_query(db, ticket, &text).await? {
+            Some(query) => self.nearest_resolved(db, ticket, &text, query, k).await?,
+            None => self.nearest_resolved_by_words(db, ticket.number, text.clone(), k).await?,
         };
-        let dense = match &multilingual {
-            Some(_) => None,
-            None => self.english_embedding(db, ticket, &text).await?,
-        };
-        let query = multilingual.or_else(|| dense.clone().map(|v| (v, None)));
-        let number = ticket.number;
-        if let Some((query, language)) = &query {
-            // With embeddings: the in-memory index of every ticket, filtered to resolved ones, then their text.
-            self.index.sync(db).await?;
-            let keep = move |m: &crate::index::Meta| {
-                m.has_resolution && !m.status.is_active() && !m.merged && m.number != number
+        let names: Vec<String> =
+            near.iter().flat_map(|(_, _, requester)| smart_ticket_ai::pii::names_in_email(requester)).collect();
+        let neighbours: Vec<triage::Neighbour> =
+            near.iter().map(|(past, similarity, _)| triage::Neighbour { past, similarity: *similarity }).collect();
+        Ok(suggestions_from(&text, &neighbours, &names))
+    }
+
+    /// What the vector index is asked for `ticket`'s suggestions: the multilingual vector with the ticket's
+    /// language, or else the English embedding (read or computed only then); `None` without any model.
+    async fn suggest_query(
+        &self,
+        db: &Db,
+        ticket: &Ticket,
+        text: &str,
+    ) -> anyhow::Result<Option<(Vec<f32>, Option<String>)>> {
+        if self.index.space() == crate::index::Space::Multilingual {
+            return match db.ticket_search_vector(ticket.id).await? {
+                Some(stored) => Ok(Some(stored)),
+                None => Ok(self.search_vector(text).await?.map(|(v, l)| (v, l.map(str::to_owned)))),
             };
-            // Hybrid order, as `eval retrieve` measures it: the candidates in the ticket's language reordered by
-            // their words and, between English tickets beside the multilingual model, the English model.
-            let lang = smart_ticket_ai::lang::of(language.as_deref(), &text);
-            let english = match (lang, self.index.space()) {
-                (Some("en"), crate::index::Space::Multilingual) => self.english_embedding(db, ticket, &text).await?,
-                _ => None,
-            };
-            let near = self.index.nearest(query, language.as_deref(), k.max(retrieval::RERANK_DEPTH), keep).await;
-            let (near, mut found) = hybrid_order(db, text.clone(), lang, english, near, k).await?;
-            // In that order, each with its cosine; a row that lost its resolution meanwhile is skipped.
-            let past: Vec<(Past, f32)> = near
-                .iter()
-                .filter_map(|(n, similarity)| {
-                    found.remove(n).filter(|t| t.resolution.is_some()).map(|t| (t, *similarity))
-                })
-                .map(|(t, similarity)| {
-                    let priority = Some(t.priority.to_string());
-                    let past = Past {
-                        number: t.number,
-                        title: t.title,
-                        text: String::new(),
-                        repr: Repr::default(),
-                        category: t.category,
-                        priority,
-                        skills: t.skills,
-                        resolution: t.resolution,
-                    };
-                    (past, similarity)
-                })
-                .collect();
-            let neighbours: Vec<triage::Neighbour> =
-                past.iter().map(|(past, similarity)| triage::Neighbour { past, similarity: *similarity }).collect();
-            return Ok(suggestions_from(&text, &neighbours));
         }
+        Ok(self.english_embedding(db, ticket, text).await?.map(|v| (v, None)))
+    }
+
+    /// The index's nearest resolved tickets to `query` that clear the floor, in hybrid order (as `eval
+    /// retrieve` measures it), each with its cosine and its requester's address.
+    async fn nearest_resolved(
+        &self,
+        db: &Db,
+        ticket: &Ticket,
+        text: &str,
+        (query, language): (Vec<f32>, Option<String>),
+        k: usize,
+    ) -> anyhow::Result<Vec<(Past, f32, String)>> {
+        self.index.sync(db).await?;
+        let number = ticket.number;
+        let keep =
+            move |m: &crate::index::Meta| m.has_resolution && !m.status.is_active() && !m.merged && m.number != number;
+        let lang = smart_ticket_ai::lang::of(language.as_deref(), text);
+        let english = match (lang, self.index.space()) {
+            (Some("en"), crate::index::Space::Multilingual) => self.english_embedding(db, ticket, text).await?,
+            _ => None,
+        };
+        let floor = self.index.space().suggest_min_cosine();
+        let mut near = self.index.nearest(&query, language.as_deref(), k.max(retrieval::RERANK_DEPTH), keep).await;
+        near.retain(|(_, cosine)| *cosine >= floor);
+        let (near, mut found) = hybrid_order(db, text.to_owned(), lang, english, near, k).await?;
+        // In that order, each with its cosine; a row that lost its resolution meanwhile is skipped.
+        Ok(near
+            .iter()
+            .filter_map(|(n, similarity)| found.remove(n).filter(|t| t.resolution.is_some()).map(|t| (t, *similarity)))
+            .map(|(t, similarity)| {
+                let requester = t.requester_email.clone();
+                (past_of(t), similarity, requester)
+            })
+            .collect())
+    }
+
+    /// Without any model: the labelled tickets nearest by words that clear the lexical floor.
+    async fn nearest_resolved_by_words(
+        &self,
+        db: &Db,
+        number: i64,
+        text: String,
+        k: usize,
+    ) -> anyhow::Result<Vec<(Past, f32, String)>> {
         let snapshot = self.refresh(db).await?;
-        tokio::task::spawn_blocking(move || {
-            let repr = Repr::new(&text, dense);
+        let near: Vec<(Past, f32)> = tokio::task::spawn_blocking(move || {
+            let repr = Repr::new(&text, None);
             let resolved = snapshot.past.iter().filter(|p| p.resolution.is_some());
-            let near = triage::neighbours(&repr, resolved, k, Some(number));
-            suggestions_from(&text, &near)
+            let floor = repr.floor();
+            triage::neighbours(&repr, resolved, k, Some(number))
+                .into_iter()
+                .filter(|n| n.similarity >= floor)
+                .map(|n| (n.past.clone(), n.similarity))
+                .collect()
         })
         .await
-        .context("the suggestion task failed")
+        .context("the suggestion task failed")?;
+        let numbers: Vec<i64> = near.iter().map(|(p, _)| p.number).collect();
+        let requesters: HashMap<i64, String> =
+            db.tickets_by_numbers(&numbers).await?.into_iter().map(|t| (t.number, t.requester_email)).collect();
+        Ok(near
+            .into_iter()
+            .map(|(past, similarity)| {
+                let requester = requesters.get(&past.number).cloned().unwrap_or_default();
+                (past, similarity, requester)
+            })
+            .collect())
     }
 
     /// Retrains the supervised models on every labelled ticket and stores them as the next version.

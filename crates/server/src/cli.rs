@@ -231,7 +231,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let skills = Skills::parse(&skills).context("--skills")?;
             let mut raw = String::new();
             std::io::stdin().read_to_string(&mut raw).context("reading the password from standard input")?;
-            let password = Password::parse(raw.trim_end_matches(['\r', '\n'])).context("password")?;
+            let password = Password::parse_for(raw.trim_end_matches(['\r', '\n']), &email).context("password")?;
             let db = Db::connect(&cli.storage.database_url(), 1).await?;
             db.migrate().await?;
             let hash = hash_password(password).await?;

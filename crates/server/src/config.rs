@@ -324,12 +324,21 @@ pub struct ServeArgs {
     /// Log-in attempts per client address per minute (then 429 with Retry-After).
     #[arg(long, env = "LOGIN_RATE_PER_MINUTE", default_value_t = 20)]
     pub login_rate_per_minute: u32,
-    /// Failed log-ins per account within 15 minutes before it is paused for the rest of that window.
+    /// Failed log-ins on one account from one address within 15 minutes before that address is paused on it for
+    /// the rest of the window; three times as many from one address on any accounts pause that address, and
+    /// as many on one account from anywhere make each further attempt on it wait (1 s, doubling, at most 30 s)
+    /// instead of locking its owner out.
     #[arg(long, env = "LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 10)]
     pub login_failures_per_account: u32,
     /// Sign-ups per client address per hour.
     #[arg(long, env = "SIGNUP_RATE_PER_HOUR", default_value_t = 20)]
     pub signup_rate_per_hour: u32,
+    /// Searches (`GET /api/tickets?q=`, the lists' search box) per account per minute.
+    #[arg(long, env = "SEARCH_RATE_PER_MINUTE", default_value_t = 60)]
+    pub search_rate_per_minute: u32,
+    /// Suggestions and duplicate checks per account per minute.
+    #[arg(long, env = "COSTLY_READS_PER_MINUTE", default_value_t = 120)]
+    pub costly_reads_per_minute: u32,
     /// Origins (comma-separated, e.g. `https://support.example.com`) whose pages may call the API from the
     /// browser. Empty (the default): CORS is off.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
@@ -342,12 +351,21 @@ pub struct Protection {
     pub login_per_minute: u32,
     pub login_failures_per_account: u32,
     pub signups_per_hour: u32,
+    pub searches_per_minute: u32,
+    pub costly_reads_per_minute: u32,
     pub cors_origins: Vec<String>,
 }
 
 impl Default for Protection {
     fn default() -> Self {
-        Self { login_per_minute: 20, login_failures_per_account: 10, signups_per_hour: 20, cors_origins: Vec::new() }
+        Self {
+            login_per_minute: 20,
+            login_failures_per_account: 10,
+            signups_per_hour: 20,
+            searches_per_minute: 60,
+            costly_reads_per_minute: 120,
+            cors_origins: Vec::new(),
+        }
     }
 }
 
@@ -398,6 +416,8 @@ impl Settings {
                 login_per_minute: serve.login_rate_per_minute.max(1),
                 login_failures_per_account: serve.login_failures_per_account.max(1),
                 signups_per_hour: serve.signup_rate_per_hour.max(1),
+                searches_per_minute: serve.search_rate_per_minute.max(1),
+                costly_reads_per_minute: serve.costly_reads_per_minute.max(1),
                 cors_origins: cors_origins(&serve.cors_origins)?,
             },
         })

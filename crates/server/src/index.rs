@@ -67,6 +67,15 @@ impl Space {
             Space::Multilingual => 0.08,
         }
     }
+
+    /// Below this cosine a resolved ticket is almost never the same problem, so suggestions never offer it
+    /// (calibrated per model: [`smart_ticket_ai::retrieval::FLOOR_E5`], [`smart_ticket_ai::retrieval::FLOOR_MINILM`]).
+    pub fn suggest_min_cosine(self) -> f32 {
+        match self {
+            Space::English => smart_ticket_ai::retrieval::FLOOR_MINILM,
+            Space::Multilingual => smart_ticket_ai::retrieval::FLOOR_E5,
+        }
+    }
 }
 
 /// A ticket whose language is unknown (or not one of [`LANGUAGES`]): it loses the mean of all tickets.

@@ -169,23 +169,6 @@ pub struct Ticket {
     pub assignee_email: Option<String>,
 }
 
-/// A ticket with the people on it spelled out, as the API returns it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TicketView {
-    #[serde(flatten)]
-    pub ticket: Ticket,
-    pub requester: PersonRef,
-    pub assignee: Option<PersonRef>,
-}
-
-impl From<Ticket> for TicketView {
-    fn from(ticket: Ticket) -> Self {
-        let requester = PersonRef { id: ticket.created_by, email: ticket.requester_email.clone() };
-        let assignee = ticket.assigned_to.zip(ticket.assignee_email.clone()).map(|(id, email)| PersonRef { id, email });
-        Self { ticket, requester, assignee }
-    }
-}
-
 impl Ticket {
     /// What the AI reads of this ticket: its title and description, a line apart.
     pub fn text(&self) -> String {

@@ -115,7 +115,7 @@ async fn bootstrap_admin(db: &Db, email: &str, password: &str) -> anyhow::Result
     if db.user_by_email(&email).await?.is_some() {
         return Ok(());
     }
-    let hash = hash_password(Password::parse(password).context("ADMIN_PASSWORD")?).await?;
+    let hash = hash_password(Password::parse_for(password, &email).context("ADMIN_PASSWORD")?).await?;
     match db.create_user(&email, &hash, Role::Admin, &Skills::default()).await {
         Ok(_) => tracing::info!(email = %email, "created the first admin from ADMIN_EMAIL"),
         // Another process bootstrapped it at the same moment.

@@ -135,13 +135,18 @@ impl Db {
         }
     }
 
-    /// Applies the migrations of this backend that have not run yet.
+    /// Applies the migrations of this backend that have not run yet, then fills what SQL cannot compute.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
             Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await,
             Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
         }
-        .context("running database migrations")
+        .context("running database migrations")?;
+        let filled = self.backfill_email_skeletons().await.context("filling address skeletons")?;
+        if filled > 0 {
+            tracing::info!(accounts = filled, "filled the look-alike check of older accounts");
+        }
+        Ok(())
     }
 
     /// Migrations this build carries that the database has not applied (0 when current).

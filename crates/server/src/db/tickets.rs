@@ -74,6 +74,20 @@ macro_rules! insert_comment {
     }};
 }
 
+/// The survivor's internal note about a merged ticket: who merged it, then its requester's words quoted line by
+/// line, so what the customer wrote never reads as the moderator's own.
+fn merge_note(source: &Ticket, by: &User) -> String {
+    let quoted: String =
+        format!("{}\n\n{}", source.title, source.description).lines().map(|l| format!("> {l}\n")).collect();
+    format!(
+        "#{} was merged into this ticket by {}. Its requester {} wrote:\n\n{}",
+        source.number, by.email, source.requester_email, quoted
+    )
+    .chars()
+    .take(CommentBody::MAX)
+    .collect()
+}
+
 /// One term of a search text, read as PostgreSQL's `websearch_to_tsquery` reads it.
 struct SearchTerm {
     /// Lower-cased runs of letters and digits (as the tokenizer splits them): one word, or a quoted phrase.
@@ -696,13 +710,7 @@ impl Db {
             }
             record_event!(&mut *tx, id, actor, "merged_into", None, Some(json!(target.number)), now)?;
             record_event!(&mut *tx, target.id, actor, "merged_from", None, Some(json!(source.number)), now)?;
-            let note: String = format!(
-                "Merged from #{} ({}): {}\n\n{}",
-                source.number, source.requester_email, source.title, source.description
-            )
-            .chars()
-            .take(CommentBody::MAX)
-            .collect();
+            let note = merge_note(&source, by);
             let reply = format!(
                 "This ticket was merged into #{} by {}, which covers the same request: the work continues there.",
                 target.number, by.email

@@ -51,11 +51,24 @@ impl Db {
             payload: json!({ "user_id": user.id }),
             idempotency_key: user.id.to_string(),
         };
+        let skeleton = email.skeleton();
         on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
+            if pg {
+                // Two sign-ups with look-alike addresses: one at a time (SQLite has one writer anyway).
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(&skeleton).execute(&mut *tx).await?;
+            }
+            let alike: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email_skeleton = $1 AND email <> $2")
+                .bind(&skeleton)
+                .bind(&user.email)
+                .fetch_one(&mut *tx)
+                .await?;
+            if alike > 0 {
+                return Err(StoreError::Duplicate("an account with an e-mail address that looks the same"));
+            }
             sqlx::query(
-                "INSERT INTO users (id, email, password_hash, role, skills, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                "INSERT INTO users (id, email, password_hash, role, skills, created_at, updated_at, email_skeleton) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
             )
             .bind(user.id)
             .bind(&user.email)
@@ -63,6 +76,7 @@ impl Db {
             .bind(role.as_str())
             .bind(Json(&user.skills))
             .bind(now)
+            .bind(&skeleton)
             .execute(&mut *tx)
             .await
             .map_err(unique_as("an account with this email"))?;
@@ -129,12 +143,19 @@ impl Db {
         }))
     }
 
-    /// Changes an account's role and/or skills.
+    /// Changes an account's role, skills or availability. A change that would leave no admin is refused
+    /// ([`StoreError::Conflict`]): the admins are locked, the change made and the admins counted in one
+    /// transaction, so two admins demoting each other at once cannot both succeed.
     pub async fn update_user(&self, id: UserId, patch: &UserPatch) -> StoreResult<User> {
         let now = Ts::now();
         let skills = patch.skills.as_ref().map(|s| Json(s.to_strings()));
-        let user: Option<User> = on_pool!(self.writer(), |pool, DB, pg| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let demotes = patch.role.is_some_and(|r| r != Role::Admin);
+        on_pool!(self.writer(), |pool, DB, pg| {
+            let mut tx = if pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
+            if pg && demotes {
+                sqlx::query("SELECT id FROM users WHERE role = 'admin' FOR UPDATE").execute(&mut *tx).await?;
+            }
+            let user: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE users SET role = COALESCE($2, role), skills = COALESCE($3, skills), updated_at = $4, \
                  away = COALESCE($5, away), capacity = COALESCE($6, capacity) WHERE id = $1 RETURNING {USER_COLUMNS}"
             )))
@@ -144,10 +165,46 @@ impl Db {
             .bind(now)
             .bind(patch.away)
             .bind(patch.capacity)
-            .fetch_optional(pool)
-            .await?
-        });
-        user.ok_or(StoreError::NotFound)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let user = user.ok_or(StoreError::NotFound)?;
+            if demotes {
+                let admins: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'").fetch_one(&mut *tx).await?;
+                if admins == 0 {
+                    return Err(StoreError::Conflict("the last admin cannot be demoted"));
+                }
+            }
+            tx.commit().await?;
+            Ok(user)
+        })
+    }
+
+    /// Gives accounts made before look-alike checks their address's skeleton (run at start, after migrating).
+    pub async fn backfill_email_skeletons(&self) -> StoreResult<u64> {
+        let mut done = 0;
+        loop {
+            let rows: Vec<(UserId, String)> = on_pool!(self.reader(), |pool, DB, pg| {
+                sqlx::query_as("SELECT id, email FROM users WHERE email_skeleton IS NULL LIMIT 500")
+                    .fetch_all(pool)
+                    .await?
+            });
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            for (id, email) in rows {
+                // An address stored before today's rules may not parse: its lower-cased text stands in.
+                let skeleton = Email::parse(&email).map_or_else(|_| email.to_lowercase(), |e| e.skeleton());
+                on_pool!(self.writer(), |pool, DB, pg| {
+                    sqlx::query("UPDATE users SET email_skeleton = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(&skeleton)
+                        .execute(pool)
+                        .await?;
+                });
+                done += 1;
+            }
+        }
     }
 
     pub async fn count_users(&self) -> StoreResult<i64> {

@@ -80,7 +80,8 @@ pub(crate) async fn login(
 /// Creates a user account (role user) from a sign-up form.
 pub(crate) async fn register(state: &AppState, client: ClientAddr, email: &str, password: &str) -> AppResult<User> {
     state.limits.signup_by_address.hit(&client.key())?;
-    let (email, password) = parse_both(Email::parse(email), Password::parse(password))?;
+    let (email, _) = parse_both(Email::parse(email), Password::parse(password))?;
+    let password = Password::parse_for(password, &email)?;
     let hash = hash_password(password).await?;
     let user = state.db.create_user(&email, &hash, Role::User, &Skills::default()).await?;
     state.wake.notify_one();
@@ -88,12 +89,18 @@ pub(crate) async fn register(state: &AppState, client: ClientAddr, email: &str, 
     Ok(user)
 }
 
-/// The account these credentials open, or [`AppError::BadCredentials`]; 429 when this address tried too
-/// often, or this account failed too often lately (even with the right password, until the window ends).
+/// The account these credentials open, or [`AppError::BadCredentials`]; 429 when this address tried too often,
+/// failed too often on this account or on any, or this account is waiting after many failures from anywhere
+/// (a wait of at most 30 s: an attacker slows the account down but cannot lock its owner out).
 pub(crate) async fn authenticate(state: &AppState, client: ClientAddr, email: &str, password: &str) -> AppResult<User> {
-    state.limits.login_by_address.hit(&client.key())?;
-    let account = email.trim().to_lowercase();
-    state.limits.login_failures_by_account.peek(&account)?;
+    let limits = &state.limits;
+    let address = client.key();
+    limits.login_by_address.hit(&address)?;
+    let account = Email::parse(email).map_or_else(|_| email.trim().to_lowercase(), |e| e.as_str().to_owned());
+    let pair = format!("{address} {account}");
+    limits.login_failures_by_address.peek(&address)?;
+    limits.login_failures_by_pair.peek(&pair)?;
+    limits.login_slowdown_by_account.check(&account)?;
     // Unknown and malformed addresses still pay for a hash check, so timing does not tell them apart.
     let found = match Email::parse(email) {
         Ok(email) => state.db.user_credentials(&email).await?,
@@ -107,8 +114,10 @@ pub(crate) async fn authenticate(state: &AppState, client: ClientAddr, email: &s
     match (verify_password(password, hash).await?, user) {
         (true, Some(user)) => Ok(user),
         _ => {
-            // Counted after the check above, so the attempt that reaches the limit still gets its 401.
-            let _ = state.limits.login_failures_by_account.hit(&account);
+            // Counted after the check above, so the attempt that reaches a limit still gets its 401.
+            let _ = limits.login_failures_by_pair.hit(&pair);
+            let _ = limits.login_failures_by_address.hit(&address);
+            limits.login_slowdown_by_account.fail(&account);
             Err(AppError::BadCredentials)
         }
     }
@@ -146,6 +155,9 @@ async fn start_session(state: &AppState, user: User, status: StatusCode) -> AppR
     let token = state.keys.issue(user.id, &opened.session_id, Ts::now(), opened.expires)?;
     let mut res = (status, Json(SessionBody { token, user })).into_response();
     res.headers_mut().insert(header::SET_COOKIE, session_cookie(state, Some(&opened.cookie_token))?);
+    if let Some(csrf) = crate::web::csrf_cookie(state, &random_token()) {
+        res.headers_mut().append(header::SET_COOKIE, csrf);
+    }
     Ok(res)
 }
 
@@ -202,8 +214,9 @@ pub(crate) async fn list_users(
     Ok(Json(UserPage { users, next_cursor: next }))
 }
 
-/// Fields to change; absent fields stay.
+/// Fields to change; absent fields stay; any other field is a 422 (in `PATCH /api/users/{id}`).
 #[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct UserChange {
     /// user, moderator or admin (admins only).
     pub role: Option<String>,
@@ -275,12 +288,6 @@ async fn apply_user_change(state: &AppState, admin: &AuthUser, target: User, cha
         away: change.away,
         capacity,
     };
-    if target.role == Role::Admin && patch.role.is_some_and(|r| r != Role::Admin) {
-        let admins = state.db.list_users(None, Some(Role::Admin), None, 1).await?;
-        if admins.len() < 2 {
-            return Err(AppError::Conflict("the last admin cannot be demoted".into()));
-        }
-    }
     let user = state.db.update_user(target.id, &patch).await?;
     tracing::info!(admin = %admin.user.id, user_id = %user.id, role = %user.role, "account changed");
     Ok(user)

@@ -83,6 +83,11 @@ impl FromRequestParts<AppState> for AuthUser {
             let claims = state.keys.verify(token.trim()).ok_or(AppError::InvalidToken)?;
             claims.session_id
         } else if let Some(cookie) = session_cookie(parts) {
+            // A browser sends the cookie with any request, a forged cross-site one too: API writes made with it
+            // must carry the CSRF token (the pages' forms check theirs in `CsrfForm`).
+            if cookie_write_to_api(parts) && !crate::web::csrf_header_matches(&parts.headers) {
+                return Err(AppError::Forbidden);
+            }
             session_id_for_cookie(&cookie)
         } else {
             return Err(AppError::Unauthorized);
@@ -99,6 +104,12 @@ impl axum::extract::OptionalFromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
         Ok(<AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await.ok())
     }
+}
+
+/// A request that changes something through the JSON API.
+fn cookie_write_to_api(parts: &Parts) -> bool {
+    use axum::http::Method;
+    parts.uri.path().starts_with("/api/") && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 fn session_cookie(parts: &Parts) -> Option<String> {

@@ -1,5 +1,6 @@
-//! Rate limits for log-in and sign-up: fixed windows per key (a client address, an account), in memory.
-//! Each process keeps its own counts; behind several `serve` processes the limit applies per process.
+//! Rate limits: fixed windows per key (a client address, an account), and a growing wait for an account
+//! under attack, in memory. Each process keeps its own counts; behind several `serve` processes the limit
+//! applies per process.
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -58,20 +59,84 @@ impl RateLimiter {
     }
 }
 
+/// After `free` failures within `window`, each further attempt on a key waits twice as long as the last
+/// (1 s, 2 s, 4 s, … up to `max`) after the latest failure: an attack is slowed without shutting the key's
+/// real owner out for longer than `max`.
+#[derive(Debug)]
+pub struct Backoff {
+    free: u32,
+    max: Duration,
+    window: Duration,
+    /// Per key: when its window started, its failures in it, the latest failure.
+    failures: Mutex<HashMap<String, (Instant, u32, Instant)>>,
+}
+
+impl Backoff {
+    pub fn new(free: u32, max: Duration, window: Duration) -> Self {
+        Self { free, max, window, failures: Mutex::new(HashMap::new()) }
+    }
+
+    /// Refused (with the seconds left) while `key` is waiting after its latest failure.
+    pub fn check(&self, key: &str) -> Result<(), AppError> {
+        let now = Instant::now();
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(&(start, n, last)) = failures.get(key) else { return Ok(()) };
+        if n <= self.free || now.duration_since(start) >= self.window {
+            return Ok(());
+        }
+        let wait = Duration::from_secs(1u64 << (n - self.free - 1).min(16)).min(self.max);
+        let left = wait.saturating_sub(now.duration_since(last));
+        if left.is_zero() { Ok(()) } else { Err(AppError::TooManyRequests { retry_after: left.as_secs().max(1) }) }
+    }
+
+    /// Counts a failure for `key`.
+    pub fn fail(&self, key: &str) {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= SWEEP_AT {
+            failures.retain(|_, (start, _, _)| now.duration_since(*start) < self.window);
+        }
+        let entry = failures.entry(key.to_owned()).or_insert((now, 0, now));
+        if now.duration_since(entry.0) >= self.window {
+            *entry = (now, 0, now);
+        }
+        entry.1 += 1;
+        entry.2 = now;
+    }
+}
+
 /// The service's limiters.
 #[derive(Debug)]
 pub struct Limits {
+    /// Every log-in attempt from one address.
     pub login_by_address: RateLimiter,
-    pub login_failures_by_account: RateLimiter,
+    /// Failed log-ins from one address on one account: past the limit that address waits out the window.
+    pub login_failures_by_pair: RateLimiter,
+    /// Failed log-ins from one address on any account (password spraying).
+    pub login_failures_by_address: RateLimiter,
+    /// Failed log-ins on one account from anywhere: a growing wait, never a lock-out of its owner.
+    pub login_slowdown_by_account: Backoff,
     pub signup_by_address: RateLimiter,
+    /// Searches per account (each embeds its text and scans the index).
+    pub search_by_account: RateLimiter,
+    /// Other costly reads per account: suggestions and duplicate checks.
+    pub costly_by_account: RateLimiter,
 }
+
+/// The failure window of log-ins.
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl Limits {
     pub fn new(p: &Protection) -> Self {
+        let failures = p.login_failures_per_account;
         Self {
             login_by_address: RateLimiter::new(p.login_per_minute, Duration::from_secs(60)),
-            login_failures_by_account: RateLimiter::new(p.login_failures_per_account, Duration::from_secs(15 * 60)),
+            login_failures_by_pair: RateLimiter::new(failures, LOGIN_WINDOW),
+            login_failures_by_address: RateLimiter::new(failures.saturating_mul(3), LOGIN_WINDOW),
+            login_slowdown_by_account: Backoff::new(failures.saturating_mul(3), Duration::from_secs(30), LOGIN_WINDOW),
             signup_by_address: RateLimiter::new(p.signups_per_hour, Duration::from_secs(3600)),
+            search_by_account: RateLimiter::new(p.searches_per_minute, Duration::from_secs(60)),
+            costly_by_account: RateLimiter::new(p.costly_reads_per_minute, Duration::from_secs(60)),
         }
     }
 }
@@ -111,5 +176,29 @@ mod tests {
         assert!(l.peek("a").is_err() && l.peek("b").is_ok());
         let short = RateLimiter::new(1, Duration::ZERO);
         assert!(short.hit("a").is_ok() && short.hit("a").is_ok(), "a new window starts the count again");
+    }
+
+    #[test]
+    fn a_backoff_lets_its_free_failures_through_then_makes_each_wait() {
+        let b = Backoff::new(2, Duration::from_secs(30), Duration::from_secs(900));
+        b.fail("acct");
+        b.fail("acct");
+        assert!(b.check("acct").is_ok(), "two failures are free");
+        b.fail("acct");
+        match b.check("acct") {
+            Err(AppError::TooManyRequests { retry_after }) => assert_eq!(retry_after, 1),
+            other => panic!("{other:?}"),
+        }
+        for _ in 0..20 {
+            b.fail("acct");
+        }
+        match b.check("acct") {
+            Err(AppError::TooManyRequests { retry_after }) => assert!((29..=30).contains(&retry_after)),
+            other => panic!("never more than the cap: {other:?}"),
+        }
+        assert!(b.check("other").is_ok());
+        let expired = Backoff::new(0, Duration::from_secs(30), Duration::ZERO);
+        expired.fail("a");
+        assert!(expired.check("a").is_ok(), "failures outside the window do not count");
     }
 }

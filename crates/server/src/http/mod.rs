@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID)))
         .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID), MakeRequestUuid))
+        .layer(axum::middleware::from_fn(drop_unsafe_request_id))
         .with_state(state)
 }
 
@@ -112,11 +113,37 @@ async fn refuse_nul_in_url(req: axum::extract::Request, next: axum::middleware::
 
 /// Every response's request id header (set from the request's, or generated); logged on every line.
 const REQUEST_ID: &str = "x-request-id";
+/// The longest request id a caller may set.
+const REQUEST_ID_MAX: usize = 128;
 
-/// Headers every response carries unless the handler chose its own (pages set a richer policy).
+/// A caller's request id is kept only when it is short and made of letters, digits and `-_.:/`; any other is
+/// dropped, so a fresh one is generated instead of echoing and logging the caller's text.
+async fn drop_unsafe_request_id(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let safe = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= REQUEST_ID_MAX
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':' | b'/'))
+    };
+    let ids: Vec<bool> = req.headers().get_all(REQUEST_ID).iter().map(safe).collect();
+    if ids.len() > 1 || ids.first() == Some(&false) {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+/// Headers every response carries unless the handler chose its own (pages set a richer policy). API answers
+/// are never stored by caches (they hold one account's data).
 async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let api = req.uri().path().starts_with("/api/");
     let mut res = next.run(req).await;
     let h = res.headers_mut();
+    if api && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),

@@ -14,7 +14,8 @@ use super::error::{AppError, AppResult, parse_both};
 use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use super::{AppState, double_option, into_page, page_limit};
 use crate::db::{AssigneeFilter, TicketFilter, TicketPatch};
-use crate::model::{Actor, Comment, Ticket, TicketEvent, TicketId, TicketView, Ts, UserId};
+use crate::desk::views::{Audience, TicketView, events_for, sees_internal_notes};
+use crate::model::{Actor, Comment, Ticket, TicketEvent, TicketId, Ts, User, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -53,15 +54,16 @@ pub(crate) struct NewTicket {
     description: String,
 }
 
-/// One ticket.
+/// One ticket, as the caller is shown it: the whole ticket for those who work it, the public side for its
+/// requester.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct TicketBody {
     ticket: TicketView,
 }
 
-impl From<Ticket> for TicketBody {
-    fn from(ticket: Ticket) -> Self {
-        Self { ticket: TicketView::from(ticket) }
+impl TicketBody {
+    fn of(viewer: &User, ticket: Ticket) -> Self {
+        Self { ticket: TicketView::of(viewer, ticket) }
     }
 }
 
@@ -75,7 +77,7 @@ pub(crate) async fn create_ticket(
     AppJson(body): AppJson<NewTicket>,
 ) -> AppResult<(StatusCode, Json<TicketBody>)> {
     let ticket = file_ticket(&state, &auth, &body.title, &body.description).await?;
-    Ok((StatusCode::CREATED, Json(ticket.into())))
+    Ok((StatusCode::CREATED, Json(TicketBody::of(&auth.user, ticket))))
 }
 
 /// Files a ticket for `auth` and wakes the pipeline that triages it.
@@ -101,7 +103,9 @@ pub(crate) struct ListQuery {
     priority: Option<String>,
     /// `me`, `none` or a user id.
     assignee: Option<String>,
-    /// Search text.
+    /// Search text: words (FTS syntax: `"a phrase"`, `-word`, `or`) and meaning; at most 500 characters and
+    /// 32 words, and a limited number of searches per account per minute (`SEARCH_RATE_PER_MINUTE`).
+    #[param(max_length = 500)]
     q: Option<String>,
     /// Page size, 1 to 100 (25).
     #[param(minimum = 1, maximum = 100)]
@@ -158,8 +162,23 @@ pub(crate) async fn list_tickets(
         ..TicketFilter::default()
     };
     let (tickets, next) = find_tickets(&state, &auth.user, &filter, limit).await?;
-    let tickets: Vec<TicketView> = tickets.into_iter().map(TicketView::from).collect();
+    let tickets: Vec<TicketView> = tickets.into_iter().map(|t| TicketView::of(&auth.user, t)).collect();
     Ok(Json(TicketPage { tickets, next_cursor: next }))
+}
+
+/// The longest search text, in characters, and the most terms it may hold: the work one search costs is bounded.
+pub(crate) const SEARCH_MAX_CHARS: usize = 500;
+pub(crate) const SEARCH_MAX_TERMS: usize = 32;
+
+/// A 422 for a search text over [`SEARCH_MAX_CHARS`] or [`SEARCH_MAX_TERMS`].
+fn check_search_text(q: &str) -> AppResult<()> {
+    if q.chars().count() > SEARCH_MAX_CHARS {
+        return Err(AppError::field("q", format!("a search must be at most {SEARCH_MAX_CHARS} characters")));
+    }
+    if q.split_whitespace().count() > SEARCH_MAX_TERMS {
+        return Err(AppError::field("q", format!("a search may hold at most {SEARCH_MAX_TERMS} words")));
+    }
+    Ok(())
 }
 
 /// How many matches each side of a search ranks before fusing.
@@ -181,6 +200,8 @@ pub(crate) async fn find_tickets(
         let tickets = state.db.list_tickets(viewer, filter, limit).await?;
         return Ok(into_page(tickets, limit, |t| t.number.to_string()));
     };
+    check_search_text(q)?;
+    state.limits.search_by_account.hit(&viewer.id.to_string())?;
     let lexical = state.db.list_tickets(viewer, filter, SEARCH_DEPTH as i64).await?;
     let mut semantic = Vec::new();
     // `-word` asks for tickets without that word: meaning cannot honour it, so words alone answer.
@@ -237,11 +258,12 @@ pub(crate) async fn get_ticket(
     AppPath(id): AppPath<TicketId>,
 ) -> AppResult<Json<TicketBody>> {
     let ticket = visible_ticket(&state, &auth, id).await?;
-    Ok(Json(ticket.into()))
+    Ok(Json(TicketBody::of(&auth.user, ticket)))
 }
 
-/// Fields to change; absent fields stay, `null` clears the clearable ones.
+/// Fields to change; absent fields stay, `null` clears the clearable ones; any other field is a 422.
 #[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct TicketChange {
     /// open, in_progress, resolved or closed (resolving needs a resolution).
     pub status: Option<String>,
@@ -284,7 +306,7 @@ pub(crate) async fn update_ticket(
     AppJson(body): AppJson<TicketChange>,
 ) -> AppResult<Json<TicketBody>> {
     let ticket = change_ticket(&state, &auth, id, body).await?;
-    Ok(Json(ticket.into()))
+    Ok(Json(TicketBody::of(&auth.user, ticket)))
 }
 
 /// Applies a change by the assignee or an admin (reassigning: admins only); relabels feed retraining.
@@ -352,15 +374,17 @@ pub(crate) async fn suggestions(
     AppPath(id): AppPath<TicketId>,
 ) -> AppResult<Json<SuggestionsBody>> {
     let ticket = workable_ticket(&state, &auth, id).await?;
-    let (suggestions, draft) = suggest(&state, &ticket).await?;
+    let (suggestions, draft) = suggest(&state, &auth.user, &ticket).await?;
     Ok(Json(SuggestionsBody { suggestions, draft }))
 }
 
-/// The five past resolved tickets most like `ticket` and a drafted reply citing them.
+/// The five past resolved tickets most like `ticket` and a drafted reply from them, for `viewer` (who works it).
 pub(crate) async fn suggest(
     state: &AppState,
+    viewer: &User,
     ticket: &Ticket,
 ) -> AppResult<(Vec<crate::ai::Suggestion>, Option<crate::providers::Draft>)> {
+    state.limits.costly_by_account.hit(&viewer.id.to_string())?;
     let s = state.pipeline.ai.suggest(&state.db, ticket, 5).await?;
     let local = s.draft.clone().map(|(text, citations)| crate::providers::Draft {
         text,
@@ -371,19 +395,22 @@ pub(crate) async fn suggest(
     });
     let draft = match (&state.pipeline.suggest_provider, s.items.is_empty()) {
         (Some(provider), false) => {
+            // The model sees the past tickets without their requesters' data, and its reply is scrubbed too.
+            let names: Vec<&str> = s.names.iter().map(String::as_str).collect();
+            let scrub = |text: &str| smart_ticket_ai::pii::scrub(text, &names);
             let grounding: Vec<crate::providers::Grounding> = s
                 .items
                 .iter()
                 .map(|i| crate::providers::Grounding {
                     number: i.number,
-                    title: i.title.clone(),
+                    title: scrub(&i.title),
                     category: None,
                     priority: None,
-                    resolution: Some(i.resolution.clone()),
+                    resolution: Some(scrub(&i.resolution)),
                 })
                 .collect();
             match provider.draft_reply(&ticket.title, &ticket.description, &grounding).await {
-                Ok(d) => Some(d),
+                Ok(d) => Some(crate::providers::Draft { text: scrub(&d.text), ..d }),
                 Err((f, _)) => {
                     provider.record_fallback();
                     local.map(|d| crate::providers::Draft {
@@ -466,7 +493,7 @@ pub(crate) async fn merge(
     AppJson(body): AppJson<MergeRequest>,
 ) -> AppResult<Json<TicketBody>> {
     let ticket = merge_into(&state, &auth, id, body.into).await?;
-    Ok(Json(ticket.into()))
+    Ok(Json(TicketBody::of(&auth.user, ticket)))
 }
 
 /// Merges ticket `id` into the ticket numbered `into`.
@@ -519,6 +546,7 @@ pub(crate) async fn similar_open_tickets(
     description: &str,
 ) -> AppResult<Vec<SimilarTicket>> {
     let (title, description) = parse_both(TicketTitle::parse(title), TicketDescription::parse(description))?;
+    state.limits.costly_by_account.hit(&auth.user.id.to_string())?;
     let text = crate::model::ticket_text(title.as_str(), description.as_str());
     let query_dense = state.pipeline.ai.embed(&text).await?;
     let candidates = state.db.visible_open_tickets(&auth.user, 500).await?;
@@ -604,11 +632,13 @@ pub(crate) async fn list_comments(
     AppPath(id): AppPath<TicketId>,
 ) -> AppResult<Json<CommentsBody>> {
     let ticket = visible_ticket(&state, &auth, id).await?;
-    let comments = state.db.comments(id, ticket.workable_by(&auth.user)).await?;
+    let comments = state.db.comments(id, sees_internal_notes(Audience::of(&auth.user, &ticket))).await?;
     Ok(Json(CommentsBody { comments }))
 }
 
-/// The ticket's history: every change, who made it (a person, the system or the AI), old and new value.
+/// The ticket's history: every change, who made it (a person, the system or the AI), old and new value. Its
+/// requester sees the rows about the request itself (filed, status, assignee, priority, category,
+/// resolution, merged).
 #[utoipa::path(get, path = "/api/tickets/{id}/events", tag = "tickets", params(("id" = TicketId, Path)),
     responses((status = 200, description = "History, oldest first", body = EventsBody)))]
 pub(crate) async fn list_events(
@@ -616,7 +646,7 @@ pub(crate) async fn list_events(
     auth: AuthUser,
     AppPath(id): AppPath<TicketId>,
 ) -> AppResult<Json<EventsBody>> {
-    visible_ticket(&state, &auth, id).await?;
-    let events = state.db.events(id).await?;
+    let ticket = visible_ticket(&state, &auth, id).await?;
+    let events = events_for(Audience::of(&auth.user, &ticket), state.db.events(id).await?);
     Ok(Json(EventsBody { events }))
 }

@@ -89,6 +89,9 @@ async fn signed_in(state: &AppState, user: &User) -> Result<Response, WebError> 
     let opened = open_session(state, user).await?;
     let mut res = see_other("/");
     res.headers_mut().insert(header::SET_COOKIE, session_cookie(state, Some(&opened.cookie_token))?);
+    if let Some(csrf) = super::csrf_cookie(state, &crate::auth::random_token()) {
+        res.headers_mut().append(header::SET_COOKIE, csrf);
+    }
     Ok(res)
 }
 

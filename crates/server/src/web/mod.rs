@@ -54,12 +54,15 @@ async fn web_layer(State(state): State<AppState>, mut req: Request, next: Next) 
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let mut res = next.run(req).await;
     let headers = res.headers_mut();
-    if fresh {
-        let secure = if state.settings.secure_cookies() { "; Secure" } else { "" };
-        if let Ok(v) = HeaderValue::from_str(&format!("{CSRF_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/{secure}"))
-        {
-            headers.append(header::SET_COOKIE, v);
-        }
+    let rotated = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.as_bytes().starts_with(format!("{CSRF_COOKIE}=").as_bytes()));
+    if fresh
+        && !rotated
+        && let Some(v) = csrf_cookie(&state, &token)
+    {
+        headers.append(header::SET_COOKIE, v);
     }
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -114,6 +117,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CsrfForm<T> {
             .map(CsrfForm)
             .map_err(|e| WebError::Form(format!("The form is not valid: {e}")))
     }
+}
+
+/// Whether the request's `X-CSRF-Token` header matches its CSRF cookie (cookie-authenticated API writes).
+pub(crate) fn csrf_header_matches(headers: &axum::http::HeaderMap) -> bool {
+    let expected = cookie(headers, CSRF_COOKIE);
+    let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    matches!((expected, sent), (Some(e), Some(s)) if constant_time_eq(e.as_bytes(), s.as_bytes()))
+}
+
+/// `Set-Cookie` for a new CSRF token: at a visitor's first page and again at every log-in, so a token seen
+/// before signing in is worth nothing after.
+pub(crate) fn csrf_cookie(state: &AppState, token: &str) -> Option<HeaderValue> {
+    let secure = if state.settings.secure_cookies() { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{CSRF_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/{secure}")).ok()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use super::{CsrfForm, Signed, WebError, comma_list, describe, render_string, see_other};
 use crate::db::{AssigneeFilter, TicketFilter};
+use crate::desk::views::{Audience, TicketView, events_for, sees_internal_notes};
 use crate::http::AppState;
 use crate::http::error::AppError;
 use crate::http::tickets::{
@@ -87,7 +88,7 @@ async fn tickets_context(state: &AppState, signed: &Signed, q: &ListQuery) -> Re
     Ok(json!({
         "heading": heading,
         "staff": staff,
-        "tickets": tickets.iter().take(PAGE as usize).map(|t| ticket_json(t, now)).collect::<Vec<_>>(),
+        "tickets": tickets.iter().take(PAGE as usize).map(|t| ticket_json(&signed.auth.user, t, now)).collect::<Vec<_>>(),
         "filter": q,
         "query": serde_urlencoded::to_string(q).unwrap_or_default(),
         "statuses": Status::ALL,
@@ -114,9 +115,10 @@ async fn list_fragment(
     signed.fragment("_ticket_table.html", ctx)
 }
 
-/// A ticket as the templates read it: its fields, the people's addresses, and whether it is overdue.
-fn ticket_json(t: &Ticket, now: Ts) -> Value {
-    let mut v = serde_json::to_value(t).unwrap_or_else(|_| json!({}));
+/// A ticket as the templates read it: the fields `viewer` is shown of it, the people's addresses, and whether
+/// it is overdue.
+fn ticket_json(viewer: &crate::model::User, t: &Ticket, now: Ts) -> Value {
+    let mut v = serde_json::to_value(TicketView::of(viewer, t.clone())).unwrap_or_else(|_| json!({}));
     v["requester_email"] = json!(t.requester_email);
     v["assignee_email"] = json!(t.assignee_email);
     v["overdue"] = json!(t.status.is_active() && t.deadline.is_some_and(|d| d < now));
@@ -160,7 +162,8 @@ async fn similar_hint(
 ) -> Result<Response, WebError> {
     let similar = match similar_open_tickets(&state, &signed.auth, &form.title, &form.description).await {
         Ok(found) => found,
-        Err(AppError::Validation(_)) => Vec::new(),
+        // Half-typed or typed too fast: no hint this time.
+        Err(AppError::Validation(_) | AppError::TooManyRequests { .. }) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
     Ok(Html(render_string("_similar.html", json!({ "similar": similar }))?).into_response())
@@ -211,7 +214,7 @@ async fn render_ticket(
         let categories = state.db.categories().await?;
         ctx["categories"] = json!(categories.iter().map(|c| &c.name).collect::<Vec<_>>());
         // Suggestions help; their failure must not take the page down.
-        match suggest(state, &ticket).await {
+        match suggest(state, &signed.auth.user, &ticket).await {
             Ok((items, draft)) => {
                 let marks: HashMap<i64, bool> =
                     state.db.suggestion_feedback(id, signed.auth.user.id).await?.into_iter().collect();
@@ -266,9 +269,9 @@ async fn live_context(
     ticket: &Ticket,
     staff: &[crate::model::User],
 ) -> Result<Value, WebError> {
-    let workable = ticket.workable_by(&signed.auth.user);
-    let comments = state.db.comments(ticket.id, workable).await?;
-    let events = state.db.events(ticket.id).await?;
+    let audience = Audience::of(&signed.auth.user, ticket);
+    let comments = state.db.comments(ticket.id, sees_internal_notes(audience)).await?;
+    let events = events_for(audience, state.db.events(ticket.id).await?);
     let names: HashMap<UserId, String> = ticket
         .assigned_to
         .zip(ticket.assignee_email.clone())
@@ -277,7 +280,6 @@ async fn live_context(
         .collect();
     let events: Vec<Value> = events
         .iter()
-        .filter(|e| workable || PUBLIC_FIELDS.contains(&e.field.as_str()))
         .map(|e| {
             json!({
                 "created_at": e.created_at,
@@ -286,11 +288,9 @@ async fn live_context(
             })
         })
         .collect();
-    Ok(json!({ "t": ticket_json(ticket, Ts::now()), "comments": comments, "events": events }))
+    let t = ticket_json(&signed.auth.user, ticket, Ts::now());
+    Ok(json!({ "t": t, "comments": comments, "events": events }))
 }
-
-/// History a requester sees; staff see everything (AI corrections, routing, SLA alerts).
-const PUBLIC_FIELDS: &[&str] = &["created", "status", "assignee", "priority", "category", "resolution", "merged_into"];
 
 /// One history row in words.
 fn event_text(e: &TicketEvent, names: &HashMap<UserId, String>) -> String {

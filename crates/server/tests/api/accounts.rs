@@ -148,7 +148,21 @@ async fn the_session_cookie_is_httponly_and_authenticates(backend: Backend) {
     let pair = cookie.split(';').next().unwrap().to_owned();
     let me = app.client.get(format!("{}/api/auth/me", app.base)).header("cookie", &pair).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
-    let logout = app.client.post(format!("{}/api/auth/logout", app.base)).header("cookie", &pair).send().await.unwrap();
+    // A write through the API with the cookie carries the CSRF token (header and cookie), as the pages do.
+    let csrf = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .find_map(|v| v.to_str().ok()?.strip_prefix("st_csrf=")?.split(';').next().map(str::to_owned))
+        .expect("the session comes with a CSRF token");
+    let logout = app
+        .client
+        .post(format!("{}/api/auth/logout", app.base))
+        .header("cookie", format!("{pair}; st_csrf={csrf}"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     assert!(logout.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
     let me = app.client.get(format!("{}/api/auth/me", app.base)).header("cookie", &pair).send().await.unwrap();

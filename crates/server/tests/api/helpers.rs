@@ -120,6 +120,8 @@ impl TestApp {
             login_per_minute: 10_000,
             login_failures_per_account: 10_000,
             signups_per_hour: 10_000,
+            searches_per_minute: 10_000,
+            costly_reads_per_minute: 10_000,
             cors_origins: Vec::new(),
         };
         Self::start_protected(dir, database_url, pipeline, relaxed).await

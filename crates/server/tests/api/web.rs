@@ -51,6 +51,8 @@ impl Browser {
         assert!(
             set.iter().any(|c| c.starts_with("st_session=") && c.contains("HttpOnly") && c.contains("SameSite=Lax"))
         );
+        // Logging in rotates the CSRF token: the pages from now on carry the new one.
+        let csrf = cookie_value(&res, "st_csrf").unwrap_or(csrf);
         Browser { cookies: format!("st_session={session}; st_csrf={csrf}"), csrf, client, base: app.base.clone() }
     }
 

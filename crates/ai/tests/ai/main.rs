@@ -1,0 +1,5 @@
+//! The embedded AI's tests on real weights and data, in one binary (one link step instead of three).
+
+mod classify;
+mod e5;
+mod embed;
