@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use smart_ticket_domain::Password;
 use std::sync::LazyLock;
 
-use crate::config::Secret;
 use crate::model::{Ts, UserId};
+use crate::secret::{Secret, hex};
 
 /// A hash to verify against when the account does not exist, so both failures cost the same.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
@@ -40,26 +40,11 @@ pub async fn verify_password(password: String, stored: Option<String>) -> anyhow
     .await?
 }
 
-/// 256 random bits, hex-encoded.
-pub fn random_token() -> String {
-    let a = uuid::Uuid::new_v4();
-    let b = uuid::Uuid::new_v4();
-    let c = uuid::Uuid::new_v4();
-    // Each v4 UUID carries 122 random bits; three give 366, hashed down to 256.
-    hex(&Sha256::digest([a.as_bytes().as_slice(), b.as_bytes(), c.as_bytes()].concat()))
-}
+pub use crate::secret::random_token;
 
 /// Stored id of a browser session: the hash of its cookie, so a database leak yields no usable cookie.
 pub fn session_id_for_cookie(token: &str) -> String {
     format!("b:{}", hex(&Sha256::digest(token.as_bytes())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,37 +1,10 @@
 //! Settings from flags, environment variables and `.env`, in one typed struct.
 
 use anyhow::Context;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-/// A secret string whose `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
+pub use crate::secret::Secret;
 
 /// Where the database lives and where local state (secrets, outbox, models) is kept.
 #[derive(Debug, Clone, clap::Args)]
@@ -458,7 +431,7 @@ fn generated_secret(data_dir: &Path) -> anyhow::Result<Secret> {
         }
     }
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let secret = crate::auth::random_token();
+    let secret = crate::secret::random_token();
     write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     tracing::warn!(path = %path.display(), "JWT_SECRET is not set: generated a signing key and stored it in the data folder");
     Ok(Secret::new(secret))

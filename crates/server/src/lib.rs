@@ -16,6 +16,7 @@ pub mod observe;
 pub mod pipeline;
 pub mod providers;
 pub mod routing;
+pub mod secret;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use smart_ticket_ai::triage::{Guess, Taxonomy, Triage};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Which model family, and how to reach it.
 #[derive(Debug, Clone, PartialEq)]

@@ -33,7 +33,7 @@ use sqlx::{PgPool, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The configured database. Cheap to clone (pools are reference-counted).
 ///

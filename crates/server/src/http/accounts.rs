@@ -229,13 +229,24 @@ pub(crate) struct UserChange {
     pub capacity: Option<i64>,
 }
 
-/// The account by its email address, and what to change.
+/// The account by its email address, and what to change (the fields of [`UserChange`]); any other field is a
+/// 422.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct UserChangeByEmail {
     #[schema(format = Email, max_length = 254)]
     email: String,
-    #[serde(flatten)]
-    change: UserChange,
+    role: Option<String>,
+    skills: Option<Vec<String>>,
+    away: Option<bool>,
+    #[schema(minimum = 1, maximum = 1000)]
+    capacity: Option<i64>,
+}
+
+impl UserChangeByEmail {
+    fn change(self) -> UserChange {
+        UserChange { role: self.role, skills: self.skills, away: self.away, capacity: self.capacity }
+    }
 }
 
 /// Changes an account found by email (admins).
@@ -248,7 +259,7 @@ pub(crate) async fn update_user_by_email(
 ) -> AppResult<Json<UserBody>> {
     let email = Email::parse(&body.email)?;
     let target = state.db.user_by_email(&email).await?.ok_or(AppError::NotFound)?;
-    let user = apply_user_change(&state, &admin, target, body.change).await?;
+    let user = apply_user_change(&state, &admin, target, body.change()).await?;
     Ok(Json(UserBody { user }))
 }
 
