@@ -5,9 +5,13 @@ export CARGO_TARGET_DIR ?= /var/tmp/smart-ticket-target
 .PHONY: run test release lint bench-http bench-pipeline load soak
 
 ## Start Smart Ticket on SQLite at http://localhost:3000 (data in ./data).
+# The binary is built as the tests build it (dev-dependencies switch on features of shared crates, so a
+# `cargo run` of the binary alone would compile most of the tree a second time): after `make test`, `make run`
+# starts at once, and after `make run`, `make test` only runs.
 run:
 	scripts/fetch-model
-	cargo run --bin smart-ticket -- serve
+	cargo test --workspace --no-run
+	"$(CARGO_TARGET_DIR)/debug/smart-ticket" serve
 
 ## Every test: unit, property and black-box API tests on SQLite and PostgreSQL (started if needed).
 test:

@@ -88,6 +88,9 @@ async fn a_near_duplicate_is_flagged_and_merged_with_history_on_both(backend: Ba
     let note = &staff["comments"][0];
     assert_eq!(note["internal"], true);
     assert!(note["body"].as_str().unwrap().contains("bob@example.com"), "{note}");
+    // The requester's words are quoted as theirs, never as the moderator's own.
+    let body = note["body"].as_str().unwrap();
+    assert!(body.contains("Its requester bob@example.com wrote:\n\n> VPN disconnects"), "{note}");
     let (_, seen) = app.get(&format!("/api/tickets/{}/comments", id(&first)), Some(&ann.token)).await;
     assert_eq!(seen["comments"], json!([]), "the requester of the survivor never sees the internal note");
     let (_, told) = app.get(&format!("/api/tickets/{}/comments", id(&second)), Some(&bob.token)).await;
