@@ -193,8 +193,30 @@ impl Db {
                 return Ok(done);
             }
             for (id, email) in rows {
-                // An address stored before today's rules may not parse: its lower-cased text stands in.
-                let skeleton = Email::parse(&email).map_or_else(|_| email.to_lowercase(), |e| e.skeleton());
+                self.normalise_stored_email(id, &email).await?;
+                done += 1;
+            }
+        }
+    }
+
+    /// An address stored before today's rules, in today's form (an IDN domain in ASCII, as log-in now looks it
+    /// up) with its skeleton. One that does not parse, or whose new form another account holds, keeps its text.
+    async fn normalise_stored_email(&self, id: UserId, email: &str) -> StoreResult<()> {
+        let parsed = Email::parse(email).ok();
+        let skeleton = parsed.as_ref().map_or_else(|| email.to_lowercase(), Email::skeleton);
+        let normal = parsed.as_ref().map_or(email, Email::as_str);
+        let renamed: Result<(), sqlx::Error> = on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query("UPDATE users SET email_skeleton = $2, email = $3 WHERE id = $1")
+                .bind(id)
+                .bind(&skeleton)
+                .bind(normal)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        });
+        match renamed {
+            Ok(()) => Ok(()),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
                 on_pool!(self.writer(), |pool, DB, pg| {
                     sqlx::query("UPDATE users SET email_skeleton = $2 WHERE id = $1")
                         .bind(id)
@@ -202,8 +224,9 @@ impl Db {
                         .execute(pool)
                         .await?;
                 });
-                done += 1;
+                Ok(())
             }
+            Err(e) => Err(e.into()),
         }
     }
 
