@@ -286,18 +286,8 @@ impl Floor {
         let same = pairs.iter().filter(|p| p.1).count();
         let other = pairs.len() - same;
         let allowed = (same as f64 * Self::MISS).floor() as usize;
-        // Walk up from the lowest score until one more same-problem pair would pass the allowance.
-        let (mut seen_same, mut cut) = (0usize, 0usize);
-        for (i, (_, is_same)) in pairs.iter().enumerate() {
-            if *is_same {
-                if seen_same == allowed {
-                    cut = i;
-                    break;
-                }
-                seen_same += 1;
-            }
-            cut = i + 1;
-        }
+        // The floor is the score of the first same-problem pair past the allowance.
+        let cut = pairs.iter().enumerate().filter(|(_, p)| p.1).nth(allowed).map_or(pairs.len(), |(i, _)| i);
         let cosine = pairs.get(cut).map_or(f32::INFINITY, |p| p.0);
         let below = &pairs[..cut];
         let same_below = below.iter().filter(|p| p.1).count();

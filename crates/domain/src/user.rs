@@ -26,10 +26,11 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         use unicode_normalization::UnicodeNormalization;
         let err = |m: &'static str| Err(ParseError::new("email", m));
-        if raw.chars().any(|c| crate::is_invisible(c) || c.is_control()) {
+        let trimmed = raw.trim();
+        if trimmed.chars().any(|c| crate::is_invisible(c) || c.is_control()) {
             return err("must not contain invisible or formatting characters");
         }
-        let e: String = raw.trim().nfkc().collect::<String>().to_lowercase();
+        let e: String = trimmed.nfkc().collect::<String>().to_lowercase();
         if e.is_empty() {
             return err("must not be empty");
         }

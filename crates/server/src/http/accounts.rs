@@ -96,15 +96,16 @@ pub(crate) async fn authenticate(state: &AppState, client: ClientAddr, email: &s
     let limits = &state.limits;
     let address = client.key();
     limits.login_by_address.hit(&address)?;
-    let account = Email::parse(email).map_or_else(|_| email.trim().to_lowercase(), |e| e.as_str().to_owned());
+    let parsed = Email::parse(email).ok();
+    let account = parsed.as_ref().map_or_else(|| email.trim().to_lowercase(), |e| e.as_str().to_owned());
     let pair = format!("{address} {account}");
     limits.login_failures_by_address.peek(&address)?;
     limits.login_failures_by_pair.peek(&pair)?;
     limits.login_slowdown_by_account.check(&account)?;
     // Unknown and malformed addresses still pay for a hash check, so timing does not tell them apart.
-    let found = match Email::parse(email) {
-        Ok(email) => state.db.user_credentials(&email).await?,
-        Err(_) => None,
+    let found = match parsed {
+        Some(email) => state.db.user_credentials(&email).await?,
+        None => None,
     };
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), Some(h)),
@@ -149,15 +150,22 @@ pub(crate) fn session_cookie(state: &AppState, token: Option<&str>) -> AppResult
     Ok(HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?)
 }
 
-/// Opens a session and answers `{token, user}`, also setting the browser session cookie.
-async fn start_session(state: &AppState, user: User, status: StatusCode) -> AppResult<Response> {
-    let opened = open_session(state, &user).await?;
-    let token = state.keys.issue(user.id, &opened.session_id, Ts::now(), opened.expires)?;
-    let mut res = (status, Json(SessionBody { token, user })).into_response();
+/// The cookies of a fresh sign-in (API or page): the session cookie, and a new CSRF token, so a token seen
+/// before signing in is worth nothing after.
+pub(crate) fn set_sign_in_cookies(state: &AppState, res: &mut Response, opened: &OpenedSession) -> AppResult<()> {
     res.headers_mut().insert(header::SET_COOKIE, session_cookie(state, Some(&opened.cookie_token))?);
     if let Some(csrf) = crate::web::csrf_cookie(state, &random_token()) {
         res.headers_mut().append(header::SET_COOKIE, csrf);
     }
+    Ok(())
+}
+
+/// Opens a session and answers `{token, user}`, also setting the browser's cookies.
+async fn start_session(state: &AppState, user: User, status: StatusCode) -> AppResult<Response> {
+    let opened = open_session(state, &user).await?;
+    let token = state.keys.issue(user.id, &opened.session_id, Ts::now(), opened.expires)?;
+    let mut res = (status, Json(SessionBody { token, user })).into_response();
+    set_sign_in_cookies(state, &mut res, &opened)?;
     Ok(res)
 }
 

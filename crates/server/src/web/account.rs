@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::{CsrfForm, CsrfToken, Signed, WebError, describe, render, see_other, with_chrome};
 use crate::http::AppState;
-use crate::http::accounts::{UserChange, authenticate, change_user, open_session, register, session_cookie};
+use crate::http::accounts::{
+    UserChange, authenticate, change_user, open_session, register, session_cookie, set_sign_in_cookies,
+};
 use crate::http::error::AppError;
 use crate::http::extract::AuthUser;
 use crate::http::limits::ClientAddr;
@@ -88,10 +90,7 @@ fn form_error(page: &str, csrf: &str, email: &str, e: &AppError, status: StatusC
 async fn signed_in(state: &AppState, user: &User) -> Result<Response, WebError> {
     let opened = open_session(state, user).await?;
     let mut res = see_other("/");
-    res.headers_mut().insert(header::SET_COOKIE, session_cookie(state, Some(&opened.cookie_token))?);
-    if let Some(csrf) = super::csrf_cookie(state, &crate::auth::random_token()) {
-        res.headers_mut().append(header::SET_COOKIE, csrf);
-    }
+    set_sign_in_cookies(state, &mut res, &opened)?;
     Ok(res)
 }
 

@@ -54,14 +54,7 @@ async fn web_layer(State(state): State<AppState>, mut req: Request, next: Next) 
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let mut res = next.run(req).await;
     let headers = res.headers_mut();
-    let rotated = headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .any(|v| v.as_bytes().starts_with(format!("{CSRF_COOKIE}=").as_bytes()));
-    if fresh
-        && !rotated
-        && let Some(v) = csrf_cookie(&state, &token)
-    {
+    if fresh && let Some(v) = csrf_cookie(&state, &token) {
         headers.append(header::SET_COOKIE, v);
     }
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));

@@ -8,7 +8,7 @@ use serde_json::json;
 use smart_ticket::config::Protection;
 use smart_ticket_domain::Role;
 
-use crate::helpers::{Backend, TestApp, fresh_database, model_dir, on_both_backends, pipeline_settings};
+use crate::helpers::{Backend, TestApp, on_both_backends};
 
 on_both_backends!(
     two_admins_demoting_each_other_at_once_leave_one_admin,
@@ -18,12 +18,6 @@ on_both_backends!(
     api_answers_are_not_cached_and_cookie_writes_need_the_csrf_token,
     request_ids_unknown_fields_weak_passwords_and_odd_titles_are_refused,
 );
-
-async fn protected(backend: Backend, protection: Protection) -> TestApp {
-    let (dir, url) = fresh_database(backend).await;
-    let pipeline = pipeline_settings(&dir, model_dir());
-    TestApp::start_protected(dir, url, pipeline, protection).await
-}
 
 async fn admins(app: &TestApp) -> usize {
     app.db.list_users(None, Some(Role::Admin), None, 100).await.unwrap().len()
@@ -102,7 +96,7 @@ async fn look_alike_addresses_are_refused_at_sign_up(backend: Backend) {
 }
 
 async fn searches_are_bounded_and_rate_limited_per_account(backend: Backend) {
-    let app = protected(backend, Protection { searches_per_minute: 4, ..Protection::default() }).await;
+    let app = TestApp::spawn_protected(backend, Protection { searches_per_minute: 4, ..Protection::default() }).await;
     let ann = app.signup("ann@example.com").await;
     let bob = app.signup("bob@example.com").await;
     let long = "a".repeat(501);
@@ -125,7 +119,8 @@ async fn searches_are_bounded_and_rate_limited_per_account(backend: Backend) {
 }
 
 async fn failed_log_ins_pause_the_attacking_address_not_the_owner(backend: Backend) {
-    let app = protected(backend, Protection { login_failures_per_account: 3, ..Protection::default() }).await;
+    let app =
+        TestApp::spawn_protected(backend, Protection { login_failures_per_account: 3, ..Protection::default() }).await;
     let from =
         |ip: &str| reqwest::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
     let (attacker, owner) = (from("127.0.0.1"), from("127.0.0.2"));

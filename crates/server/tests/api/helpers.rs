@@ -107,6 +107,13 @@ impl TestApp {
         Self::start(dir, database_url).await
     }
 
+    /// A fresh database and the app with the given rate limits and CORS origins.
+    pub async fn spawn_protected(backend: Backend, protection: Protection) -> TestApp {
+        let (dir, url) = fresh_database(backend).await;
+        let pipeline = pipeline_settings(&dir, model_dir());
+        Self::start_protected(dir, url, pipeline, protection).await
+    }
+
     /// Starts the app on a database prepared with [`fresh_database`].
     pub async fn start(dir: PathBuf, database_url: String) -> TestApp {
         let pipeline = pipeline_settings(&dir, model_dir());

@@ -4,18 +4,12 @@ use reqwest::StatusCode;
 use serde_json::json;
 use smart_ticket::config::Protection;
 
-use crate::helpers::{Backend, TestApp, fresh_database, model_dir, on_both_backends, pipeline_settings};
+use crate::helpers::{Backend, TestApp, on_both_backends};
 
 on_both_backends!(logins_and_signups_are_rate_limited, responses_carry_security_headers_cors_and_request_ids);
 
-async fn protected(backend: Backend, protection: Protection) -> TestApp {
-    let (dir, url) = fresh_database(backend).await;
-    let pipeline = pipeline_settings(&dir, model_dir());
-    TestApp::start_protected(dir, url, pipeline, protection).await
-}
-
 async fn logins_and_signups_are_rate_limited(backend: Backend) {
-    let app = protected(
+    let app = TestApp::spawn_protected(
         backend,
         Protection { login_per_minute: 6, login_failures_per_account: 3, signups_per_hour: 2, ..Protection::default() },
     )
@@ -73,7 +67,7 @@ async fn logins_and_signups_are_rate_limited(backend: Backend) {
 }
 
 async fn responses_carry_security_headers_cors_and_request_ids(backend: Backend) {
-    let app = protected(
+    let app = TestApp::spawn_protected(
         backend,
         Protection { cors_origins: vec!["https://support.example.com".into()], ..Protection::default() },
     )
