@@ -186,6 +186,32 @@ fn unpack(blocks: &[u8], out: &mut [f32]) {
     }
 }
 
+/// Where a layer tensor of the file (`l{layer}.{part}.{w|b}`) goes in the encoder: its name there, its rows,
+/// and its columns (0 for a vector: biases and layer-norm weights; else a packed matrix).
+fn layer_tensor(name: &str, hidden: usize, ff: usize) -> Option<(String, usize, usize)> {
+    let (layer, rest) = name.strip_prefix('l')?.split_once('.')?;
+    let (part, kind) = rest.rsplit_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, rows, cols) = match part {
+        "q" => ("attention.self.query", hidden, hidden),
+        "k" => ("attention.self.key", hidden, hidden),
+        "v" => ("attention.self.value", hidden, hidden),
+        "ao" => ("attention.output.dense", hidden, hidden),
+        "aln" => ("attention.output.LayerNorm", hidden, 0),
+        "fi" => ("intermediate.dense", ff, hidden),
+        "fo" => ("output.dense", hidden, ff),
+        "oln" => ("output.LayerNorm", hidden, 0),
+        _ => return None,
+    };
+    let base = format!("encoder.layer.{layer}.{module}");
+    match (kind, cols) {
+        ("w", 0) => Some((format!("{base}.weight"), rows, 0)),
+        ("w", _) => Some((format!("{base}.weight"), rows, cols)),
+        ("b", _) => Some((format!("{base}.bias"), rows, 0)),
+        _ => None,
+    }
+}
+
 impl E5 {
     /// Loads `dir/e5-small-q4.bin`.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
@@ -247,30 +273,11 @@ impl E5 {
                 ),
                 "emb.ln.w" => ("embeddings.LayerNorm.weight".to_owned(), floats(hidden)?, vec![hidden]),
                 "emb.ln.b" => ("embeddings.LayerNorm.bias".to_owned(), floats(hidden)?, vec![hidden]),
-                other => {
-                    // l{layer}.{part}.{w|b}
-                    let Some((layer, rest)) = other.strip_prefix('l').and_then(|n| n.split_once('.')) else { continue };
-                    let Some((part, kind)) = rest.rsplit_once('.') else { continue };
-                    let Ok(layer) = layer.parse::<usize>() else { continue };
-                    let (module, rows, cols) = match part {
-                        "q" => ("attention.self.query", hidden, hidden),
-                        "k" => ("attention.self.key", hidden, hidden),
-                        "v" => ("attention.self.value", hidden, hidden),
-                        "ao" => ("attention.output.dense", hidden, hidden),
-                        "aln" => ("attention.output.LayerNorm", hidden, 0),
-                        "fi" => ("intermediate.dense", ff, hidden),
-                        "fo" => ("output.dense", hidden, ff),
-                        "oln" => ("output.LayerNorm", hidden, 0),
-                        _ => continue,
-                    };
-                    let base = format!("encoder.layer.{layer}.{module}");
-                    match (kind, cols) {
-                        ("w", 0) => (format!("{base}.weight"), floats(rows)?, vec![rows]),
-                        ("w", _) => (format!("{base}.weight"), packed(rows, cols)?, vec![rows, cols]),
-                        ("b", _) => (format!("{base}.bias"), floats(rows)?, vec![rows]),
-                        _ => continue,
-                    }
-                }
+                other => match layer_tensor(other, hidden, ff) {
+                    Some((key, rows, 0)) => (key, floats(rows)?, vec![rows]),
+                    Some((key, rows, cols)) => (key, packed(rows, cols)?, vec![rows, cols]),
+                    None => continue,
+                },
             };
             let (values, shape) = (tensor, shape);
             tensors.insert(key, Tensor::from_vec(values, shape, &device)?);
@@ -291,18 +298,23 @@ impl E5 {
         let model = Bert::load(vb, &config).context("building the encoder")?;
         ensure!(tokenizer.pieces.len() <= vocab, "the vocabulary has more pieces than the table has rows");
         let mut e5 = Self { seed: Default::default(), model, tokenizer, words, hidden, device };
+        e5.seed = e5.centering_from_seed()?;
+        Ok(e5)
+    }
+
+    /// The per-language means of this model's vectors for the neutral requests in [`SEED`].
+    fn centering_from_seed(&self) -> anyhow::Result<crate::retrieval::Centering> {
         let mut means = Vec::new();
-        let mut all = vec![0f32; hidden];
+        let mut all = vec![0f32; self.hidden];
         for (lang, texts) in SEED {
-            let mut mean = vec![0f32; hidden];
+            let mut mean = vec![0f32; self.hidden];
             for text in texts {
-                mean.iter_mut().zip(e5.embed(text)?).for_each(|(m, x)| *m += x / texts.len() as f32);
+                mean.iter_mut().zip(self.embed(text)?).for_each(|(m, x)| *m += x / texts.len() as f32);
             }
             all.iter_mut().zip(&mean).for_each(|(a, m)| *a += m / SEED.len() as f32);
             means.push((lang, mean));
         }
-        e5.seed = crate::retrieval::Centering::from_means(means, all);
-        Ok(e5)
+        Ok(crate::retrieval::Centering::from_means(means, all))
     }
 
     /// Per-language means of the model's vectors for a few neutral requests in each language: the prior that

@@ -127,6 +127,31 @@ fn dot32(a: &[f32], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| f64::from(*x) * y).sum()
 }
 
+/// L-BFGS's curvature pairs `(s, y, 1 / s·y)`, oldest first.
+type History = std::collections::VecDeque<(Vec<f32>, Vec<f32>, f64)>;
+
+/// The search direction `-H g` by the two-loop recursion over `history`.
+fn direction(g: &[f64], history: &History) -> Vec<f64> {
+    let mut d: Vec<f64> = g.iter().map(|v| -v).collect();
+    let mut alphas = Vec::with_capacity(history.len());
+    for (s, y, rho) in history.iter().rev() {
+        let a = rho * dot32(s, &d);
+        d.iter_mut().zip(y).for_each(|(di, yi)| *di -= a * f64::from(*yi));
+        alphas.push(a);
+    }
+    if let Some((s, y, _)) = history.back() {
+        let sy: f64 = s.iter().zip(y).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+        let yy: f64 = y.iter().map(|v| f64::from(*v) * f64::from(*v)).sum();
+        let gamma = sy / yy;
+        d.iter_mut().for_each(|di| *di *= gamma);
+    }
+    for ((s, y, rho), a) in history.iter().zip(alphas.into_iter().rev()) {
+        let b = rho * dot32(y, &d);
+        d.iter_mut().zip(s).for_each(|(di, si)| *di += (a - b) * f64::from(*si));
+    }
+    d
+}
+
 /// Minimises `f` (which writes its gradient) from `x` with limited-memory BFGS and a backtracking line search.
 fn lbfgs(mut x: Vec<f64>, mut f: impl FnMut(&[f64], &mut [f64]) -> f64, max_iter: usize, tol: f64) -> Vec<f64> {
     const MEMORY: usize = 10;
@@ -134,30 +159,13 @@ fn lbfgs(mut x: Vec<f64>, mut f: impl FnMut(&[f64], &mut [f64]) -> f64, max_iter
     let mut g = vec![0.0; n];
     let mut fx = f(&x, &mut g);
     // Curvature pairs in f32: they only shape the search direction, and halve the optimiser's memory.
-    let mut history: std::collections::VecDeque<(Vec<f32>, Vec<f32>, f64)> = std::collections::VecDeque::new();
+    let mut history: History = std::collections::VecDeque::new();
     let (mut x_new, mut g_new) = (vec![0.0; n], vec![0.0; n]);
     for iter in 0..max_iter {
         if g.iter().fold(0.0f64, |m, v| m.max(v.abs())) < tol {
             break;
         }
-        // Two-loop recursion: d = -H g.
-        let mut d: Vec<f64> = g.iter().map(|v| -v).collect();
-        let mut alphas = Vec::with_capacity(history.len());
-        for (s, y, rho) in history.iter().rev() {
-            let a = rho * dot32(s, &d);
-            d.iter_mut().zip(y).for_each(|(di, yi)| *di -= a * f64::from(*yi));
-            alphas.push(a);
-        }
-        if let Some((s, y, _)) = history.back() {
-            let sy: f64 = s.iter().zip(y).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-            let yy: f64 = y.iter().map(|v| f64::from(*v) * f64::from(*v)).sum();
-            let gamma = sy / yy;
-            d.iter_mut().for_each(|di| *di *= gamma);
-        }
-        for ((s, y, rho), a) in history.iter().zip(alphas.into_iter().rev()) {
-            let b = rho * dot32(y, &d);
-            d.iter_mut().zip(s).for_each(|(di, si)| *di += (a - b) * f64::from(*si));
-        }
+        let mut d = direction(&g, &history);
         let mut slope = dot(&g, &d);
         if slope >= 0.0 {
             d = g.iter().map(|v| -v).collect();

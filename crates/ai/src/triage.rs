@@ -7,6 +7,7 @@
 //!
 //! Priority also weighs urgency cues in the text (see [`crate::urgency`]).
 
+pub use smart_ticket_domain::triage::{Guess, Triage};
 use std::collections::BTreeMap;
 
 use crate::classifier::{MultiLabelClassifier, TextClassifier};
@@ -126,27 +127,6 @@ pub fn neighbours<'a>(
     all.truncate(k);
     all.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then(b.past.number.cmp(&a.past.number)));
     all
-}
-
-/// One answer: the value, how sure the engine is, and which signal decided it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Guess {
-    pub value: String,
-    pub confidence: f32,
-    pub source: String,
-}
-
-/// What triage says about a ticket (the note is composed separately, see [`crate::note`]).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Triage {
-    pub category: Option<Guess>,
-    pub priority: Guess,
-    pub skills: Vec<Guess>,
-    pub engine: String,
-    /// For a language-model provider: which, the model, latency, attempts and token usage.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub provider: Option<serde_json::Value>,
 }
 
 /// The taxonomy turned into vectors once (embedding the descriptions costs a few hundred milliseconds).

@@ -1,8 +1,18 @@
-//! Smart Ticket's domain: parsed values, roles and the ticket state machine, with no I/O.
+//! Smart Ticket's domain, with no I/O: parsed values, typed ids and timestamps, roles and who may do what,
+//! the ticket state machine, routing's choice, service levels, job kinds and the triage value types. With
+//! the `sqlx` feature the ids and timestamps are stored as themselves.
 
+pub mod access;
+mod ids;
+mod jobs;
+pub mod routing;
+pub mod sla;
 mod ticket;
+pub mod triage;
 mod user;
 
+pub use ids::{TicketId, Ts, UserId};
+pub use jobs::{JobKind, JobState};
 pub use ticket::{
     CategoryName, CommentBody, InvalidTransition, Priority, Resolution, Status, TicketDescription, TicketTitle,
 };

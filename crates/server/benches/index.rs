@@ -7,9 +7,8 @@
 //! and p99 in milliseconds. Prints one JSON object as its last line. Descriptions are about as long as the
 //! helpdesk dataset's (≈ 330 characters), since hybrid ordering reads the candidates' words.
 
-use smart_ticket::config::Secret;
 use smart_ticket::db::Db;
-use smart_ticket::index::{Space, VectorIndex};
+use smart_ticket::search::index::{Space, VectorIndex};
 use smart_ticket_ai::retrieval::RERANK_DEPTH;
 use smart_ticket_domain::{Email, Role, Skills};
 use std::time::Instant;
@@ -61,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("st-index-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let url = format!("sqlite://{}/bench.db", dir.display());
-    let db = Db::connect(&Secret::new(url.clone()), 4).await?;
+    let db = Db::connect(&url, 4).await?;
     db.migrate().await?;
     let hash = smart_ticket::auth::hash_password(smart_ticket_domain::Password::parse("bench-password")?).await?;
     let user = db.create_user(&Email::parse("bench@example.com")?, &hash, Role::User, &Skills::default()).await?;
@@ -118,9 +117,11 @@ async fn main() -> anyhow::Result<()> {
         let text = rng.text(0);
         let t = Instant::now();
         let near = index
-            .nearest(&q, Some("de"), RERANK_DEPTH, |m: &smart_ticket::index::Meta| m.has_resolution && !m.merged)
+            .nearest(&q, Some("de"), RERANK_DEPTH, |m: &smart_ticket::search::index::Meta| {
+                m.has_resolution && !m.merged
+            })
             .await;
-        let (best, rows) = smart_ticket::ai::hybrid_order(&db, text, Some("de"), None, near, 5).await?;
+        let (best, rows) = smart_ticket::search::hybrid_order(&db, text, Some("de"), None, near, 5).await?;
         assert_eq!((best.len(), rows.len()), (5, RERANK_DEPTH));
         suggest_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use smart_ticket_ai::MiniLm;
 use smart_ticket_ai::eval::Example;
+use smart_ticket_ai::retrieval::Mode;
 use smart_ticket_ai::triage::{ENGINE_LEXICAL, ENGINE_MINILM};
 use smart_ticket_domain::{Email, Password, Role, Skills};
 use std::io::Read;
@@ -12,8 +13,8 @@ use std::process::ExitCode;
 use crate::auth::hash_password;
 use crate::config::{ServeArgs, Settings, StorageArgs, WorkerArgs};
 use crate::db::{Db, StoreError};
+use crate::logging::{self, LogFormat};
 use crate::startup::Application;
-use crate::telemetry::{self, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(name = "smart-ticket", version, about = "Smart Ticket: a self-hosted, AI-native helpdesk")]
@@ -78,8 +79,8 @@ enum EvalCommand {
         group: Option<String>,
         /// Ask a language model instead of the embedded engine (configured by GEMINI_* / OPENAI_* as for
         /// `serve`); the training rows serve as the label set and as grounding, as history does.
-        #[arg(long, value_parser = ["gemini", "openai"])]
-        provider: Option<String>,
+        #[arg(long, value_enum)]
+        provider: Option<crate::providers::ProviderKind>,
         #[command(flatten)]
         workers: Box<WorkerArgs>,
     },
@@ -96,13 +97,22 @@ enum EvalCommand {
         /// lexical: words alone; semantic: the sentence model; hybrid: the semantic order with the tickets in the
         /// query's language reordered by their words and, between English ones, the English model (as the
         /// service's suggestions are ordered).
-        #[arg(long, default_value = "hybrid", value_parser = ["lexical", "semantic", "hybrid"])]
-        mode: String,
+        #[arg(long, default_value = "hybrid", value_parser = |s: &str| s.parse::<Mode>())]
+        mode: Mode,
         /// Sentence model of the semantic side: all-MiniLM-L6-v2 (English) or multilingual-e5-small (vectors
         /// centred per language, so translations meet); by default the one the service uses (e5 when fetched).
-        #[arg(long, default_value = "auto", value_parser = ["auto", "minilm", "e5"])]
-        model: String,
+        #[arg(long, value_enum, default_value_t = RetrieveModel::Auto)]
+        model: RetrieveModel,
     },
+}
+
+/// The sentence model `eval retrieve` ranks with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RetrieveModel {
+    /// The one the service uses (e5 when fetched).
+    Auto,
+    Minilm,
+    E5,
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,8 +121,9 @@ enum UserCommand {
     Create {
         #[arg(long)]
         email: String,
-        #[arg(long, value_parser = ["user", "moderator", "admin"])]
-        role: String,
+        /// user, moderator or admin.
+        #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
+        role: Role,
         /// Comma-separated skills, e.g. `rust,postgres`.
         #[arg(long, value_delimiter = ',')]
         skills: Vec<String>,
@@ -125,7 +136,7 @@ enum UserCommand {
 pub fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    logging::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -150,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Application::build(settings).await?.run_until_stopped().await
         }
         Command::Worker(args) => {
-            let db = Db::connect(&cli.storage.database_url(), args.worker_concurrency as u32 + 2).await?;
+            let db = Db::connect(cli.storage.database_url().expose(), args.worker_concurrency as u32 + 2).await?;
             db.migrate().await?;
             let settings = args.pipeline(&cli.storage, 3000)?;
             crate::startup::run_worker(db, settings, args.worker_concurrency.max(1)).await
@@ -160,34 +171,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let db = Db::connect(&cli.storage.database_url(), 1).await?;
+            let db = Db::connect(cli.storage.database_url().expose(), 1).await?;
             db.migrate().await?;
             println!("migrations applied ({})", db.backend());
             Ok(())
         }
-        Command::Eval(EvalCommand::Classify { train, test, label, cv, group, provider: Some(name), workers }) => {
-            let settings = workers.provider(&name)?.context("no provider configured")?;
+        Command::Eval(EvalCommand::Classify { train, test, label, cv, group, provider: Some(kind), workers }) => {
+            let settings = workers.provider(Some(kind))?.context("no provider configured")?;
             eval_provider(settings, &train, test.as_deref(), &label, cv, group.as_deref()).await
         }
         Command::Eval(EvalCommand::Retrieve { corpus, queries, group, mode, model }) => {
             tokio::task::spawn_blocking(move || {
-                let e5_present = cli.storage.e5_dir.join(smart_ticket_ai::e5::FILE).is_file();
-                let embedder = if model == "e5" || (model == "auto" && e5_present) {
-                    let e5 = smart_ticket_ai::e5::E5::load(&cli.storage.e5_dir).with_context(|| {
-                        format!(
-                            "loading multilingual-e5-small from {} (run scripts/fetch-model)",
-                            cli.storage.e5_dir.display()
-                        )
-                    })?;
-                    // The English model joins in hybrid mode (English tickets among themselves).
-                    let english = (mode == "hybrid")
-                        .then(|| smart_ticket_ai::embed::load_shared(&cli.storage.model_dir))
-                        .flatten();
-                    Embedder::E5(Box::new(e5), english)
-                } else {
-                    Embedder::MiniLm(smart_ticket_ai::embed::load_shared(&cli.storage.model_dir))
-                };
-                eval_retrieve(&embedder, &corpus, queries.as_deref(), &group, &mode)
+                let embedder = retrieval_embedder(&cli.storage, model, mode)?;
+                eval_retrieve(&embedder, &corpus, queries.as_deref(), &group, mode)
             })
             .await?
         }
@@ -199,51 +195,76 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?
         }
         Command::Import { file, requester, create_categories } => {
-            let opts = crate::import::Options {
-                requester: Email::parse(&requester).context("--requester")?,
-                create_categories,
-            };
-            let db = Db::connect(&cli.storage.database_url(), 2).await?;
-            db.migrate().await?;
-            let dir = cli.storage.model_dir.clone();
-            let e5_dir = cli.storage.e5_dir.clone();
-            let (model, e5) = tokio::task::spawn_blocking(move || {
-                (smart_ticket_ai::embed::load_shared(&dir), smart_ticket_ai::e5::load_shared(&e5_dir))
-            })
-            .await?;
-            let size = std::fs::metadata(&file).with_context(|| format!("reading {}", file.display()))?.len();
-            let bar = progress(size as usize, "importing");
-            let report = crate::import::run(&db, model, e5, &file, &opts, |read| bar.set_position(read)).await?;
-            bar.finish_and_clear();
-            for e in &report.errors {
-                eprintln!("line {}: {}", e.line, e.reason);
-            }
-            if report.skipped > report.errors.len() {
-                eprintln!("… and {} more skipped lines", report.skipped - report.errors.len());
-            }
-            db.close().await;
-            println!("{}", serde_json::to_string(&report)?);
-            Ok(())
+            import(&cli.storage, &file, &requester, create_categories).await
         }
         Command::User(UserCommand::Create { email, role, skills, password_stdin: _ }) => {
-            let email = Email::parse(&email).context("--email")?;
-            let role: Role = role.parse()?;
-            let skills = Skills::parse(&skills).context("--skills")?;
-            let mut raw = String::new();
-            std::io::stdin().read_to_string(&mut raw).context("reading the password from standard input")?;
-            let password = Password::parse_for(raw.trim_end_matches(['\r', '\n']), &email).context("password")?;
-            let db = Db::connect(&cli.storage.database_url(), 1).await?;
-            db.migrate().await?;
-            let hash = hash_password(password).await?;
-            match db.create_user(&email, &hash, role, &skills).await {
-                Ok(user) => {
-                    println!("created {} {} ({})", user.role, user.email, user.id);
-                    Ok(())
-                }
-                Err(StoreError::Duplicate(_)) => anyhow::bail!("an account with the email {email} already exists"),
-                Err(e) => Err(e.into()),
-            }
+            create_user(&cli.storage, &email, role, &skills).await
         }
+    }
+}
+
+/// The sentence model(s) `eval retrieve` ranks with: e5 (with MiniLM beside it in hybrid mode) when asked or,
+/// for `auto`, when fetched; else MiniLM (or words alone without its weights).
+fn retrieval_embedder(storage: &StorageArgs, model: RetrieveModel, mode: Mode) -> anyhow::Result<Embedder> {
+    let e5_present = storage.e5_dir.join(smart_ticket_ai::e5::FILE).is_file();
+    if model == RetrieveModel::Minilm || (model == RetrieveModel::Auto && !e5_present) {
+        return Ok(Embedder::MiniLm(smart_ticket_ai::embed::load_shared(&storage.model_dir)));
+    }
+    let e5 = smart_ticket_ai::e5::E5::load(&storage.e5_dir).with_context(|| {
+        format!("loading multilingual-e5-small from {} (run scripts/fetch-model)", storage.e5_dir.display())
+    })?;
+    // The English model joins in hybrid mode (English tickets among themselves).
+    let english = (mode == Mode::Hybrid).then(|| smart_ticket_ai::embed::load_shared(&storage.model_dir)).flatten();
+    Ok(Embedder::E5(Box::new(e5), english))
+}
+
+/// `import`: past tickets from a JSON Lines file, with a progress bar; prints the report as JSON.
+async fn import(
+    storage: &StorageArgs,
+    file: &std::path::Path,
+    requester: &str,
+    create_categories: bool,
+) -> anyhow::Result<()> {
+    let opts = crate::import::Options { requester: Email::parse(requester).context("--requester")?, create_categories };
+    let db = Db::connect(storage.database_url().expose(), 2).await?;
+    db.migrate().await?;
+    let (dir, e5_dir) = (storage.model_dir.clone(), storage.e5_dir.clone());
+    let (model, e5) = tokio::task::spawn_blocking(move || {
+        (smart_ticket_ai::embed::load_shared(&dir), smart_ticket_ai::e5::load_shared(&e5_dir))
+    })
+    .await?;
+    let size = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?.len();
+    let bar = progress(size as usize, "importing");
+    let report = crate::import::run(&db, model, e5, file, &opts, |read| bar.set_position(read)).await?;
+    bar.finish_and_clear();
+    for e in &report.errors {
+        eprintln!("line {}: {}", e.line, e.reason);
+    }
+    if report.skipped > report.errors.len() {
+        eprintln!("… and {} more skipped lines", report.skipped - report.errors.len());
+    }
+    db.close().await;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// `user create`: an account with the password read from standard input.
+async fn create_user(storage: &StorageArgs, email: &str, role: Role, skills: &[String]) -> anyhow::Result<()> {
+    let email = Email::parse(email).context("--email")?;
+    let skills = Skills::parse(skills).context("--skills")?;
+    let mut raw = String::new();
+    std::io::stdin().read_to_string(&mut raw).context("reading the password from standard input")?;
+    let password = Password::parse_for(raw.trim_end_matches(['\r', '\n']), &email).context("password")?;
+    let db = Db::connect(storage.database_url().expose(), 1).await?;
+    db.migrate().await?;
+    let hash = hash_password(password).await?;
+    match db.create_user(&email, &hash, role, &skills).await {
+        Ok(user) => {
+            println!("created {} {} ({})", user.role, user.email, user.id);
+            Ok(())
+        }
+        Err(StoreError::Duplicate(_)) => anyhow::bail!("an account with the email {email} already exists"),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -312,10 +333,9 @@ fn eval_retrieve(
     corpus: &std::path::Path,
     queries: Option<&std::path::Path>,
     group: &str,
-    mode: &str,
+    mode: Mode,
 ) -> anyhow::Result<()> {
-    use smart_ticket_ai::retrieval::{Centering, Doc, Mode, evaluate};
-    let mode: Mode = mode.parse().map_err(anyhow::Error::msg)?;
+    use smart_ticket_ai::retrieval::{Centering, Doc, evaluate};
     // Each ticket with its semantic vector and, in hybrid mode beside the multilingual model, its English one.
     let load = |path: &std::path::Path| -> anyhow::Result<Vec<(Example, Option<Vec<f32>>)>> {
         let (mut rows, _) = smart_ticket_ai::eval::load_jsonl(path, group, None)?;
@@ -396,7 +416,7 @@ async fn eval_provider(
     group: Option<&str>,
 ) -> anyhow::Result<()> {
     use smart_ticket_ai::eval::{Field, Run, field_of, load_jsonl, report};
-    use smart_ticket_ai::triage::{Label, Past, Repr, Taxonomy, neighbours};
+    use smart_ticket_ai::triage::{Past, Repr};
     let provider = crate::providers::Provider::new(settings)?;
     let engine = format!("{}:{}", provider.name(), provider.settings.model);
     let (examples, multi) = load_jsonl(train, label, group)?;
@@ -405,14 +425,7 @@ async fn eval_provider(
     let mut runs = Vec::new();
     for (train, test) in &splits {
         let field = field_of(train, multi);
-        let mut names: Vec<String> = train.iter().flat_map(|e| e.labels.iter().cloned()).collect();
-        names.sort();
-        names.dedup();
-        let labels: Vec<Label> = names.iter().map(|n| Label { name: n.clone(), ..Default::default() }).collect();
-        let taxonomy = match field {
-            Field::Skills => Taxonomy { categories: Vec::new(), skills: labels },
-            _ => Taxonomy { categories: labels, skills: Vec::new() },
-        };
+        let taxonomy = label_set(train, field);
         let past: Vec<Past> = train
             .iter()
             .enumerate()
@@ -421,20 +434,7 @@ async fn eval_provider(
         let mut run = Run { n_train: train.len(), ..Default::default() };
         for e in test {
             let started = std::time::Instant::now();
-            let grounding: Vec<crate::providers::Grounding> = neighbours(&Repr::new(&e.text, None), &past, 3, None)
-                .iter()
-                .map(|n| {
-                    let ex = &train[n.past.number as usize];
-                    let first = ex.labels.first().cloned();
-                    crate::providers::Grounding {
-                        number: n.past.number,
-                        title: ex.text.chars().take(200).collect(),
-                        category: (field != Field::Priority).then(|| ex.labels.join(", ")),
-                        priority: (field == Field::Priority).then_some(first).flatten(),
-                        resolution: None,
-                    }
-                })
-                .collect();
+            let grounding = grounding(&e.text, &past, train, field);
             let predicted = match provider.triage("", &e.text, &taxonomy, &grounding).await {
                 Ok(t) => match field {
                     Field::Category => t.triage.category.map(|g| vec![g.value]).unwrap_or_default(),
@@ -456,6 +456,44 @@ async fn eval_provider(
     bar.finish_and_clear();
     println!("{}", serde_json::to_string(&report(label, &runs, cv.map(usize::from), &engine))?);
     Ok(())
+}
+
+/// The labels of the training rows as the taxonomy a provider chooses from (skills for a multi-label field).
+fn label_set(train: &[Example], field: smart_ticket_ai::eval::Field) -> smart_ticket_ai::triage::Taxonomy {
+    use smart_ticket_ai::triage::{Label, Taxonomy};
+    let mut names: Vec<String> = train.iter().flat_map(|e| e.labels.iter().cloned()).collect();
+    names.sort();
+    names.dedup();
+    let labels: Vec<Label> = names.iter().map(|n| Label { name: n.clone(), ..Default::default() }).collect();
+    match field {
+        smart_ticket_ai::eval::Field::Skills => Taxonomy { categories: Vec::new(), skills: labels },
+        _ => Taxonomy { categories: labels, skills: Vec::new() },
+    }
+}
+
+/// The three training rows nearest `text` by words, as a provider's grounding (their labels as history's).
+fn grounding(
+    text: &str,
+    past: &[smart_ticket_ai::triage::Past],
+    train: &[Example],
+    field: smart_ticket_ai::eval::Field,
+) -> Vec<crate::providers::Grounding> {
+    use smart_ticket_ai::eval::Field;
+    use smart_ticket_ai::triage::{Repr, neighbours};
+    neighbours(&Repr::new(text, None), past, 3, None)
+        .iter()
+        .map(|n| {
+            let ex = &train[n.past.number as usize];
+            let first = ex.labels.first().cloned();
+            crate::providers::Grounding {
+                number: n.past.number,
+                title: ex.text.chars().take(200).collect(),
+                category: (field != Field::Priority).then(|| ex.labels.join(", ")),
+                priority: (field == Field::Priority).then_some(first).flatten(),
+                resolution: None,
+            }
+        })
+        .collect()
 }
 
 /// A progress bar on standard error, drawn only when it is a terminal.

@@ -71,18 +71,18 @@ pub struct WorkerArgs {
     #[arg(long, env = "SMTP_FROM", default_value = "Smart Ticket <noreply@localhost>")]
     pub smtp_from: String,
     /// `starttls` (default), `tls` (implicit TLS) or `none` (plain, for a local relay).
-    #[arg(long, env = "SMTP_TLS", default_value = "starttls", value_parser = ["starttls", "tls", "none"])]
-    pub smtp_tls: String,
+    #[arg(long, env = "SMTP_TLS", value_enum, default_value_t = SmtpTls::StartTls)]
+    pub smtp_tls: SmtpTls,
     /// Triage engine: `local` (embedded, default), `gemini` or `openai` (also any OpenAI-compatible server).
     /// A provider failure always falls back to the embedded engine for that ticket.
-    #[arg(long, env = "AI_PROVIDER", default_value = "local", value_parser = ["local", "gemini", "openai"])]
-    pub ai_provider: String,
+    #[arg(long, env = "AI_PROVIDER", value_enum, default_value_t = Engine::Local)]
+    pub ai_provider: Engine,
     /// Overrides AI_PROVIDER for triage.
-    #[arg(long, env = "AI_TRIAGE_PROVIDER", value_parser = ["local", "gemini", "openai"])]
-    pub ai_triage_provider: Option<String>,
+    #[arg(long, env = "AI_TRIAGE_PROVIDER", value_enum)]
+    pub ai_triage_provider: Option<Engine>,
     /// Overrides AI_PROVIDER for drafting replies in suggestions.
-    #[arg(long, env = "AI_SUGGEST_PROVIDER", value_parser = ["local", "gemini", "openai"])]
-    pub ai_suggest_provider: Option<String>,
+    #[arg(long, env = "AI_SUGGEST_PROVIDER", value_enum)]
+    pub ai_suggest_provider: Option<Engine>,
     #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true)]
     pub gemini_api_key: Option<Secret>,
     #[arg(long, env = "GEMINI_MODEL", default_value = "gemini-2.0-flash")]
@@ -105,12 +105,35 @@ pub struct WorkerArgs {
     pub ai_max_output_tokens: u32,
 }
 
-/// How the SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the SMTP connection is secured: `starttls`, `tls` (implicit TLS) or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SmtpTls {
+    #[value(name = "starttls")]
     StartTls,
     Tls,
     None,
+}
+
+/// Who answers an AI task: the embedded engine, or a language-model provider (which falls back to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    Local,
+    Gemini,
+    /// OpenAI or any server speaking its Chat Completions API.
+    #[value(name = "openai")]
+    OpenAi,
+}
+
+impl Engine {
+    /// The provider this engine calls; `None` for the embedded one.
+    pub fn provider(self) -> Option<crate::providers::ProviderKind> {
+        use crate::providers::ProviderKind;
+        match self {
+            Engine::Local => None,
+            Engine::Gemini => Some(ProviderKind::Gemini),
+            Engine::OpenAi => Some(ProviderKind::OpenAi),
+        }
+    }
 }
 
 /// Outgoing mail.
@@ -141,33 +164,7 @@ impl MailSettings {
     }
 }
 
-/// Response deadlines per priority.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sla {
-    pub urgent: chrono::Duration,
-    pub high: chrono::Duration,
-    pub medium: chrono::Duration,
-    pub low: chrono::Duration,
-}
-
-impl Default for Sla {
-    fn default() -> Self {
-        let h = chrono::Duration::hours;
-        Self { urgent: h(1), high: h(4), medium: h(24), low: h(72) }
-    }
-}
-
-impl Sla {
-    pub fn for_priority(&self, p: smart_ticket_domain::Priority) -> chrono::Duration {
-        use smart_ticket_domain::Priority::*;
-        match p {
-            Urgent => self.urgent,
-            High => self.high,
-            Medium => self.medium,
-            Low => self.low,
-        }
-    }
-}
+pub use smart_ticket_domain::sla::Sla;
 
 /// What the background pipeline needs, shared by `serve` and `worker`.
 #[derive(Debug, Clone)]
@@ -211,31 +208,34 @@ impl WorkerArgs {
             ai_retrain_every: self.ai_retrain_every,
             data_dir: storage.data_dir.clone(),
             mail: self.mail(storage)?,
-            triage_provider: self.provider(self.ai_triage_provider.as_deref().unwrap_or(&self.ai_provider))?,
-            suggest_provider: self.provider(self.ai_suggest_provider.as_deref().unwrap_or(&self.ai_provider))?,
+            triage_provider: self.provider(self.ai_triage_provider.unwrap_or(self.ai_provider).provider())?,
+            suggest_provider: self.provider(self.ai_suggest_provider.unwrap_or(self.ai_provider).provider())?,
         })
     }
 
-    /// The provider named `name` (`local`: none), checked.
-    pub fn provider(&self, name: &str) -> anyhow::Result<Option<crate::providers::ProviderSettings>> {
+    /// The settings of provider `kind` (none for the embedded engine), checked.
+    pub fn provider(
+        &self,
+        kind: Option<crate::providers::ProviderKind>,
+    ) -> anyhow::Result<Option<crate::providers::ProviderSettings>> {
         use crate::providers::{ProviderKind, ProviderSettings};
         if !(self.ai_timeout_seconds.is_finite() && self.ai_timeout_seconds > 0.0 && self.ai_timeout_seconds <= 600.0) {
             anyhow::bail!("AI_TIMEOUT_SECONDS must be between 0 and 600");
         }
-        let (kind, base_url, api_key, model) = match name {
-            "gemini" => {
+        let Some(kind) = kind else { return Ok(None) };
+        let (base_url, api_key, model) = match kind {
+            ProviderKind::Gemini => {
                 if self.gemini_api_key.is_none() {
                     anyhow::bail!("AI_PROVIDER=gemini needs GEMINI_API_KEY");
                 }
-                (ProviderKind::Gemini, &self.gemini_base_url, self.gemini_api_key.clone(), &self.gemini_model)
+                (&self.gemini_base_url, self.gemini_api_key.clone(), &self.gemini_model)
             }
-            "openai" => {
+            ProviderKind::OpenAi => {
                 if self.openai_api_key.is_none() && self.openai_base_url.contains("api.openai.com") {
                     anyhow::bail!("AI_PROVIDER=openai with OpenAI's endpoint needs OPENAI_API_KEY");
                 }
-                (ProviderKind::OpenAi, &self.openai_base_url, self.openai_api_key.clone(), &self.openai_model)
+                (&self.openai_base_url, self.openai_api_key.clone(), &self.openai_model)
             }
-            _ => return Ok(None),
         };
         Ok(Some(ProviderSettings {
             kind,
@@ -265,11 +265,7 @@ impl WorkerArgs {
             username: self.smtp_username.clone().or_else(|| alias("MAILTRAP_SMTP_USER")),
             password: self.smtp_password.clone().or_else(|| alias("MAILTRAP_SMTP_PASS").map(Secret::new)),
             from: self.smtp_from.clone(),
-            tls: match self.smtp_tls.as_str() {
-                "tls" => SmtpTls::Tls,
-                "none" => SmtpTls::None,
-                _ => SmtpTls::StartTls,
-            },
+            tls: self.smtp_tls,
             outbox: storage.data_dir.join("outbox"),
         })
     }

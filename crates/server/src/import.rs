@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use smart_ticket_ai::MiniLm;
 use smart_ticket_domain::{
-    CategoryName, Email, Password, Priority, Resolution, Role, Skills, TicketDescription, TicketTitle,
+    CategoryName, Email, JobKind, Password, Priority, Resolution, Role, Skills, TicketDescription, TicketTitle,
 };
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
@@ -181,40 +181,12 @@ pub async fn run(
         people: HashMap::new(),
         pending: Vec::new(),
     };
-    let mut line = String::new();
-    let mut read: u64 = 0;
-    let mut number = 0;
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        read += n as u64;
-        number += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        import.report.lines += 1;
-        match parse_line(&line) {
-            Ok(row) => match import.check_category(&row).await? {
-                Ok(()) => import.pending.push(row),
-                Err(reason) => import.skip(number, reason),
-            },
-            Err(reason) => import.skip(number, reason),
-        }
-        if import.pending.len() >= BATCH {
-            import.store().await?;
-            progress(read);
-        }
-    }
-    import.store().await?;
-    progress(read);
+    import.read_all(&mut reader, path, &mut progress).await?;
     let mut report = import.report;
     if report.imported > 0 {
         // Learn from the new history now rather than after the next few resolutions.
         let job = NewJob {
-            kind: "ai.retrain",
+            kind: JobKind::AiRetrain,
             payload: json!({ "imported": report.imported }),
             idempotency_key: format!("import-{}", uuid::Uuid::new_v4()),
         };
@@ -288,47 +260,55 @@ impl Import<'_> {
         Ok(id)
     }
 
+    /// Reads every line of `reader`, storing good rows a batch at a time and skipping bad ones with their
+    /// line numbers; `progress` gets the bytes read after each batch.
+    async fn read_all(
+        &mut self,
+        reader: &mut impl BufRead,
+        path: &Path,
+        progress: &mut impl FnMut(u64),
+    ) -> anyhow::Result<()> {
+        let mut line = String::new();
+        let mut read: u64 = 0;
+        let mut number = 0;
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).with_context(|| format!("reading {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            number += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            self.report.lines += 1;
+            match parse_line(&line) {
+                Ok(row) => match self.check_category(&row).await? {
+                    Ok(()) => self.pending.push(row),
+                    Err(reason) => self.skip(number, reason),
+                },
+                Err(reason) => self.skip(number, reason),
+            }
+            if self.pending.len() >= BATCH {
+                self.store().await?;
+                progress(read);
+            }
+        }
+        self.store().await?;
+        progress(read);
+        Ok(())
+    }
+
     /// Embeds and stores the pending rows in one transaction.
     async fn store(&mut self) -> anyhow::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.pending);
-        let embeddings: Vec<Option<Vec<f32>>> = match &self.model {
-            Some(m) => {
-                let m = m.clone();
-                let texts: Vec<String> =
-                    rows.iter().map(|r| crate::model::ticket_text(&r.title, &r.description)).collect();
-                tokio::task::spawn_blocking(move || {
-                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    m.embed_all(&refs, 32)
-                })
-                .await
-                .context("the embedding task failed")??
-                .into_iter()
-                .map(Some)
-                .collect()
-            }
-            None => vec![None; rows.len()],
-        };
-        // The multilingual vectors, so imported history is found across languages too.
-        type Search = Option<(Vec<f32>, Option<&'static str>)>;
-        let search: Vec<Search> = match &self.e5 {
-            Some(e5) => {
-                let e5 = e5.clone();
-                let texts: Vec<String> =
-                    rows.iter().map(|r| crate::model::ticket_text(&r.title, &r.description)).collect();
-                tokio::task::spawn_blocking(move || {
-                    texts
-                        .iter()
-                        .map(|t| e5.embed(t).map(|v| Some((v, smart_ticket_ai::lang::detect(t)))))
-                        .collect::<anyhow::Result<Vec<Search>>>()
-                })
-                .await
-                .context("the embedding task failed")??
-            }
-            None => vec![None; rows.len()],
-        };
+        let texts: Vec<String> = rows.iter().map(|r| crate::model::ticket_text(&r.title, &r.description)).collect();
+        let embeddings = english_vectors(self.model.clone(), texts.clone()).await?;
+        let search = search_vectors(self.e5.clone(), texts).await?;
         let mut batch = Vec::with_capacity(rows.len());
         for ((row, embedding), search_vector) in rows.iter().zip(embeddings).zip(search) {
             let who = self.requester(row.requester.as_ref().unwrap_or(&self.opts.requester)).await?;
@@ -358,6 +338,37 @@ impl Import<'_> {
         }
         Ok(())
     }
+}
+
+/// The English embedding of each text (none without the model), in batches on the blocking pool.
+async fn english_vectors(model: Option<Arc<MiniLm>>, texts: Vec<String>) -> anyhow::Result<Vec<Option<Vec<f32>>>> {
+    let Some(m) = model else { return Ok(vec![None; texts.len()]) };
+    let vectors = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        m.embed_all(&refs, 32)
+    })
+    .await
+    .context("the embedding task failed")??;
+    Ok(vectors.into_iter().map(Some).collect())
+}
+
+/// A text's multilingual vector and language, so imported history is found across languages too.
+type SearchVector = Option<(Vec<f32>, Option<&'static str>)>;
+
+/// The multilingual vector of each text (none without the model), on the blocking pool.
+async fn search_vectors(
+    e5: Option<Arc<smart_ticket_ai::e5::E5>>,
+    texts: Vec<String>,
+) -> anyhow::Result<Vec<SearchVector>> {
+    let Some(e5) = e5 else { return Ok(vec![None; texts.len()]) };
+    tokio::task::spawn_blocking(move || {
+        texts
+            .iter()
+            .map(|t| e5.embed(t).map(|v| Some((v, smart_ticket_ai::lang::detect(t)))))
+            .collect::<anyhow::Result<Vec<SearchVector>>>()
+    })
+    .await
+    .context("the embedding task failed")?
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
+use smart_ticket_domain::{JobKind, JobState};
+
 use crate::db::{Db, Job};
 use crate::model::Ts;
 
@@ -23,29 +25,42 @@ pub enum Outcome {
     Empty,
     Succeeded {
         id: i64,
-        kind: String,
+        kind: JobKind,
     },
     /// Failed; will run again later.
     Retrying {
         id: i64,
-        kind: String,
+        kind: JobKind,
     },
     /// Failed its last attempt.
     Dead {
         id: i64,
-        kind: String,
+        kind: JobKind,
     },
     /// Its lease expired and another worker took it over before this one finished.
     Lost {
         id: i64,
-        kind: String,
+        kind: JobKind,
     },
+}
+
+impl Outcome {
+    /// The `outcome` label of the job metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded { .. } => "succeeded",
+            Outcome::Retrying { .. } => "retrying",
+            Outcome::Dead { .. } => "dead",
+            Outcome::Lost { .. } => "lost",
+            Outcome::Empty => "empty",
+        }
+    }
 }
 
 /// Job kinds and their handlers.
 #[derive(Clone, Default)]
 pub struct Registry {
-    handlers: HashMap<&'static str, Arc<dyn JobHandler>>,
+    handlers: HashMap<JobKind, Arc<dyn JobHandler>>,
 }
 
 impl Registry {
@@ -53,12 +68,12 @@ impl Registry {
         Self::default()
     }
 
-    pub fn with(mut self, kind: &'static str, handler: impl JobHandler) -> Self {
+    pub fn with(mut self, kind: JobKind, handler: impl JobHandler) -> Self {
         self.handlers.insert(kind, Arc::new(handler));
         self
     }
 
-    pub fn kinds(&self) -> Vec<&'static str> {
+    pub fn kinds(&self) -> Vec<JobKind> {
         let mut k: Vec<_> = self.handlers.keys().copied().collect();
         k.sort_unstable();
         k
@@ -69,7 +84,7 @@ impl Registry {
 pub struct Worker {
     db: Db,
     registry: Registry,
-    kinds: Vec<&'static str>,
+    kinds: Vec<JobKind>,
     id: String,
     lease: chrono::Duration,
     backoff_base: chrono::Duration,
@@ -118,46 +133,39 @@ impl Worker {
         let Some(job) = self.db.claim_job(&self.kinds, &self.id, Ts::now() + self.lease).await? else {
             return Ok(Outcome::Empty);
         };
-        let kind = job.kind.clone();
-        let handler = self.registry.handlers.get(job.kind.as_str()).cloned();
+        let kind = job.kind;
+        let handler = self.registry.handlers.get(&job.kind).cloned();
         let started = std::time::Instant::now();
         let result = match handler {
             Some(h) => h.run(&job).await,
             None => Err(anyhow::anyhow!("no handler for job kind {}", job.kind)),
         };
         let outcome = self.settle(job, result).await?;
-        let label = match &outcome {
-            Outcome::Succeeded { .. } => "succeeded",
-            Outcome::Retrying { .. } => "retrying",
-            Outcome::Dead { .. } => "dead",
-            Outcome::Lost { .. } => "lost",
-            Outcome::Empty => "empty",
-        };
-        crate::observe::job_outcome(&kind, label, started.elapsed().as_secs_f64());
+        crate::metrics::job_outcome(kind.as_str(), outcome.label(), started.elapsed().as_secs_f64());
         Ok(outcome)
     }
 
     /// Records how a claimed job's run ended: done, retry later, or dead.
     async fn settle(&self, job: Job, result: anyhow::Result<()>) -> anyhow::Result<Outcome> {
-        let (id, kind) = (job.id, job.kind.clone());
+        let (id, kind) = (job.id, job.kind);
         match result {
             Ok(()) => {
                 if self.db.complete_job(id, &self.id).await? {
-                    tracing::debug!(job_id = id, kind, "job succeeded");
+                    tracing::debug!(job_id = id, %kind, "job succeeded");
                     Ok(Outcome::Succeeded { id, kind })
                 } else {
-                    tracing::warn!(job_id = id, kind, "job finished after its lease was taken over");
+                    tracing::warn!(job_id = id, %kind, "job finished after its lease was taken over");
                     Ok(Outcome::Lost { id, kind })
                 }
             }
             Err(e) => {
                 let error = format!("{e:#}");
                 let retry_at = Ts::now() + backoff(self.backoff_base, job.attempts);
-                match self.db.fail_job(id, &self.id, &error, retry_at).await?.as_deref() {
-                    Some("dead") => {
+                match self.db.fail_job(id, &self.id, &error, retry_at).await? {
+                    Some(JobState::Dead) => {
                         tracing::error!(
                             job_id = id,
-                            kind,
+                            %kind,
                             attempts = job.attempts,
                             error,
                             "job is dead after its last attempt"
@@ -165,7 +173,7 @@ impl Worker {
                         Ok(Outcome::Dead { id, kind })
                     }
                     Some(_) => {
-                        tracing::warn!(job_id = id, kind, attempts = job.attempts, error, "job failed; will retry");
+                        tracing::warn!(job_id = id, %kind, attempts = job.attempts, error, "job failed; will retry");
                         Ok(Outcome::Retrying { id, kind })
                     }
                     None => Ok(Outcome::Lost { id, kind }),

@@ -4,21 +4,21 @@
 
 use anyhow::Context;
 use serde::Deserialize;
-use smart_ticket_domain::Priority;
+use smart_ticket_domain::{JobKind, Priority};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use minijinja::context;
 
-use crate::ai::Ai;
 use crate::config::PipelineSettings;
 use crate::db::{Db, Job, NewJob, Routed, TriageWrite, notify_job};
+use crate::engine::Ai;
 use crate::jobs::{JobHandler, Registry};
 use crate::mail::{Email, Mailer, render};
 use crate::model::{Ticket, TicketId, Ts, UserId};
 use crate::providers::Provider;
-use crate::routing;
+use smart_ticket_domain::routing;
 
 /// What every step shares.
 #[derive(Clone)]
@@ -78,8 +78,11 @@ impl Pipeline {
 
     /// Enqueues `email` as an `email.send` job keyed by its notification key.
     async fn queue_email(&self, email: Email) -> anyhow::Result<()> {
-        let job =
-            NewJob { kind: "email.send", idempotency_key: email.key.clone(), payload: serde_json::to_value(&email)? };
+        let job = NewJob {
+            kind: JobKind::EmailSend,
+            idempotency_key: email.key.clone(),
+            payload: serde_json::to_value(&email)?,
+        };
         self.db.enqueue(&job).await?;
         Ok(())
     }
@@ -87,17 +90,17 @@ impl Pipeline {
     /// Every job kind of the pipeline with its handler.
     pub fn registry(&self) -> Registry {
         Registry::new()
-            .with("ticket.created", Step(self.clone(), triage))
-            .with("ai.retrain", Step(self.clone(), retrain))
-            .with("ticket.route", Step(self.clone(), route))
-            .with("ticket.notify", Step(self.clone(), notify_assignee))
-            .with("ticket.resolved", Step(self.clone(), notify_resolved))
-            .with("comment.created", Step(self.clone(), notify_reply))
-            .with("user.signed_up", Step(self.clone(), welcome))
-            .with("email.send", Step(self.clone(), send_email))
-            .with("sla.check", Step(self.clone(), sla_check))
-            .with("ai.vectors", Step(self.clone(), fill_search_vectors))
-            .with("ticket.vectors", Step(self.clone(), ticket_vectors))
+            .with(JobKind::TicketCreated, Step(self.clone(), triage))
+            .with(JobKind::AiRetrain, Step(self.clone(), retrain))
+            .with(JobKind::TicketRoute, Step(self.clone(), route))
+            .with(JobKind::TicketNotify, Step(self.clone(), notify_assignee))
+            .with(JobKind::TicketResolved, Step(self.clone(), notify_resolved))
+            .with(JobKind::CommentCreated, Step(self.clone(), notify_reply))
+            .with(JobKind::UserSignedUp, Step(self.clone(), welcome))
+            .with(JobKind::EmailSend, Step(self.clone(), send_email))
+            .with(JobKind::SlaCheck, Step(self.clone(), sla_check))
+            .with(JobKind::AiVectors, Step(self.clone(), fill_search_vectors))
+            .with(JobKind::TicketVectors, Step(self.clone(), ticket_vectors))
     }
 
     /// Enqueues a retraining if enough tickets were labelled since the last one.
@@ -115,7 +118,7 @@ impl Pipeline {
 async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
     let TicketPayload { ticket_id } = payload(&job)?;
     let next = NewJob {
-        kind: "ticket.route",
+        kind: JobKind::TicketRoute,
         payload: serde_json::json!({ "ticket_id": ticket_id }),
         idempotency_key: ticket_id.to_string(),
     };
@@ -144,13 +147,13 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
         remarks,
         duplicate,
     };
-    crate::observe::triage(&write.triage.engine, started.elapsed().as_secs_f64());
+    crate::metrics::triage(&write.triage.engine, started.elapsed().as_secs_f64());
     let applied = p.db.apply_triage(ticket_id, &write, &next).await?;
     if p.ai.multilingual() {
         // Its multilingual vector in a job of its own: the assignee's e-mail does not wait for it. (Should this
         // enqueue be lost, the minute's `sla.check` finds the ticket without a vector.)
         let job = NewJob {
-            kind: "ticket.vectors",
+            kind: JobKind::TicketVectors,
             payload: serde_json::json!({ "ticket_id": ticket_id }),
             idempotency_key: ticket_id.to_string(),
         };
@@ -187,11 +190,12 @@ async fn duplicate_of(
     }
     let text = ticket.text();
     tokio::task::spawn_blocking(move || {
-        let texts: Vec<String> = candidates.iter().map(|c| crate::model::ticket_text(&c.1, &c.2)).collect();
-        let (scores, semantic) = crate::ai::likeness(
+        let texts: Vec<String> =
+            candidates.iter().map(|c| crate::model::ticket_text(&c.title, &c.description)).collect();
+        let (scores, semantic) = crate::search::likeness(
             &text,
             embedding,
-            texts.iter().zip(&candidates).map(|(t, c)| (t.as_str(), c.3.as_deref())),
+            texts.iter().zip(&candidates).map(|(t, c)| (t.as_str(), c.embedding.as_deref())),
         );
         let threshold = if semantic { DUPLICATE_SEMANTIC } else { DUPLICATE_LEXICAL };
         candidates
@@ -199,7 +203,7 @@ async fn duplicate_of(
             .zip(scores)
             .filter(|(_, s)| *s >= threshold)
             .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(c, s)| (c.0, s))
+            .map(|(c, s)| (c.number, s))
     })
     .await
     .context("the duplicate check failed")
@@ -337,10 +341,10 @@ async fn send_email(p: Pipeline, job: Job) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Err(e) = p.mailer.send(&email).await {
-        crate::observe::email(p.mailer.transport_name(), "failed");
+        crate::metrics::email(p.mailer.transport_name(), "failed");
         return Err(e);
     }
-    crate::observe::email(p.mailer.transport_name(), "sent");
+    crate::metrics::email(p.mailer.transport_name(), "sent");
     p.db.record_email(&email.key, &email.to, &email.subject, p.mailer.transport_name()).await?;
     tracing::info!(key = email.key, to = email.to, transport = p.mailer.transport_name(), "email sent");
     Ok(())
@@ -371,13 +375,13 @@ async fn fill_search_vectors(p: Pipeline, _job: Job) -> anyhow::Result<()> {
         return Ok(());
     }
     let missing = p.db.tickets_missing_search_vector(VECTOR_BATCH).await?;
-    for (id, title, description) in &missing {
-        store_search_vector(&p, *id, title, description).await?;
+    for t in &missing {
+        store_search_vector(&p, t.id, &t.title, &t.description).await?;
     }
     if missing.len() as i64 == VECTOR_BATCH {
-        let last = missing.last().map(|m| m.0.to_string()).unwrap_or_default();
+        let last = missing.last().map(|m| m.id.to_string()).unwrap_or_default();
         p.db.enqueue(&NewJob {
-            kind: "ai.vectors",
+            kind: JobKind::AiVectors,
             payload: serde_json::json!({}),
             idempotency_key: format!("vectors-after-{last}"),
         })
@@ -394,8 +398,11 @@ async fn sla_check(p: Pipeline, _job: Job) -> anyhow::Result<()> {
     let now = Ts::now();
     if p.ai.multilingual() && !p.db.tickets_missing_search_vector(1).await?.is_empty() {
         let minute = now.0.timestamp() / 60;
-        let job =
-            NewJob { kind: "ai.vectors", payload: serde_json::json!({}), idempotency_key: format!("vectors-{minute}") };
+        let job = NewJob {
+            kind: JobKind::AiVectors,
+            payload: serde_json::json!({}),
+            idempotency_key: format!("vectors-{minute}"),
+        };
         p.db.enqueue(&job).await?;
     }
     let admins = p.db.admin_emails().await?;
@@ -415,7 +422,11 @@ async fn sla_check(p: Pipeline, _job: Job) -> anyhow::Result<()> {
                 let key = format!("sla:{}:{}:{admin}", b.id, b.deadline.0.timestamp());
                 let subject = format!("[#{}] SLA breached ({}): {}", b.number, b.priority, b.title);
                 let email = render("sla", key.clone(), admin, subject, ctx)?;
-                jobs.push(NewJob { kind: "email.send", idempotency_key: key, payload: serde_json::to_value(&email)? });
+                jobs.push(NewJob {
+                    kind: JobKind::EmailSend,
+                    idempotency_key: key,
+                    payload: serde_json::to_value(&email)?,
+                });
             }
             if p.db.escalate_breach(b, &jobs).await? {
                 tracing::warn!(ticket = b.number, deadline, "SLA breached: escalated to the admins");
@@ -430,8 +441,11 @@ async fn sla_check(p: Pipeline, _job: Job) -> anyhow::Result<()> {
 pub async fn schedule(db: Db, wake: Arc<tokio::sync::Notify>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         let minute = Ts::now().0.timestamp() / 60;
-        let job =
-            NewJob { kind: "sla.check", payload: serde_json::json!({}), idempotency_key: format!("minute-{minute}") };
+        let job = NewJob {
+            kind: JobKind::SlaCheck,
+            payload: serde_json::json!({}),
+            idempotency_key: format!("minute-{minute}"),
+        };
         match db.enqueue(&job).await {
             Ok(true) => wake.notify_one(),
             Ok(false) => {}

@@ -10,20 +10,20 @@ use tokio::sync::{Notify, watch};
 use crate::auth::{TokenKeys, hash_password};
 use crate::config::{PipelineSettings, Settings};
 use crate::db::{Db, StoreError};
-use crate::http::{AppState, router};
+use crate::desk::Desk;
 use crate::jobs::Worker;
 use crate::pipeline::Pipeline;
 
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
-    state: AppState,
+    desk: Desk,
 }
 
 impl Application {
     /// Opens and migrates the database, bootstraps the first admin if asked, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect(&settings.database_url, settings.db_max_connections).await?;
+        let db = Db::connect(settings.database_url.expose(), settings.db_max_connections).await?;
         db.migrate().await?;
         if let Some((email, password)) = &settings.admin {
             bootstrap_admin(&db, email, password.expose()).await?;
@@ -32,8 +32,8 @@ impl Application {
             TcpListener::bind(settings.bind_addr).await.with_context(|| format!("binding {}", settings.bind_addr))?;
         let addr = listener.local_addr()?;
         let pipeline = Pipeline::new(db.clone(), settings.pipeline.clone())?;
-        let limits = Arc::new(crate::http::limits::Limits::new(&settings.protection));
-        let state = AppState {
+        let limits = Arc::new(crate::desk::limits::Limits::new(&settings.protection));
+        let desk = Desk {
             pipeline,
             db,
             keys: TokenKeys::new(&settings.jwt_secret),
@@ -42,8 +42,8 @@ impl Application {
             heartbeat: Arc::default(),
             limits,
         };
-        crate::observe::prometheus();
-        Ok(Self { listener, addr, state })
+        crate::metrics::prometheus();
+        Ok(Self { listener, addr, desk })
     }
 
     pub fn port(&self) -> u16 {
@@ -51,16 +51,16 @@ impl Application {
     }
 
     pub fn db(&self) -> &Db {
-        &self.state.db
+        &self.desk.db
     }
 
     /// Serves (and runs the workers) until SIGTERM or Ctrl-C, then lets requests and jobs in flight finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.addr, backend = self.state.db.backend(), url = %self.state.settings.app_url, "Smart Ticket is listening");
-        let db = self.state.db.clone();
+        tracing::info!(addr = %self.addr, backend = self.desk.db.backend(), url = %self.desk.settings.app_url, "Smart Ticket is listening");
+        let db = self.desk.db.clone();
         let (stop, stopped) = watch::channel(false);
         // The in-memory vector index, built from the database now rather than at the first search.
-        let (ai, index_db) = (self.state.pipeline.ai.clone(), db.clone());
+        let (ai, index_db) = (self.desk.pipeline.ai.clone(), db.clone());
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             match ai.index.sync(&index_db).await {
@@ -72,14 +72,14 @@ impl Application {
                 Err(e) => tracing::warn!(error = %e, "could not build the vector index (searches will retry)"),
             }
         });
-        let concurrency = self.state.settings.worker_concurrency;
+        let concurrency = self.desk.settings.worker_concurrency;
         let workers = (concurrency > 0).then(|| {
             let worker =
-                Worker::new(db.clone(), self.state.pipeline.registry()).with_heartbeat(self.state.heartbeat.clone());
-            tokio::spawn(crate::pipeline::schedule(db.clone(), self.state.wake.clone(), stopped.clone()));
-            tokio::spawn(worker.run(concurrency, self.state.wake.clone(), stopped))
+                Worker::new(db.clone(), self.desk.pipeline.registry()).with_heartbeat(self.desk.heartbeat.clone());
+            tokio::spawn(crate::pipeline::schedule(db.clone(), self.desk.wake.clone(), stopped.clone()));
+            tokio::spawn(worker.run(concurrency, self.desk.wake.clone(), stopped))
         });
-        axum::serve(self.listener, router(self.state).into_make_service_with_connect_info::<SocketAddr>())
+        axum::serve(self.listener, app(self.desk).into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
                 let _ = stop.send(true);
@@ -146,4 +146,10 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
     tracing::info!("shutting down");
+}
+
+/// The whole service: the JSON API and the pages behind the shared middleware.
+pub fn app(desk: Desk) -> axum::Router {
+    let routes = crate::http::router().merge(crate::web::router(desk.clone()));
+    crate::front::app(desk, routes)
 }

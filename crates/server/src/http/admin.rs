@@ -4,21 +4,21 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use smart_ticket_domain::JobState;
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{AppError, AppResult};
-use super::extract::{Admin, AppPath, AppQuery, AuthUser};
-use super::{AppState, into_page, page_limit};
-use crate::db::JOB_STATES;
+use crate::desk::jobs::retry;
+use crate::desk::{AppError, AppResult, Desk, into_page, page_limit};
+use crate::front::extract::{Admin, AppPath, AppQuery};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Desk> {
     Router::new().route("/api/admin/jobs", get(list_jobs)).route("/api/admin/jobs/{id}/retry", post(retry_job))
 }
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct JobQuery {
-    /// queued, running, done or dead (default dead).
+    /// queued, running, succeeded or dead (default dead).
     state: Option<String>,
     /// Page size, 1 to 100 (25).
     #[param(minimum = 1, maximum = 100)]
@@ -42,16 +42,16 @@ pub(crate) struct JobEnvelope {
 #[utoipa::path(get, path = "/api/admin/jobs", tag = "admin", params(JobQuery),
     responses((status = 200, description = "A page of jobs", body = JobPage)))]
 pub(crate) async fn list_jobs(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     _admin: Admin,
     AppQuery(q): AppQuery<JobQuery>,
 ) -> AppResult<Json<JobPage>> {
     let limit = page_limit(q.limit)?;
-    let job_state = q.state.as_deref().unwrap_or("dead");
-    if !JOB_STATES.contains(&job_state) {
-        return Err(AppError::bad_query(format!("state must be one of: {}", JOB_STATES.join(", "))));
-    }
-    let (jobs, next) = into_page(state.db.list_jobs(job_state, q.cursor, limit).await?, limit, |j| j.id);
+    let job_state = match q.state.as_deref() {
+        None => JobState::Dead,
+        Some(s) => s.parse::<JobState>().map_err(|e| AppError::bad_query(format!("state {}", e.message)))?,
+    };
+    let (jobs, next) = into_page(desk.db.list_jobs(job_state, q.cursor, limit).await?, limit, |j| j.id);
     Ok(Json(JobPage { jobs, next_cursor: next }))
 }
 
@@ -59,23 +59,10 @@ pub(crate) async fn list_jobs(
 #[utoipa::path(post, path = "/api/admin/jobs/{id}/retry", tag = "admin", params(("id" = i64, Path)),
     responses((status = 200, description = "Queued again", body = JobEnvelope)))]
 pub(crate) async fn retry_job(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     Admin(admin): Admin,
     AppPath(id): AppPath<i64>,
 ) -> AppResult<Json<JobEnvelope>> {
-    let job = retry(&state, &admin, id).await?;
+    let job = retry(&desk, &admin, id).await?;
     Ok(Json(JobEnvelope { job }))
-}
-
-/// Puts a dead job back in the queue.
-pub(crate) async fn retry(state: &AppState, admin: &AuthUser, id: i64) -> AppResult<crate::db::Job> {
-    match state.db.retry_job(id).await? {
-        Some(job) => {
-            tracing::info!(admin = %admin.user.id, job_id = id, kind = job.kind, "dead job retried");
-            state.wake.notify_one();
-            Ok(job)
-        }
-        None if state.db.job(id).await?.is_some() => Err(AppError::Conflict("only a dead job can be retried".into())),
-        None => Err(AppError::NotFound),
-    }
 }

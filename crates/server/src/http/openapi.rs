@@ -9,8 +9,9 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::error::ErrorBody;
-use super::{AppState, accounts, admin, ai, ops, taxonomy, tickets};
+use super::{accounts, admin, ai_admin as ai, ops, taxonomy, tickets};
+use crate::desk::Desk;
+use crate::front::error::ErrorBody;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,7 +59,7 @@ impl Modify for Conventions {
         );
         components.add_security_scheme(
             "session_cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(super::extract::SESSION_COOKIE))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::front::cookies::SESSION_COOKIE))),
         );
         let error = ResponseBuilder::new()
             .description(
@@ -96,8 +97,8 @@ pub fn document() -> Document {
 
 /// `/api/openapi.json` and the docs page at `/api/docs`, which needs a looser content policy than the API:
 /// Swagger UI's own script and styles, from this server only.
-pub fn router() -> Router<AppState> {
-    Router::<AppState>::from(SwaggerUi::new("/api/docs").url("/api/openapi.json", document())).layer(
+pub fn router() -> Router<Desk> {
+    Router::<Desk>::from(SwaggerUi::new("/api/docs").url("/api/openapi.json", document())).layer(
         axum::middleware::map_response(|mut res: axum::response::Response| async move {
             res.headers_mut().insert(
                 header::CONTENT_SECURITY_POLICY,

@@ -7,16 +7,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use smart_ticket_domain::JobState;
 use std::sync::atomic::Ordering;
 
-use super::AppState;
-use super::error::AppResult;
+use crate::desk::{AppResult, Desk};
 use crate::model::Ts;
 
 /// Workers that have not turned their loop for this long are reported stuck.
 const WORKER_SILENCE_MS: i64 = 60_000;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Desk> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
@@ -32,23 +32,23 @@ pub(crate) async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()), responses(
     (status = 200, description = "Ready", body = Object),
     (status = 503, description = "Not ready: the failing checks", body = Object)))]
-pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    let database = match state.db.ping().await {
+pub(crate) async fn readyz(State(desk): State<Desk>) -> Response {
+    let database = match desk.db.ping().await {
         Ok(()) => Ok(()),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             Err("unreachable".to_owned())
         }
     };
-    let migrations = match state.db.pending_migrations().await {
+    let migrations = match desk.db.pending_migrations().await {
         Ok(0) => Ok(()),
         Ok(n) => Err(format!("{n} pending")),
         Err(_) => Err("unknown".to_owned()),
     };
-    let workers = if state.settings.worker_concurrency == 0 {
+    let workers = if desk.settings.worker_concurrency == 0 {
         Ok("not run by this process")
     } else {
-        let last = state.heartbeat.load(Ordering::Relaxed);
+        let last = desk.heartbeat.load(Ordering::Relaxed);
         let silent = chrono::Utc::now().timestamp_millis() - last;
         if last > 0 && silent < WORKER_SILENCE_MS { Ok("running") } else { Err(format!("silent for {silent} ms")) }
     };
@@ -74,20 +74,20 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses(
     (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
     (status = 503, description = "The recorder could not be installed", body = String, content_type = "text/plain")))]
-pub(crate) async fn metrics(State(state): State<AppState>) -> AppResult<Response> {
-    let Some(handle) = crate::observe::prometheus() else {
+pub(crate) async fn metrics(State(desk): State<Desk>) -> AppResult<Response> {
+    let Some(handle) = crate::metrics::prometheus() else {
         return Ok((StatusCode::SERVICE_UNAVAILABLE, "metrics are off: see the log").into_response());
     };
     let now = Ts::now();
     // Kinds and states with no jobs read 0, not their last value.
-    for kind in state.pipeline.registry().kinds() {
-        for job_state in ["queued", "running", "dead"] {
-            crate::observe::queue(kind, job_state, 0, 0.0);
+    for kind in desk.pipeline.registry().kinds() {
+        for job_state in JobState::PENDING {
+            crate::metrics::queue(kind.as_str(), job_state.as_str(), 0, 0.0);
         }
     }
-    for (kind, job_state, count, oldest) in state.db.queue_stats().await? {
-        let age = ((now.0 - oldest.0).num_milliseconds() as f64 / 1000.0).max(0.0);
-        crate::observe::queue(&kind, &job_state, count, age);
+    for stat in desk.db.queue_stats().await? {
+        let age = ((now.0 - stat.oldest.0).num_milliseconds() as f64 / 1000.0).max(0.0);
+        crate::metrics::queue(stat.kind.as_str(), stat.state.as_str(), stat.count, age);
     }
     handle.run_upkeep();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response())

@@ -5,14 +5,14 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use smart_ticket_domain::{CategoryName, Priority, Skill};
+use smart_ticket_domain::Priority;
 use utoipa::ToSchema;
 
-use super::AppState;
-use super::error::{AppError, AppResult};
-use super::extract::{Admin, AppJson, AppPath, AuthUser};
+use crate::desk::taxonomy::{delete_category as remove_category, save_category, save_skill};
+use crate::desk::{AppResult, AuthUser, Desk};
+use crate::front::extract::{Admin, AppJson, AppPath};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Desk> {
     Router::new()
         .route("/api/taxonomy", get(get_taxonomy))
         .route("/api/admin/categories/{name}", put(put_category).delete(delete_category))
@@ -37,9 +37,9 @@ pub(crate) struct TaxonomyBody {
 /// Categories (with descriptions and examples), priorities and skills.
 #[utoipa::path(get, path = "/api/taxonomy", tag = "taxonomy",
     responses((status = 200, description = "The taxonomy", body = TaxonomyBody)))]
-pub(crate) async fn get_taxonomy(State(state): State<AppState>, _auth: AuthUser) -> AppResult<Json<TaxonomyBody>> {
+pub(crate) async fn get_taxonomy(State(desk): State<Desk>, _auth: AuthUser) -> AppResult<Json<TaxonomyBody>> {
     let priorities = Priority::ALL.iter().map(|p| PriorityInfo { name: *p, description: p.description() }).collect();
-    Ok(Json(TaxonomyBody { categories: state.db.categories().await?, priorities, skills: state.db.skills().await? }))
+    Ok(Json(TaxonomyBody { categories: desk.db.categories().await?, priorities, skills: desk.db.skills().await? }))
 }
 
 /// A category's description (at most 1,000 characters) and example texts (at most 50 of 2,000).
@@ -49,13 +49,6 @@ pub(crate) struct CategoryBody {
     description: String,
     #[serde(default)]
     examples: Vec<String>,
-}
-
-const MAX_EXAMPLES: usize = 50;
-
-/// A trimmed description of at most 1000 characters.
-fn description(raw: &str) -> AppResult<String> {
-    Ok(smart_ticket_domain::bounded_text("description", raw, 0, 1000)?)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -68,53 +61,25 @@ pub(crate) struct CategoryEnvelope {
     params(("name" = String, Path, description = "Lower-case name, e.g. `billing`")), request_body = CategoryBody,
     responses((status = 200, description = "Saved", body = CategoryEnvelope)))]
 pub(crate) async fn put_category(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     _admin: Admin,
     AppPath(name): AppPath<String>,
     AppJson(body): AppJson<CategoryBody>,
 ) -> AppResult<Json<CategoryEnvelope>> {
-    let category = save_category(&state, &name, &body.description, &body.examples).await?;
+    let category = save_category(&desk, &name, &body.description, &body.examples).await?;
     Ok(Json(CategoryEnvelope { category }))
-}
-
-/// Creates or replaces a category.
-pub(crate) async fn save_category(
-    state: &AppState,
-    name: &str,
-    description_text: &str,
-    examples: &[String],
-) -> AppResult<crate::db::Category> {
-    let name = CategoryName::parse(name)?;
-    let description = description(description_text)?;
-    let refused = || {
-        AppError::field(
-            "examples",
-            format!("at most {MAX_EXAMPLES} examples of at most 2000 characters, no control characters"),
-        )
-    };
-    let mut kept = Vec::new();
-    for e in examples {
-        let e = smart_ticket_domain::bounded_text("examples", e, 0, 2000).map_err(|_| refused())?;
-        if !e.is_empty() {
-            kept.push(e);
-        }
-    }
-    if kept.len() > MAX_EXAMPLES {
-        return Err(refused());
-    }
-    Ok(state.db.upsert_category(&name, &description, &kept).await?)
 }
 
 /// Deletes a category (admins); tickets keep their label.
 #[utoipa::path(delete, path = "/api/admin/categories/{name}", tag = "taxonomy", params(("name" = String, Path)),
     responses((status = 204, description = "Deleted")))]
 pub(crate) async fn delete_category(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     _admin: Admin,
     AppPath(name): AppPath<String>,
 ) -> AppResult<StatusCode> {
-    let name = CategoryName::parse(&name).map_err(|_| AppError::NotFound)?;
-    if state.db.delete_category(&name).await? { Ok(StatusCode::NO_CONTENT) } else { Err(AppError::NotFound) }
+    remove_category(&desk, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A skill's description (at most 1,000 characters).
@@ -138,19 +103,11 @@ pub(crate) struct SkillEnvelope {
 #[utoipa::path(put, path = "/api/admin/skills/{name}", tag = "taxonomy", params(("name" = String, Path)),
     request_body = SkillBody, responses((status = 200, description = "Saved", body = SkillEnvelope)))]
 pub(crate) async fn put_skill(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     _admin: Admin,
     AppPath(name): AppPath<String>,
     AppJson(body): AppJson<SkillBody>,
 ) -> AppResult<Json<SkillEnvelope>> {
-    let (name, description) = save_skill(&state, &name, &body.description).await?;
+    let (name, description) = save_skill(&desk, &name, &body.description).await?;
     Ok(Json(SkillEnvelope { skill: SkillDescription { name: name.as_str().to_owned(), description } }))
-}
-
-/// Sets a skill's description.
-pub(crate) async fn save_skill(state: &AppState, name: &str, description_text: &str) -> AppResult<(Skill, String)> {
-    let name = Skill::parse(name)?;
-    let description = description(description_text)?;
-    state.db.set_skill_description(&name, &description).await?;
-    Ok((name, description))
 }

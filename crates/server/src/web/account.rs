@@ -5,20 +5,16 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::{CsrfForm, CsrfToken, Signed, WebError, describe, render, see_other, with_chrome};
-use crate::http::AppState;
-use crate::http::accounts::{
-    UserChange, authenticate, change_user, open_session, register, session_cookie, set_sign_in_cookies,
-};
-use crate::http::error::AppError;
-use crate::http::extract::AuthUser;
-use crate::http::limits::ClientAddr;
+use super::{CsrfForm, CsrfToken, Page, Signed, WebError, describe, render, see_other};
+use crate::desk::accounts::{UserChange, authenticate, change_user, open_session, register};
+use crate::desk::{AppError, AuthUser, ClientAddr, Desk};
+use crate::front::cookies::{session_cookie, set_sign_in_cookies};
+
 use crate::model::User;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Desk> {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_page).post(login))
@@ -36,12 +32,46 @@ async fn home(auth: Option<AuthUser>) -> Response {
     }
 }
 
+/// The log-in form, and why the last attempt failed.
+#[derive(Serialize, Default)]
+struct LoginPage {
+    error: Option<String>,
+    email: String,
+}
+
+impl Page for LoginPage {
+    const TEMPLATE: &'static str = "login.html";
+}
+
+/// The sign-up form, and why the last attempt failed.
+#[derive(Serialize, Default)]
+struct SignupPage {
+    error: Option<String>,
+    email: String,
+}
+
+impl Page for SignupPage {
+    const TEMPLATE: &'static str = "signup.html";
+}
+
+/// A staff member's own account: availability and capacity.
+#[derive(Serialize)]
+struct AccountPage<'a> {
+    user: &'a User,
+    flash: Option<&'static str>,
+    error: Option<String>,
+}
+
+impl Page for AccountPage<'_> {
+    const TEMPLATE: &'static str = "account.html";
+}
+
 async fn login_page(CsrfToken(csrf): CsrfToken) -> Result<Response, WebError> {
-    render("login.html", with_chrome(json!({}), None, &csrf))
+    render(&LoginPage::default(), &csrf)
 }
 
 async fn signup_page(CsrfToken(csrf): CsrfToken) -> Result<Response, WebError> {
-    render("signup.html", with_chrome(json!({}), None, &csrf))
+    render(&SignupPage::default(), &csrf)
 }
 
 #[derive(Deserialize)]
@@ -53,44 +83,48 @@ struct Credentials {
 }
 
 async fn login(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     client: ClientAddr,
     CsrfToken(csrf): CsrfToken,
     CsrfForm(form): CsrfForm<Credentials>,
 ) -> Result<Response, WebError> {
-    match authenticate(&state, client, &form.email, &form.password).await {
-        Ok(user) => signed_in(&state, &user).await,
-        Err(e @ AppError::BadCredentials) => form_error("login.html", &csrf, &form.email, &e, StatusCode::UNAUTHORIZED),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn signup(
-    State(state): State<AppState>,
-    client: ClientAddr,
-    CsrfToken(csrf): CsrfToken,
-    CsrfForm(form): CsrfForm<Credentials>,
-) -> Result<Response, WebError> {
-    match register(&state, client, &form.email, &form.password).await {
-        Ok(user) => signed_in(&state, &user).await,
-        Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
-            form_error("signup.html", &csrf, &form.email, &e, e.status())
+    match authenticate(&desk, client, &form.email, &form.password).await {
+        Ok(user) => signed_in(&desk, &user).await,
+        Err(e @ AppError::BadCredentials) => {
+            let page = LoginPage { error: Some(describe(&e)), email: form.email };
+            with_status(render(&page, &csrf), StatusCode::UNAUTHORIZED)
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// The form again, with what went wrong and the address typed (never the password).
-fn form_error(page: &str, csrf: &str, email: &str, e: &AppError, status: StatusCode) -> Result<Response, WebError> {
-    let mut res = render(page, with_chrome(json!({ "error": describe(e), "email": email }), None, csrf))?;
+async fn signup(
+    State(desk): State<Desk>,
+    client: ClientAddr,
+    CsrfToken(csrf): CsrfToken,
+    CsrfForm(form): CsrfForm<Credentials>,
+) -> Result<Response, WebError> {
+    match register(&desk, client, &form.email, &form.password).await {
+        Ok(user) => signed_in(&desk, &user).await,
+        Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
+            let page = SignupPage { error: Some(describe(&e)), email: form.email };
+            with_status(render(&page, &csrf), e.status())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A page answered with `status` (a form shown again with what went wrong: never the password).
+fn with_status(res: Result<Response, WebError>, status: StatusCode) -> Result<Response, WebError> {
+    let mut res = res?;
     *res.status_mut() = status;
     Ok(res)
 }
 
-async fn signed_in(state: &AppState, user: &User) -> Result<Response, WebError> {
-    let opened = open_session(state, user).await?;
+async fn signed_in(desk: &Desk, user: &User) -> Result<Response, WebError> {
+    let opened = open_session(desk, user).await?;
     let mut res = see_other("/");
-    set_sign_in_cookies(state, &mut res, &opened)?;
+    set_sign_in_cookies(desk, &mut res, &opened)?;
     Ok(res)
 }
 
@@ -98,15 +132,15 @@ async fn signed_in(state: &AppState, user: &User) -> Result<Response, WebError> 
 struct Empty {}
 
 async fn logout(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     auth: Option<AuthUser>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, WebError> {
     if let Some(auth) = auth {
-        state.db.delete_session(&auth.session_id).await?;
+        desk.db.delete_session(&auth.session_id).await?;
     }
     let mut res = see_other("/login");
-    res.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, None)?);
+    res.headers_mut().insert(header::SET_COOKIE, session_cookie(&desk, None)?);
     Ok(res)
 }
 
@@ -114,7 +148,7 @@ async fn account_page(signed: Signed) -> Result<Response, WebError> {
     if signed.auth.user.role == smart_ticket_domain::Role::User {
         return Err(AppError::NotFound.into());
     }
-    signed.page("account.html", json!({ "user": signed.auth.user }))
+    signed.page(&AccountPage { user: &signed.auth.user, flash: None, error: None })
 }
 
 #[derive(Deserialize)]
@@ -124,7 +158,7 @@ struct Availability {
 }
 
 async fn save_account(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     signed: Signed,
     CsrfForm(form): CsrfForm<Availability>,
 ) -> Result<Response, WebError> {
@@ -133,12 +167,11 @@ async fn save_account(
         capacity: Some(parse_capacity(form.capacity.as_deref())?),
         ..UserChange::default()
     };
-    match change_user(&state, &signed.auth, signed.auth.user.id, change).await {
-        Ok(user) => signed.page("account.html", json!({ "user": user, "flash": "Saved." })),
+    match change_user(&desk, &signed.auth, signed.auth.user.id, change).await {
+        Ok(user) => signed.page(&AccountPage { user: &user, flash: Some("Saved."), error: None }),
         Err(e @ AppError::Validation(_)) => {
-            let mut res = signed.page("account.html", json!({ "user": signed.auth.user, "error": describe(&e) }))?;
-            *res.status_mut() = e.status();
-            Ok(res)
+            let page = AccountPage { user: &signed.auth.user, flash: None, error: Some(describe(&e)) };
+            with_status(signed.page(&page), e.status())
         }
         Err(e) => Err(e.into()),
     }

@@ -4,23 +4,21 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use smart_ticket_domain::{Priority, Role};
+use serde::{Deserialize, Serialize};
+use smart_ticket_domain::{JobState, Priority, Role};
 use std::collections::BTreeMap;
 
 use super::account::parse_capacity;
-use super::{CsrfForm, Signed, WebError, comma_list, describe, see_other};
-use crate::db::{DashboardRow, JOB_STATES};
-use crate::http::AppState;
-use crate::http::accounts::{UserChange, change_user};
-use crate::http::admin::retry;
-use crate::http::ai::{engine_status, quality_since, request_retrain};
-use crate::http::error::AppError;
-use crate::http::taxonomy::{save_category, save_skill};
-use crate::model::{Ts, UserId};
+use super::{CsrfForm, Page, Signed, SignedAdmin, WebError, comma_list, describe, see_other};
+use crate::db::{Category, DashboardRow, Job, SkillInfo};
+use crate::desk::accounts::{UserChange, change_user};
+use crate::desk::ai_admin::{EngineStatus, Quality, engine_status, quality_since, request_retrain};
+use crate::desk::jobs::retry;
+use crate::desk::taxonomy::{delete_category as remove_category, save_category, save_skill};
+use crate::desk::{AppError, Desk, into_page};
+use crate::model::{Ts, User, UserId};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Desk> {
     Router::new()
         .route("/admin", get(dashboard))
         .route("/admin/users", get(users))
@@ -35,30 +33,41 @@ pub fn router() -> Router<AppState> {
         .route("/admin/ai/retrain", post(retrain_form))
 }
 
-/// An admin; everyone else gets "not found", as for any page they may not see.
-fn admin_only(signed: &Signed) -> Result<(), WebError> {
-    if signed.is_admin() { Ok(()) } else { Err(WebError::App(AppError::NotFound)) }
+/// An admin page with a one-line notice: what was just done, or why a form was refused.
+#[derive(Serialize)]
+struct Noticed<P> {
+    #[serde(flatten)]
+    page: P,
+    flash: Option<String>,
+    error: Option<String>,
+}
+
+impl<P: Page> Page for Noticed<P> {
+    const TEMPLATE: &'static str = P::TEMPLATE;
+}
+
+/// Shows `page` with what was just done.
+fn done<P: Page>(signed: &Signed, page: P, flash: String) -> Result<Response, WebError> {
+    signed.page(&Noticed { page, flash: Some(flash), error: None })
 }
 
 /// Shows `page` again with the reason a form was refused (422 and the like).
-fn refused(signed: &Signed, page: &str, mut ctx: Value, e: &AppError) -> Result<Response, WebError> {
-    ctx["error"] = json!(describe(e));
-    let mut res = signed.page(page, ctx)?;
+fn refused<P: Page>(signed: &Signed, page: P, e: &AppError) -> Result<Response, WebError> {
+    let mut res = signed.page(&Noticed { page, flash: None, error: Some(describe(e)) })?;
     *res.status_mut() = e.status();
     Ok(res)
 }
 
 const WINDOW_DAYS: i64 = 30;
 
-async fn dashboard(State(state): State<AppState>, signed: Signed) -> Result<Response, WebError> {
-    admin_only(&signed)?;
-    let rows = state.db.dashboard_rows(Ts::now() + chrono::Duration::days(-WINDOW_DAYS)).await?;
-    signed.page("admin_dashboard.html", dashboard_context(&rows, Ts::now()))
+async fn dashboard(State(desk): State<Desk>, SignedAdmin(signed): SignedAdmin) -> Result<Response, WebError> {
+    let rows = desk.db.dashboard_rows(Ts::now() + chrono::Duration::days(-WINDOW_DAYS)).await?;
+    signed.page(&dashboard_context(&rows, Ts::now()))
 }
 
 /// Open tickets by priority and category, SLA breaches, and median times to assignment and resolution
 /// over the window.
-fn dashboard_context(rows: &[DashboardRow], now: Ts) -> Value {
+fn dashboard_context(rows: &[DashboardRow], now: Ts) -> DashboardPage {
     let open: Vec<&DashboardRow> =
         rows.iter().filter(|r| matches!(r.status.as_str(), "open" | "in_progress")).collect();
     let breaches = open.iter().filter(|r| r.deadline.is_some_and(|d| d < now)).count();
@@ -79,15 +88,48 @@ fn dashboard_context(rows: &[DashboardRow], now: Ts) -> Value {
     }
     let mut by_category: Vec<(String, usize)> = by_category.into_iter().collect();
     by_category.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    json!({
-        "open": open.len(),
-        "breaches": breaches,
-        "median_assign": median(to_assign).map(duration_words),
-        "median_resolve": median(to_resolve).map(duration_words),
-        "window_days": WINDOW_DAYS,
-        "by_priority": bars("Open tickets by priority", &by_priority),
-        "by_category": bars("Open tickets by category", &by_category),
-    })
+    DashboardPage {
+        open: open.len(),
+        breaches,
+        median_assign: median(to_assign).map(duration_words),
+        median_resolve: median(to_resolve).map(duration_words),
+        window_days: WINDOW_DAYS,
+        by_priority: bars("Open tickets by priority", &by_priority),
+        by_category: bars("Open tickets by category", &by_category),
+    }
+}
+
+/// The admin's dashboard over the last `window_days`.
+#[derive(Serialize)]
+struct DashboardPage {
+    open: usize,
+    breaches: usize,
+    median_assign: Option<String>,
+    median_resolve: Option<String>,
+    window_days: i64,
+    by_priority: Bars,
+    by_category: Bars,
+}
+
+impl Page for DashboardPage {
+    const TEMPLATE: &'static str = "admin_dashboard.html";
+}
+
+/// A horizontal bar chart for the template's inline SVG.
+#[derive(Serialize)]
+struct Bars {
+    label: String,
+    height: usize,
+    bars: Vec<Bar>,
+}
+
+#[derive(Serialize)]
+struct Bar {
+    label: String,
+    value: usize,
+    y: usize,
+    width: f64,
+    class: String,
 }
 
 fn median(mut v: Vec<i64>) -> Option<i64> {
@@ -111,21 +153,21 @@ fn duration_words(secs: i64) -> String {
 }
 
 /// A horizontal bar chart, laid out for the template's inline SVG (bars up to 260 units wide).
-fn bars(label: &str, data: &[(String, usize)]) -> Value {
+fn bars(label: &str, data: &[(String, usize)]) -> Bars {
     let max = data.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
     let shown: Vec<&(String, usize)> = data.iter().filter(|(_, n)| *n > 0).collect();
-    let bars: Vec<Value> = shown
+    let bars = shown
         .iter()
         .enumerate()
-        .map(|(i, (name, n))| {
-            json!({
-                "label": name, "value": n, "y": i * 26,
-                "width": (*n as f64 / max as f64 * 260.0).round().max(2.0),
-                "class": name,
-            })
+        .map(|(i, (name, n))| Bar {
+            label: name.clone(),
+            value: *n,
+            y: i * 26,
+            width: (*n as f64 / max as f64 * 260.0).round().max(2.0),
+            class: name.clone(),
         })
         .collect();
-    json!({ "label": label, "height": shown.len().max(1) * 26, "bars": bars })
+    Bars { label: label.to_owned(), height: shown.len().max(1) * 26, bars }
 }
 
 #[derive(Deserialize, Default)]
@@ -137,25 +179,39 @@ struct UserQuery {
     cursor: Option<String>,
 }
 
-async fn users_context(state: &AppState, q: &UserQuery) -> Result<Value, WebError> {
+/// Accounts, a page at a time, with the search form.
+#[derive(Serialize)]
+struct UsersPage {
+    users: Vec<User>,
+    /// The cursor of the next page.
+    next: Option<String>,
+    q: String,
+    role: String,
+    roles: &'static [Role],
+}
+
+impl Page for UsersPage {
+    const TEMPLATE: &'static str = "admin_users.html";
+}
+
+async fn users_context(desk: &Desk, q: &UserQuery) -> Result<UsersPage, WebError> {
     let role = match q.role.as_str() {
         "" => None,
         r => Some(r.parse::<Role>().map_err(|e| WebError::Form(e.message.into_owned()))?),
     };
     let text = Some(q.q.trim()).filter(|s| !s.is_empty());
     let limit = 50;
-    let users = state.db.list_users(text, role, q.cursor.as_deref().filter(|c| !c.is_empty()), limit).await?;
-    let (users, next) = crate::http::into_page(users, limit, |u| u.email.clone());
-    Ok(json!({ "users": users, "next": next, "q": q.q, "role": q.role, "roles": Role::ALL }))
+    let users = desk.db.list_users(text, role, q.cursor.as_deref().filter(|c| !c.is_empty()), limit).await?;
+    let (users, next) = into_page(users, limit, |u| u.email.clone());
+    Ok(UsersPage { users, next, q: q.q.clone(), role: q.role.clone(), roles: Role::ALL })
 }
 
 async fn users(
-    State(state): State<AppState>,
-    signed: Signed,
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
     Query(q): Query<UserQuery>,
 ) -> Result<Response, WebError> {
-    admin_only(&signed)?;
-    signed.page("admin_users.html", users_context(&state, &q).await?)
+    signed.page(&users_context(&desk, &q).await?)
 }
 
 #[derive(Deserialize)]
@@ -168,12 +224,11 @@ struct UserForm {
 }
 
 async fn save_user(
-    State(state): State<AppState>,
-    signed: Signed,
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<UserForm>,
 ) -> Result<Response, WebError> {
-    admin_only(&signed)?;
     let id = UserId(id.parse().map_err(|_| WebError::App(AppError::NotFound))?);
     let change = UserChange {
         role: form.role.filter(|r| !r.is_empty()),
@@ -181,27 +236,32 @@ async fn save_user(
         away: Some(form.away.is_some()),
         capacity: Some(parse_capacity(form.capacity.as_deref())?),
     };
-    match change_user(&state, &signed.auth, id, change).await {
-        Ok(user) => {
-            let mut ctx = users_context(&state, &UserQuery::default()).await?;
-            ctx["flash"] = json!(format!("Saved {}.", user.email));
-            signed.page("admin_users.html", ctx)
-        }
+    match change_user(&desk, &signed.auth, id, change).await {
+        Ok(user) => done(&signed, users_context(&desk, &UserQuery::default()).await?, format!("Saved {}.", user.email)),
         Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
-            let ctx = users_context(&state, &UserQuery::default()).await?;
-            refused(&signed, "admin_users.html", ctx, &e)
+            refused(&signed, users_context(&desk, &UserQuery::default()).await?, &e)
         }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn taxonomy_context(state: &AppState) -> Result<Value, WebError> {
-    Ok(json!({ "categories": state.db.categories().await?, "skills": state.db.skills().await? }))
+/// The categories and skills triage chooses from, with the forms that edit them.
+#[derive(Serialize)]
+struct TaxonomyPage {
+    categories: Vec<Category>,
+    skills: Vec<SkillInfo>,
 }
 
-async fn taxonomy(State(state): State<AppState>, signed: Signed) -> Result<Response, WebError> {
-    admin_only(&signed)?;
-    signed.page("admin_taxonomy.html", taxonomy_context(&state).await?)
+impl Page for TaxonomyPage {
+    const TEMPLATE: &'static str = "admin_taxonomy.html";
+}
+
+async fn taxonomy_context(desk: &Desk) -> Result<TaxonomyPage, WebError> {
+    Ok(TaxonomyPage { categories: desk.db.categories().await?, skills: desk.db.skills().await? })
+}
+
+async fn taxonomy(State(desk): State<Desk>, SignedAdmin(signed): SignedAdmin) -> Result<Response, WebError> {
+    signed.page(&taxonomy_context(&desk).await?)
 }
 
 #[derive(Deserialize)]
@@ -215,17 +275,14 @@ struct CategoryForm {
 }
 
 async fn save_category_form(
-    State(state): State<AppState>,
-    signed: Signed,
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
     CsrfForm(form): CsrfForm<CategoryForm>,
 ) -> Result<Response, WebError> {
-    admin_only(&signed)?;
     let examples: Vec<String> = form.examples.lines().map(str::to_owned).collect();
-    match save_category(&state, &form.name, &form.description, &examples).await {
+    match save_category(&desk, &form.name, &form.description, &examples).await {
         Ok(_) => Ok(see_other("/admin/taxonomy")),
-        Err(e @ AppError::Validation(_)) => {
-            refused(&signed, "admin_taxonomy.html", taxonomy_context(&state).await?, &e)
-        }
+        Err(e @ AppError::Validation(_)) => refused(&signed, taxonomy_context(&desk).await?, &e),
         Err(e) => Err(e.into()),
     }
 }
@@ -234,16 +291,12 @@ async fn save_category_form(
 struct NoFields {}
 
 async fn delete_category(
-    State(state): State<AppState>,
-    signed: Signed,
+    State(desk): State<Desk>,
+    _admin: SignedAdmin,
     Path(name): Path<String>,
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, WebError> {
-    admin_only(&signed)?;
-    let name = smart_ticket_domain::CategoryName::parse(&name).map_err(|_| WebError::App(AppError::NotFound))?;
-    if !state.db.delete_category(&name).await? {
-        return Err(AppError::NotFound.into());
-    }
+    remove_category(&desk, &name).await?;
     Ok(see_other("/admin/taxonomy"))
 }
 
@@ -256,16 +309,13 @@ struct SkillForm {
 }
 
 async fn save_skill_form(
-    State(state): State<AppState>,
-    signed: Signed,
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
     CsrfForm(form): CsrfForm<SkillForm>,
 ) -> Result<Response, WebError> {
-    admin_only(&signed)?;
-    match save_skill(&state, &form.name, &form.description).await {
+    match save_skill(&desk, &form.name, &form.description).await {
         Ok(_) => Ok(see_other("/admin/taxonomy")),
-        Err(e @ AppError::Validation(_)) => {
-            refused(&signed, "admin_taxonomy.html", taxonomy_context(&state).await?, &e)
-        }
+        Err(e @ AppError::Validation(_)) => refused(&signed, taxonomy_context(&desk).await?, &e),
         Err(e) => Err(e.into()),
     }
 }
@@ -275,39 +325,53 @@ struct JobQuery {
     state: Option<String>,
 }
 
-async fn jobs_context(state: &AppState, job_state: &str) -> Result<Value, WebError> {
-    if !JOB_STATES.contains(&job_state) {
-        return Err(WebError::Form(format!("state must be one of: {}", JOB_STATES.join(", "))));
-    }
-    let jobs = state.db.list_jobs(job_state, None, 100).await?;
-    let mut counts = serde_json::Map::new();
-    for s in ["queued", "running", "dead"] {
-        counts.insert(s.into(), json!(state.db.count_jobs_in_state(s).await?));
-    }
-    Ok(json!({ "jobs": jobs, "state": job_state, "states": JOB_STATES, "counts": counts }))
+/// Jobs in one state, with how many wait, run or died.
+#[derive(Serialize)]
+struct JobsPage {
+    jobs: Vec<Job>,
+    state: JobState,
+    states: &'static [JobState],
+    counts: BTreeMap<&'static str, i64>,
 }
 
-async fn jobs(State(state): State<AppState>, signed: Signed, Query(q): Query<JobQuery>) -> Result<Response, WebError> {
-    admin_only(&signed)?;
-    let ctx = jobs_context(&state, q.state.as_deref().unwrap_or("dead")).await?;
-    signed.page("admin_jobs.html", ctx)
+impl Page for JobsPage {
+    const TEMPLATE: &'static str = "admin_jobs.html";
+}
+
+async fn jobs_context(desk: &Desk, state: JobState) -> Result<JobsPage, WebError> {
+    let jobs = desk.db.list_jobs(state, None, 100).await?;
+    let mut counts = BTreeMap::new();
+    for s in JobState::PENDING {
+        counts.insert(s.as_str(), desk.db.count_jobs_in_state(s).await?);
+    }
+    Ok(JobsPage { jobs, state, states: JobState::ALL, counts })
+}
+
+async fn jobs(
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
+    Query(q): Query<JobQuery>,
+) -> Result<Response, WebError> {
+    let job_state = match q.state.as_deref() {
+        None => JobState::Dead,
+        Some(s) => s.parse::<JobState>().map_err(|e| WebError::Form(format!("state {}", e.message)))?,
+    };
+    signed.page(&jobs_context(&desk, job_state).await?)
 }
 
 async fn retry_form(
-    State(state): State<AppState>,
-    signed: Signed,
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, WebError> {
-    admin_only(&signed)?;
     let id: i64 = id.parse().map_err(|_| WebError::App(AppError::NotFound))?;
-    match retry(&state, &signed.auth, id).await {
+    match retry(&desk, &signed.auth, id).await {
         Ok(job) => {
-            let mut ctx = jobs_context(&state, "dead").await?;
-            ctx["flash"] = json!(format!("Job {} ({}) is queued again.", job.id, job.kind));
-            signed.page("admin_jobs.html", ctx)
+            let flash = format!("Job {} ({}) is queued again.", job.id, job.kind);
+            done(&signed, jobs_context(&desk, JobState::Dead).await?, flash)
         }
-        Err(e @ AppError::Conflict(_)) => refused(&signed, "admin_jobs.html", jobs_context(&state, "dead").await?, &e),
+        Err(e @ AppError::Conflict(_)) => refused(&signed, jobs_context(&desk, JobState::Dead).await?, &e),
         Err(e) => Err(e.into()),
     }
 }
@@ -318,24 +382,34 @@ struct AiQuery {
 }
 
 async fn ai_page(
-    State(state): State<AppState>,
-    signed: Signed,
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
     Query(q): Query<AiQuery>,
 ) -> Result<Response, WebError> {
-    admin_only(&signed)?;
     let days = q.days.unwrap_or(WINDOW_DAYS).clamp(1, 3650);
-    let (_, quality) = quality_since(&state, days).await?;
-    let status = engine_status(&state).await?;
-    signed.page("admin_ai.html", json!({ "days": days, "quality": quality, "status": status }))
+    let (_, quality) = quality_since(&desk, days).await?;
+    let status = engine_status(&desk).await?;
+    signed.page(&AiPage { days, quality, status })
+}
+
+/// How well the AI does over `days`, what it runs on, and the retrain button.
+#[derive(Serialize)]
+struct AiPage {
+    days: i64,
+    quality: Quality,
+    status: EngineStatus,
+}
+
+impl Page for AiPage {
+    const TEMPLATE: &'static str = "admin_ai.html";
 }
 
 async fn retrain_form(
-    State(state): State<AppState>,
-    signed: Signed,
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, WebError> {
-    admin_only(&signed)?;
-    request_retrain(&state, &signed.auth).await?;
+    request_retrain(&desk, &signed.auth).await?;
     Ok(see_other("/admin/ai"))
 }
 
@@ -375,7 +449,7 @@ mod tests {
             row("resolved", "high", 300, Some(5), true),
             row("open", "urgent", 30, None, false),
         ];
-        let v = dashboard_context(&rows, Ts::now());
+        let v = serde_json::to_value(dashboard_context(&rows, Ts::now())).unwrap();
         assert_eq!(v["open"], 3);
         assert_eq!(v["breaches"], 1, "the resolved ticket past its deadline is no breach");
         assert_eq!(v["median_assign"], "3 s");

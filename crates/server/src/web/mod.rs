@@ -1,7 +1,7 @@
 //! The web application: pages rendered on the server (minijinja, auto-escaped) with htmx for partial
 //! updates and polling. Every page reads without JavaScript; every form carries a CSRF token.
 //!
-//! Handlers call the same functions as the JSON API (`crate::http::*`), so rules live in one place.
+//! Handlers call the same use-cases as the JSON API (`crate::desk`), so rules live in one place.
 
 mod account;
 mod admin;
@@ -16,35 +16,28 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+
 use std::sync::OnceLock;
 
 use crate::auth::random_token;
-use crate::http::AppState;
-use crate::http::error::AppError;
-use crate::http::extract::{AuthUser, cookie};
-
-/// Double-submit CSRF cookie: its value must come back in the form field `_csrf` or the
-/// `X-CSRF-Token` header (htmx requests) of every POST.
-pub const CSRF_COOKIE: &str = "st_csrf";
-const CSRF_FIELD: &str = "_csrf";
-const CSRF_HEADER: &str = "x-csrf-token";
+use crate::desk::{AppError, AuthUser, Desk};
+use crate::front::cookies::{CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, constant_time_eq, cookie, csrf_cookie};
 
 /// The page's content security policy: our own scripts and styles only, never framed.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router(desk: Desk) -> Router<Desk> {
     Router::new()
         .merge(account::router())
         .merge(tickets::router())
         .merge(admin::router())
         .route("/static/{file}", get(static_file))
-        .layer(axum::middleware::from_fn_with_state(state, web_layer))
+        .layer(axum::middleware::from_fn_with_state(desk, web_layer))
 }
 
 /// Gives every visitor a CSRF cookie and every page its security headers.
-async fn web_layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+async fn web_layer(State(desk): State<Desk>, mut req: Request, next: Next) -> Response {
     let existing =
         cookie(req.headers(), CSRF_COOKIE).filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
     let (token, fresh) = match existing {
@@ -54,7 +47,7 @@ async fn web_layer(State(state): State<AppState>, mut req: Request, next: Next) 
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let mut res = next.run(req).await;
     let headers = res.headers_mut();
-    if fresh && let Some(v) = csrf_cookie(&state, &token) {
+    if fresh && let Some(v) = csrf_cookie(&desk, &token) {
         headers.append(header::SET_COOKIE, v);
     }
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
@@ -112,49 +105,48 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CsrfForm<T> {
     }
 }
 
-/// Whether the request's `X-CSRF-Token` header matches its CSRF cookie (cookie-authenticated API writes).
-pub(crate) fn csrf_header_matches(headers: &axum::http::HeaderMap) -> bool {
-    let expected = cookie(headers, CSRF_COOKIE);
-    let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    matches!((expected, sent), (Some(e), Some(s)) if constant_time_eq(e.as_bytes(), s.as_bytes()))
-}
-
-/// `Set-Cookie` for a new CSRF token: at a visitor's first page and again at every log-in, so a token seen
-/// before signing in is worth nothing after.
-pub(crate) fn csrf_cookie(state: &AppState, token: &str) -> Option<HeaderValue> {
-    let secure = if state.settings.secure_cookies() { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{CSRF_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/{secure}")).ok()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// A signed-in visitor; anyone else is sent to the log-in page.
 pub struct Signed {
     pub auth: AuthUser,
     pub csrf: String,
 }
 
-impl FromRequestParts<AppState> for Signed {
+impl FromRequestParts<Desk> for Signed {
     type Rejection = WebError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let csrf = CsrfToken::from_request_parts(parts, state).await?.0;
-        let auth = AuthUser::from_request_parts(parts, state).await.map_err(WebError::App)?;
+    async fn from_request_parts(parts: &mut Parts, desk: &Desk) -> Result<Self, Self::Rejection> {
+        let csrf = CsrfToken::from_request_parts(parts, desk).await?.0;
+        let auth = AuthUser::from_request_parts(parts, desk).await.map_err(WebError::App)?;
         Ok(Signed { auth, csrf })
     }
 }
 
+/// A signed-in admin (see `access::may_administer`); others are told the page does not exist, anyone not
+/// signed in is sent to the log-in page.
+pub struct SignedAdmin(pub Signed);
+
+impl FromRequestParts<Desk> for SignedAdmin {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, desk: &Desk) -> Result<Self, Self::Rejection> {
+        let signed = Signed::from_request_parts(parts, desk).await?;
+        if smart_ticket_domain::access::may_administer(signed.auth.user.role) {
+            Ok(SignedAdmin(signed))
+        } else {
+            Err(WebError::App(AppError::NotFound))
+        }
+    }
+}
+
 impl Signed {
-    /// Renders a page with the navigation for this user.
-    pub fn page(&self, name: &str, ctx: Value) -> Result<Response, WebError> {
-        render(name, with_chrome(ctx, Some(&self.auth), &self.csrf))
+    /// Renders `page` with the navigation for this user.
+    pub fn page<P: Page>(&self, page: &P) -> Result<Response, WebError> {
+        Ok(Html(render_string(P::TEMPLATE, &Chrome::new(page, Some(&self.auth), &self.csrf))?).into_response())
     }
 
     /// Renders a part of a page (for htmx to swap in), with what its forms need.
-    pub fn fragment(&self, name: &str, ctx: Value) -> Result<Response, WebError> {
-        Ok(Html(render_string(name, with_chrome(ctx, Some(&self.auth), &self.csrf))?).into_response())
+    pub fn fragment<P: Page>(&self, part: &P) -> Result<Response, WebError> {
+        self.page(part)
     }
 
     pub fn is_admin(&self) -> bool {
@@ -162,28 +154,48 @@ impl Signed {
     }
 }
 
-/// Adds what every page needs: who is signed in (for the navigation) and the CSRF token.
-pub(crate) fn with_chrome(mut ctx: Value, me: Option<&AuthUser>, csrf: &str) -> Value {
-    if let Value::Object(map) = &mut ctx {
-        map.insert("csrf".into(), json!(csrf));
-        if let Some(me) = me {
-            map.insert(
-                "me".into(),
-                json!({ "id": me.user.id, "email": me.user.email, "role": me.user.role, "staff": me.user.role != smart_ticket_domain::Role::User }),
-            );
-        }
+/// What a template is rendered from: one struct per page or part, naming its template, so a field the page
+/// reads is a field the compiler checks.
+pub trait Page: serde::Serialize {
+    const TEMPLATE: &'static str;
+}
+
+/// What every page carries besides its own context: who is signed in (for the navigation) and the CSRF token
+/// its forms send back.
+#[derive(serde::Serialize)]
+pub(crate) struct Chrome<'a, P> {
+    #[serde(flatten)]
+    page: &'a P,
+    csrf: &'a str,
+    me: Option<Me<'a>>,
+}
+
+/// The signed-in person, as the navigation shows them.
+#[derive(serde::Serialize)]
+struct Me<'a> {
+    id: crate::model::UserId,
+    email: &'a str,
+    role: smart_ticket_domain::Role,
+    staff: bool,
+}
+
+impl<'a, P> Chrome<'a, P> {
+    pub(crate) fn new(page: &'a P, me: Option<&'a AuthUser>, csrf: &'a str) -> Self {
+        let me =
+            me.map(|a| Me { id: a.user.id, email: &a.user.email, role: a.user.role, staff: a.user.role.is_staff() });
+        Chrome { page, csrf, me }
     }
-    ctx
+}
+
+/// Renders `page` for a visitor who is not signed in.
+pub(crate) fn render<P: Page>(page: &P, csrf: &str) -> Result<Response, WebError> {
+    Ok(Html(render_string(P::TEMPLATE, &Chrome::new(page, None, csrf))?).into_response())
 }
 
 /// Renders template `name` (an `.html` file: values are HTML-escaped).
-pub(crate) fn render(name: &str, ctx: Value) -> Result<Response, WebError> {
-    Ok(Html(render_string(name, ctx)?).into_response())
-}
-
-pub(crate) fn render_string(name: &str, ctx: Value) -> Result<String, WebError> {
+pub(crate) fn render_string(name: &str, ctx: &impl serde::Serialize) -> Result<String, WebError> {
     let tmpl = templates().get_template(name).map_err(|e| WebError::App(AppError::Internal(e.into())))?;
-    tmpl.render(minijinja::Value::from_serialize(&ctx)).map_err(|e| WebError::App(AppError::Internal(e.into())))
+    tmpl.render(minijinja::Value::from_serialize(ctx)).map_err(|e| WebError::App(AppError::Internal(e.into())))
 }
 
 /// A form's comma-separated list (`"rust, postgres"`), trimmed, blanks dropped.
@@ -249,6 +261,17 @@ async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> 
         _ => return WebError::App(AppError::NotFound).into_response(),
     };
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}
+
+/// Why a page could not be shown, in words.
+#[derive(serde::Serialize)]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+impl Page for ErrorPage<'_> {
+    const TEMPLATE: &'static str = "error.html";
 }
 
 /// What a page handler fails with, shown as a readable page (never a JSON body, never a stack trace).
@@ -323,7 +346,7 @@ impl IntoResponse for WebError {
                 (status, "Cannot do that", describe(&e))
             }
         };
-        let body = render_string("error.html", json!({ "title": title, "message": message }))
+        let body = render_string(ErrorPage::TEMPLATE, &ErrorPage { title, message: &message })
             .unwrap_or_else(|_| format!("<!doctype html><title>{}</title><p>{}</p>", status, status));
         let mut res = (status, Html(body)).into_response();
         if let Some(secs) = retry_after {
@@ -336,6 +359,7 @@ impl IntoResponse for WebError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     #[test]
     fn every_template_renders_and_escapes() {
@@ -407,7 +431,8 @@ mod tests {
             ("error.html", json!({ "title": "t", "message": "m" })),
         ];
         for (name, ctx) in cases {
-            let html = render_string(name, with_chrome(ctx, None, "tok")).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let chrome = Chrome::<Value>::new(&ctx, None, "tok");
+            let html = render_string(name, &chrome).unwrap_or_else(|e| panic!("{name}: {e:?}"));
             assert!(!html.contains("<script>alert(1)"), "{name} escapes");
             if name == "ticket.html" {
                 assert!(html.contains("&lt;script&gt;alert(1)&lt;"));

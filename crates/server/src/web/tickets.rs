@@ -7,21 +7,21 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use smart_ticket_domain::{Priority, Role, Status};
 use std::collections::HashMap;
 
-use super::{CsrfForm, Signed, WebError, comma_list, describe, render_string, see_other};
+use super::{CsrfForm, Page, Signed, WebError, comma_list, describe, render_string, see_other};
 use crate::db::{AssigneeFilter, TicketFilter};
-use crate::desk::views::{Audience, TicketView, events_for, sees_internal_notes};
-use crate::http::AppState;
-use crate::http::error::AppError;
-use crate::http::tickets::{
-    TicketChange, change_ticket, file_ticket, post_comment, similar_open_tickets, suggest, visible_ticket,
+use crate::desk::tickets::{
+    SimilarTicket, TicketChange, change_ticket, file_ticket, find_tickets, mark_suggestion, merge_into, post_comment,
+    similar_open_tickets, suggest, visible_ticket,
 };
+use crate::desk::views::{Audience, TicketView, events_for, sees_internal_notes};
+use crate::desk::{AppError, Desk};
 use crate::model::{Ticket, TicketEvent, TicketId, Ts, UserId};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Desk> {
     Router::new()
         .route("/tickets", get(list_page))
         .route("/tickets/list", get(list_fragment))
@@ -53,7 +53,7 @@ const PAGE: i64 = 100;
 
 /// Requesters: their tickets, newest first. Moderators: their queue. Admins: every ticket. Staff see open
 /// work by default, soonest SLA deadline first.
-async fn tickets_context(state: &AppState, signed: &Signed, q: &ListQuery) -> Result<Value, WebError> {
+async fn tickets_context<'a>(desk: &Desk, signed: &Signed, q: &'a ListQuery) -> Result<TicketList<'a>, WebError> {
     let role = signed.auth.user.role;
     let staff = role != Role::User;
     let bad = |e: smart_ticket_domain::ParseError| WebError::Form(e.message.into_owned());
@@ -78,55 +78,112 @@ async fn tickets_context(state: &AppState, signed: &Signed, q: &ListQuery) -> Re
         (Role::Admin, "none") => Some(AssigneeFilter::Nobody),
         _ => None,
     };
-    let (tickets, _) = crate::http::tickets::find_tickets(state, &signed.auth.user, &filter, PAGE).await?;
+    let (tickets, _) = find_tickets(desk, &signed.auth.user, &filter, PAGE).await?;
     let now = Ts::now();
     let heading = match role {
         Role::User => "My tickets",
         Role::Moderator => "My queue",
         Role::Admin => "Tickets",
     };
-    Ok(json!({
-        "heading": heading,
-        "staff": staff,
-        "tickets": tickets.iter().take(PAGE as usize).map(|t| ticket_json(&signed.auth.user, t, now)).collect::<Vec<_>>(),
-        "filter": q,
-        "query": serde_urlencoded::to_string(q).unwrap_or_default(),
-        "statuses": Status::ALL,
-        "priorities": Priority::ALL,
-    }))
+    Ok(TicketList {
+        heading,
+        staff,
+        tickets: tickets.into_iter().take(PAGE as usize).map(|t| TicketRow::of(&signed.auth.user, t, now)).collect(),
+        filter: q,
+        query: serde_urlencoded::to_string(q).unwrap_or_default(),
+        statuses: Status::ALL,
+        priorities: Priority::ALL,
+    })
 }
 
-async fn list_page(
-    State(state): State<AppState>,
-    signed: Signed,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, WebError> {
-    let ctx = tickets_context(&state, &signed, &q).await?;
-    signed.page("tickets.html", ctx)
+/// A list of tickets with its filter form.
+#[derive(Serialize)]
+struct TicketList<'a> {
+    heading: &'static str,
+    /// Staff see the deadline column and open work by default.
+    staff: bool,
+    tickets: Vec<TicketRow>,
+    filter: &'a ListQuery,
+    /// The filter as a query string, for the table's polling.
+    query: String,
+    statuses: &'static [Status],
+    priorities: &'static [Priority],
+}
+
+/// The list page.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct TicketsPage<'a>(TicketList<'a>);
+
+impl Page for TicketsPage<'_> {
+    const TEMPLATE: &'static str = "tickets.html";
+}
+
+/// The list's table alone, for the page's polling.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct TicketTable<'a>(TicketList<'a>);
+
+impl Page for TicketTable<'_> {
+    const TEMPLATE: &'static str = "_ticket_table.html";
+}
+
+async fn list_page(State(desk): State<Desk>, signed: Signed, Query(q): Query<ListQuery>) -> Result<Response, WebError> {
+    signed.page(&TicketsPage(tickets_context(&desk, &signed, &q).await?))
 }
 
 /// The table alone, for the page's polling.
 async fn list_fragment(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     signed: Signed,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    let ctx = tickets_context(&state, &signed, &q).await?;
-    signed.fragment("_ticket_table.html", ctx)
+    signed.fragment(&TicketTable(tickets_context(&desk, &signed, &q).await?))
 }
 
-/// A ticket as the templates read it: the fields `viewer` is shown of it, the people's addresses, and whether
-/// it is overdue.
-fn ticket_json(viewer: &crate::model::User, t: &Ticket, now: Ts) -> Value {
-    let mut v = serde_json::to_value(TicketView::of(viewer, t.clone())).unwrap_or_else(|_| json!({}));
-    v["requester_email"] = json!(t.requester_email);
-    v["assignee_email"] = json!(t.assignee_email);
-    v["overdue"] = json!(t.status.is_active() && t.deadline.is_some_and(|d| d < now));
-    v
+/// A ticket as the templates read it: the fields its viewer is shown of it, the people's addresses, and
+/// whether it is overdue.
+#[derive(Serialize)]
+struct TicketRow {
+    #[serde(flatten)]
+    view: TicketView,
+    requester_email: String,
+    assignee_email: Option<String>,
+    overdue: bool,
+}
+
+impl TicketRow {
+    fn of(viewer: &crate::model::User, t: Ticket, now: Ts) -> Self {
+        let overdue = t.status.is_active() && t.deadline.is_some_and(|d| d < now);
+        let (requester_email, assignee_email) = (t.requester_email.clone(), t.assignee_email.clone());
+        TicketRow { view: TicketView::of(viewer, t), requester_email, assignee_email, overdue }
+    }
+}
+
+/// The form to file a ticket, with what was typed and why it was refused.
+#[derive(Serialize, Default)]
+struct NewTicketPage {
+    error: Option<String>,
+    title: String,
+    description: String,
+}
+
+impl Page for NewTicketPage {
+    const TEMPLATE: &'static str = "ticket_new.html";
+}
+
+/// The look-alike open tickets shown while a requester types.
+#[derive(Serialize)]
+struct SimilarHint {
+    similar: Vec<SimilarTicket>,
+}
+
+impl Page for SimilarHint {
+    const TEMPLATE: &'static str = "_similar.html";
 }
 
 async fn new_page(signed: Signed) -> Result<Response, WebError> {
-    signed.page("ticket_new.html", json!({}))
+    signed.page(&NewTicketPage::default())
 }
 
 #[derive(Deserialize)]
@@ -138,15 +195,15 @@ struct NewTicket {
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     signed: Signed,
     CsrfForm(form): CsrfForm<NewTicket>,
 ) -> Result<Response, WebError> {
-    match file_ticket(&state, &signed.auth, &form.title, &form.description).await {
+    match file_ticket(&desk, &signed.auth, &form.title, &form.description).await {
         Ok(t) => Ok(see_other(&format!("/tickets/{}", t.id))),
         Err(e @ AppError::Validation(_)) => {
-            let ctx = json!({ "error": describe(&e), "title": form.title, "description": form.description });
-            let mut res = signed.page("ticket_new.html", ctx)?;
+            let page = NewTicketPage { error: Some(describe(&e)), title: form.title, description: form.description };
+            let mut res = signed.page(&page)?;
             *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             Ok(res)
         }
@@ -156,17 +213,17 @@ async fn create(
 
 /// While a requester types: their open tickets that look alike (nothing until both fields have text).
 async fn similar_hint(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     signed: Signed,
     CsrfForm(form): CsrfForm<NewTicket>,
 ) -> Result<Response, WebError> {
-    let similar = match similar_open_tickets(&state, &signed.auth, &form.title, &form.description).await {
+    let similar = match similar_open_tickets(&desk, &signed.auth, &form.title, &form.description).await {
         Ok(found) => found,
         // Half-typed or typed too fast: no hint this time.
         Err(AppError::Validation(_) | AppError::TooManyRequests { .. }) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    Ok(Html(render_string("_similar.html", json!({ "similar": similar }))?).into_response())
+    Ok(Html(render_string(SimilarHint::TEMPLATE, &SimilarHint { similar })?).into_response())
 }
 
 /// A ticket id from the path; anything else names no page.
@@ -176,120 +233,164 @@ fn ticket_id(raw: &str) -> Result<TicketId, WebError> {
 
 /// `#42` links: to the ticket's page when the visitor may see it, else the same 404 as a missing one.
 async fn ticket_by_number(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     signed: Signed,
     Path(number): Path<String>,
 ) -> Result<Response, WebError> {
     let number: i64 = number.parse().map_err(|_| WebError::App(AppError::NotFound))?;
-    match state.db.ticket_by_number(number).await.map_err(AppError::from)? {
+    match desk.db.ticket_by_number(number).await.map_err(AppError::from)? {
         Some(t) if t.visible_to(&signed.auth.user) => Ok(see_other(&format!("/tickets/{}", t.id))),
         _ => Err(WebError::App(AppError::NotFound)),
     }
 }
 
-async fn ticket_page(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Result<Response, WebError> {
-    render_ticket(&state, &signed, ticket_id(&id)?, None).await
+async fn ticket_page(State(desk): State<Desk>, signed: Signed, Path(id): Path<String>) -> Result<Response, WebError> {
+    render_ticket(&desk, &signed, ticket_id(&id)?, None).await
 }
 
 /// The ticket page; `error` explains a form that was refused (the page then answers 422).
 async fn render_ticket(
-    state: &AppState,
+    desk: &Desk,
     signed: &Signed,
     id: TicketId,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let (ticket, staff) = ticket_and_staff(state, signed, id).await?;
-    let mut ctx = live_context(state, signed, &ticket, &staff).await?;
+    let (ticket, staff) = ticket_and_staff(desk, signed, id).await?;
+    let live = live_parts(desk, signed, &ticket, &staff).await?;
     let workable = ticket.workable_by(&signed.auth.user);
-    ctx["workable"] = json!(workable);
-    ctx["error"] = json!(error);
-    ctx["statuses"] = json!(Status::ALL);
-    ctx["priorities"] = json!(Priority::ALL);
+    let failed = error.is_some();
+    let mut page = TicketPage {
+        live,
+        workable,
+        error,
+        statuses: Status::ALL,
+        priorities: Priority::ALL,
+        ai: None,
+        categories: Vec::new(),
+        suggestions: Vec::new(),
+        draft: None,
+        staff_list: Vec::new(),
+    };
     if workable {
-        ctx["ai"] = json!(ticket.ai.as_ref().map(|a| &a.0));
-        let categories = state.db.categories().await?;
-        ctx["categories"] = json!(categories.iter().map(|c| &c.name).collect::<Vec<_>>());
+        page.ai = ticket.ai.as_ref().map(|a| a.0.clone());
+        page.categories = desk.db.categories().await?.into_iter().map(|c| c.name).collect();
         // Suggestions help; their failure must not take the page down.
-        match suggest(state, &signed.auth.user, &ticket).await {
+        match suggest(desk, &signed.auth.user, &ticket).await {
             Ok((items, draft)) => {
                 let marks: HashMap<i64, bool> =
-                    state.db.suggestion_feedback(id, signed.auth.user.id).await?.into_iter().collect();
-                let items: Vec<Value> = items
-                    .iter()
-                    .map(|s| {
-                        let mut v = json!(s);
-                        v["helpful"] = json!(marks.get(&s.number));
-                        v
-                    })
-                    .collect();
-                ctx["suggestions"] = json!(items);
-                ctx["draft"] = json!(draft);
+                    desk.db.suggestion_feedback(id, signed.auth.user.id).await?.into_iter().collect();
+                page.suggestions =
+                    items.into_iter().map(|s| SuggestionLine { helpful: marks.get(&s.number).copied(), s }).collect();
+                page.draft = draft;
             }
             Err(e) => tracing::warn!(error = %e, ticket_id = %id, "suggestions unavailable"),
         }
         if signed.is_admin() {
-            ctx["staff_list"] = json!(staff);
+            page.staff_list = staff;
         }
     }
-    let failed = ctx["error"].is_string();
-    let mut res = signed.page("ticket.html", ctx)?;
+    let mut res = signed.page(&page)?;
     if failed {
         *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
     Ok(res)
 }
 
+/// A ticket's page: what it refreshes while open, and for those who work it the AI's view, suggestions and
+/// the forms (with their choices).
+#[derive(Serialize)]
+struct TicketPage {
+    #[serde(flatten)]
+    live: LiveParts,
+    workable: bool,
+    /// Why the last form was refused (the page then answers 422).
+    error: Option<String>,
+    statuses: &'static [Status],
+    priorities: &'static [Priority],
+    ai: Option<smart_ticket_ai::triage::Triage>,
+    categories: Vec<String>,
+    suggestions: Vec<SuggestionLine>,
+    draft: Option<crate::providers::Draft>,
+    /// Whom an admin may reassign to.
+    staff_list: Vec<crate::model::User>,
+}
+
+impl Page for TicketPage {
+    const TEMPLATE: &'static str = "ticket.html";
+}
+
+/// A suggested past ticket and this moderator's verdict on it, if any.
+#[derive(Serialize)]
+struct SuggestionLine {
+    #[serde(flatten)]
+    s: crate::engine::Suggestion,
+    helpful: Option<bool>,
+}
+
+/// What a ticket's page refreshes while open: the facts, the conversation and the history.
+#[derive(Serialize)]
+struct LiveParts {
+    t: TicketRow,
+    comments: Vec<crate::model::Comment>,
+    events: Vec<EventLine>,
+}
+
+impl Page for LiveParts {
+    const TEMPLATE: &'static str = "_ticket_live.html";
+}
+
+/// One history row in words.
+#[derive(Serialize)]
+struct EventLine {
+    created_at: Ts,
+    who: String,
+    text: String,
+}
+
 /// Moderators and admins, for reassigning.
-async fn staff(state: &AppState) -> Result<Vec<crate::model::User>, WebError> {
-    let mut people = state.db.list_users(None, Some(Role::Moderator), None, 500).await?;
-    people.extend(state.db.list_users(None, Some(Role::Admin), None, 100).await?);
+async fn staff(desk: &Desk) -> Result<Vec<crate::model::User>, WebError> {
+    let mut people = desk.db.list_users(None, Some(Role::Moderator), None, 500).await?;
+    people.extend(desk.db.list_users(None, Some(Role::Admin), None, 100).await?);
     Ok(people)
 }
 
 /// The ticket if the visitor may read it, and — for those who work it — the staff (who name people in its
 /// history, and whom admins reassign to); read once per page.
 async fn ticket_and_staff(
-    state: &AppState,
+    desk: &Desk,
     signed: &Signed,
     id: TicketId,
 ) -> Result<(Ticket, Vec<crate::model::User>), WebError> {
-    let ticket = visible_ticket(state, &signed.auth, id).await?;
-    let staff = if ticket.workable_by(&signed.auth.user) { staff(state).await? } else { Vec::new() };
+    let ticket = visible_ticket(desk, &signed.auth, id).await?;
+    let staff = if ticket.workable_by(&signed.auth.user) { staff(desk).await? } else { Vec::new() };
     Ok((ticket, staff))
 }
 
-/// What the page refreshes while open: the facts, the conversation and the history.
-async fn live_context(
-    state: &AppState,
+/// What a ticket's page refreshes while open, as `signed` is shown it.
+async fn live_parts(
+    desk: &Desk,
     signed: &Signed,
     ticket: &Ticket,
     staff: &[crate::model::User],
-) -> Result<Value, WebError> {
+) -> Result<LiveParts, WebError> {
     let audience = Audience::of(&signed.auth.user, ticket);
-    let comments = state.db.comments(ticket.id, sees_internal_notes(audience)).await?;
-    let events = events_for(audience, state.db.events(ticket.id).await?);
+    let comments = desk.db.comments(ticket.id, sees_internal_notes(audience)).await?;
+    let events = events_for(audience, desk.db.events(ticket.id).await?);
     let names: HashMap<UserId, String> = ticket
         .assigned_to
         .zip(ticket.assignee_email.clone())
         .into_iter()
         .chain(staff.iter().map(|u| (u.id, u.email.clone())))
         .collect();
-    let events: Vec<Value> = events
+    let events = events
         .iter()
-        .map(|e| {
-            json!({
-                "created_at": e.created_at,
-                "who": e.actor_email.clone().unwrap_or_else(|| e.actor_kind.clone()),
-                "text": event_text(e, &names),
-            })
+        .map(|e| EventLine {
+            created_at: e.created_at,
+            who: e.actor_email.clone().unwrap_or_else(|| e.actor_kind.clone()),
+            text: event_text(e, &names),
         })
         .collect();
-    let t = ticket_json(&signed.auth.user, ticket, Ts::now());
-    Ok(json!({ "t": t, "comments": comments, "events": events }))
+    Ok(LiveParts { t: TicketRow::of(&signed.auth.user, ticket.clone(), Ts::now()), comments, events })
 }
 
 /// One history row in words.
@@ -327,14 +428,9 @@ fn event_text(e: &TicketEvent, names: &HashMap<UserId, String>) -> String {
     }
 }
 
-async fn live_fragment(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Result<Response, WebError> {
-    let (ticket, staff) = ticket_and_staff(&state, &signed, ticket_id(&id)?).await?;
-    let ctx = live_context(&state, &signed, &ticket, &staff).await?;
-    signed.fragment("_ticket_live.html", ctx)
+async fn live_fragment(State(desk): State<Desk>, signed: Signed, Path(id): Path<String>) -> Result<Response, WebError> {
+    let (ticket, staff) = ticket_and_staff(&desk, &signed, ticket_id(&id)?).await?;
+    signed.fragment(&live_parts(&desk, &signed, &ticket, &staff).await?)
 }
 
 #[derive(Deserialize)]
@@ -344,7 +440,7 @@ struct FeedbackForm {
 }
 
 async fn feedback(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     signed: Signed,
     Path((id, number)): Path<(String, String)>,
     CsrfForm(form): CsrfForm<FeedbackForm>,
@@ -356,8 +452,8 @@ async fn feedback(
         "no" => false,
         _ => return Err(WebError::Form("Say whether the suggestion helped (yes or no).".into())),
     };
-    let result = crate::http::tickets::mark_suggestion(&state, &signed.auth, id, number, helpful).await;
-    after_action(&state, &signed, id, result).await
+    let result = mark_suggestion(&desk, &signed.auth, id, number, helpful).await;
+    after_action(&desk, &signed, id, result).await
 }
 
 #[derive(Deserialize)]
@@ -367,23 +463,18 @@ struct MergeForm {
 }
 
 async fn merge(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     signed: Signed,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<MergeForm>,
 ) -> Result<Response, WebError> {
     let id = ticket_id(&id)?;
     let Ok(into) = form.into.trim().trim_start_matches('#').parse::<i64>() else {
-        return render_ticket(
-            &state,
-            &signed,
-            id,
-            Some("Give the number of the ticket to merge into, e.g. 42.".into()),
-        )
-        .await;
+        return render_ticket(&desk, &signed, id, Some("Give the number of the ticket to merge into, e.g. 42.".into()))
+            .await;
     };
-    let result = crate::http::tickets::merge_into(&state, &signed.auth, id, into).await.map(|_| ());
-    after_action(&state, &signed, id, result).await
+    let result = merge_into(&desk, &signed.auth, id, into).await.map(|_| ());
+    after_action(&desk, &signed, id, result).await
 }
 
 #[derive(Deserialize)]
@@ -394,14 +485,14 @@ struct CommentForm {
 }
 
 async fn comment(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     signed: Signed,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<CommentForm>,
 ) -> Result<Response, WebError> {
     let id = ticket_id(&id)?;
-    let result = post_comment(&state, &signed.auth, id, &form.body, form.internal.is_some()).await;
-    after_action(&state, &signed, id, result.map(|_| ())).await
+    let result = post_comment(&desk, &signed.auth, id, &form.body, form.internal.is_some()).await;
+    after_action(&desk, &signed, id, result.map(|_| ())).await
 }
 
 /// Every field a ticket form may send; absent fields are left alone.
@@ -416,7 +507,7 @@ struct UpdateForm {
 }
 
 async fn update(
-    State(state): State<AppState>,
+    State(desk): State<Desk>,
     signed: Signed,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<UpdateForm>,
@@ -438,13 +529,13 @@ async fn update(
         assigned_to,
         ..TicketChange::default()
     };
-    let result = change_ticket(&state, &signed.auth, id, change).await;
-    after_action(&state, &signed, id, result.map(|_| ())).await
+    let result = change_ticket(&desk, &signed.auth, id, change).await;
+    after_action(&desk, &signed, id, result.map(|_| ())).await
 }
 
 /// Back to the ticket after a form; a refused change shows the page again with the reason.
 async fn after_action(
-    state: &AppState,
+    desk: &Desk,
     signed: &Signed,
     id: TicketId,
     result: Result<(), AppError>,
@@ -456,7 +547,7 @@ async fn after_action(
             | AppError::Conflict(_)
             | AppError::Unprocessable(_)
             | AppError::BadRequest { .. }),
-        ) => render_ticket(state, signed, id, Some(describe(&e))).await,
+        ) => render_ticket(desk, signed, id, Some(describe(&e))).await,
         Err(e) => Err(e.into()),
     }
 }

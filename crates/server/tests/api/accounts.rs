@@ -3,7 +3,7 @@
 use crate::helpers::{Backend, TestApp, fresh_database, on_both_backends};
 use reqwest::StatusCode;
 use serde_json::json;
-use smart_ticket_domain::Role;
+use smart_ticket_domain::{JobKind, JobState, Role};
 
 on_both_backends!(
     signup_creates_a_user_role_account_whatever_the_body_asks,
@@ -187,9 +187,9 @@ async fn a_malformed_or_forged_token_is_rejected_not_treated_as_anonymous(backen
 
 async fn signup_enqueues_its_welcome_job_in_the_same_transaction(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let before = app.db.count_jobs("user.signed_up", "queued").await.unwrap();
+    let before = app.db.count_jobs(JobKind::UserSignedUp, JobState::Queued).await.unwrap();
     app.signup("ada@example.com").await;
-    assert_eq!(app.db.count_jobs("user.signed_up", "queued").await.unwrap(), before + 1);
+    assert_eq!(app.db.count_jobs(JobKind::UserSignedUp, JobState::Queued).await.unwrap(), before + 1);
 }
 
 async fn admin_lists_and_searches_users_page_by_page(backend: Backend) {

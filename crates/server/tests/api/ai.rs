@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use smart_ticket_domain::Role;
+use smart_ticket_domain::{JobKind, JobState, Role};
 
 use crate::helpers::{Backend, Session, TestApp, fresh_database, on_both_backends, pipeline_settings};
 
@@ -41,7 +41,7 @@ async fn a_new_ticket_is_triaged_with_confidences_a_note_and_history(backend: Ba
         .await;
     assert!(filed["ai"].is_null() && filed["triaged_at"].is_null(), "not triaged before the job runs");
     let id = filed["id"].as_str().unwrap();
-    assert!(app.drain().await.contains(&"ticket.created".to_owned()));
+    assert!(app.drain().await.contains(&JobKind::TicketCreated.to_owned()));
 
     let t = ticket(&app, &admin, id).await;
     assert_eq!(t["status"], "open", "triage does not change the status");
@@ -70,9 +70,9 @@ async fn a_new_ticket_is_triaged_with_confidences_a_note_and_history(backend: Ba
         assert!(by_ai.contains(&field), "history records the AI's {field}: {history:?}");
     }
     // Retried triage changes nothing and records nothing twice.
-    assert_eq!(app.db.count_jobs("ticket.route", "succeeded").await.unwrap(), 1, "routing ran next");
+    assert_eq!(app.db.count_jobs(JobKind::TicketRoute, JobState::Succeeded).await.unwrap(), 1, "routing ran next");
     let again = smart_ticket::db::NewJob {
-        kind: "ticket.created",
+        kind: JobKind::TicketCreated,
         payload: json!({ "ticket_id": id }),
         idempotency_key: format!("retry-{id}"),
     };
@@ -159,7 +159,11 @@ async fn enough_labels_train_a_model_that_survives_a_restart(backend: Backend) {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let kinds = app.drain().await;
-    assert_eq!(kinds.iter().filter(|k| *k == "ai.retrain").count(), 1, "labels crossed the threshold once: {kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == JobKind::AiRetrain).count(),
+        1,
+        "labels crossed the threshold once: {kinds:?}"
+    );
     let (_, body) = app.get("/api/admin/ai", Some(&admin.token)).await;
     assert_eq!(body["ai"]["model_version"], 1, "{body}");
     assert_eq!(body["ai"]["trained_on"], 10, "{body}");
@@ -168,7 +172,7 @@ async fn enough_labels_train_a_model_that_survives_a_restart(backend: Backend) {
     // An admin can ask for a retraining; it becomes version 2.
     let (status, _) = app.post("/api/admin/ai/retrain", Some(&admin.token), json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(app.drain().await, ["ai.retrain"]);
+    assert_eq!(app.drain().await, [JobKind::AiRetrain]);
 
     // A second process on the same database (as after a restart) uses the stored model. (The first stays up:
     // dropping it would delete the test's data folder.)

@@ -3,7 +3,7 @@
 //! as a screenshot under `$CARGO_TARGET_TMPDIR/screenshots/<backend>/`.
 
 use serde_json::json;
-use smart_ticket_domain::Role;
+use smart_ticket_domain::{JobKind, JobState, Role};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -145,7 +145,7 @@ async fn every_role_does_its_daily_work_in_the_browser(backend: Backend) {
     // A dead job for the admin to retry.
     app.db
         .enqueue(&smart_ticket::db::NewJob {
-            kind: "email.send",
+            kind: JobKind::EmailSend,
             payload: json!({ "broken": true }),
             idempotency_key: "browser-dead-job".into(),
         })
@@ -153,9 +153,9 @@ async fn every_role_does_its_daily_work_in_the_browser(backend: Backend) {
         .unwrap();
     let lease = smart_ticket::model::Ts::now() + chrono::Duration::minutes(5);
     let dead_id = loop {
-        let job = app.db.claim_job(&["email.send"], "test", lease).await.unwrap().expect("the job is claimable");
+        let job = app.db.claim_job(&[JobKind::EmailSend], "test", lease).await.unwrap().expect("the job is claimable");
         let state = app.db.fail_job(job.id, "test", "simulated failure", smart_ticket::model::Ts::now()).await.unwrap();
-        if state.as_deref() == Some("dead") {
+        if state == Some(JobState::Dead) {
             break job.id;
         }
     };
@@ -273,7 +273,7 @@ async fn every_role_does_its_daily_work_in_the_browser(backend: Backend) {
     shots.take(&web, "admin-dead-jobs").await;
     web.find(By::Id(format!("retry-{dead_id}"))).await.unwrap().click().await.unwrap();
     wait_for_text(&web, By::Css(".flash"), "queued again").await;
-    assert_eq!(app.db.job(dead_id).await.unwrap().unwrap().state, "queued");
+    assert_eq!(app.db.job(dead_id).await.unwrap().unwrap().state, JobState::Queued);
     web.goto(format!("{base}/admin/ai")).await.unwrap();
     wait_for_text(&web, By::Id("acc-suggestions"), "100%").await;
     for (path, name) in [("/admin/taxonomy", "admin-taxonomy"), ("/admin/ai", "admin-ai-quality")] {

@@ -2,7 +2,7 @@
 //! nothing; two worker processes on one PostgreSQL database run every job exactly once.
 
 use smart_ticket::db::NewJob;
-use smart_ticket_domain::Role;
+use smart_ticket_domain::{JobKind, JobState, Role};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -57,8 +57,8 @@ async fn workers_killed_mid_pipeline_lose_and_repeat_nothing(backend: Backend) {
     // Whatever is left runs to completion here.
     app.drain().await;
 
-    for state in ["queued", "running", "dead"] {
-        for kind in ["ticket.created", "ticket.route", "ticket.notify", "email.send"] {
+    for state in [JobState::Queued, JobState::Running, JobState::Dead] {
+        for kind in [JobKind::TicketCreated, JobKind::TicketRoute, JobKind::TicketNotify, JobKind::EmailSend] {
             assert_eq!(app.db.count_jobs(kind, state).await.unwrap(), 0, "{kind} {state}");
         }
     }
@@ -94,7 +94,7 @@ async fn two_worker_processes_on_postgres_run_5000_jobs_exactly_once() {
             html: "<p>h</p>".into(),
         };
         let job = NewJob {
-            kind: "email.send",
+            kind: JobKind::EmailSend,
             idempotency_key: email.key.clone(),
             payload: serde_json::to_value(&email).unwrap(),
         };
@@ -103,8 +103,8 @@ async fn two_worker_processes_on_postgres_run_5000_jobs_exactly_once() {
     let mut workers = [worker(&dir, &url, 4), worker(&dir, &url, 4)];
     // Wait for the queue to empty; the bound only keeps a broken build from hanging CI.
     let started = std::time::Instant::now();
-    while app.db.count_jobs("email.send", "queued").await.unwrap()
-        + app.db.count_jobs("email.send", "running").await.unwrap()
+    while app.db.count_jobs(JobKind::EmailSend, JobState::Queued).await.unwrap()
+        + app.db.count_jobs(JobKind::EmailSend, JobState::Running).await.unwrap()
         > 0
     {
         assert!(started.elapsed() < std::time::Duration::from_secs(600), "the workers stalled");

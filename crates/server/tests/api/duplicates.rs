@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use smart_ticket_domain::Role;
+use smart_ticket_domain::{JobKind, Role};
 
 use crate::helpers::{Backend, TestApp, on_both_backends};
 use crate::web::Browser;
@@ -96,7 +96,7 @@ async fn a_near_duplicate_is_flagged_and_merged_with_history_on_both(backend: Ba
     let (_, told) = app.get(&format!("/api/tickets/{}/comments", id(&second)), Some(&bob.token)).await;
     assert!(told["comments"][0]["body"].as_str().unwrap().contains(&format!("#{}", first["number"])), "{told}");
     let kinds = app.drain().await;
-    assert!(kinds.contains(&"comment.created".to_owned()), "the requester is e-mailed: {kinds:?}");
+    assert!(kinds.contains(&JobKind::CommentCreated.to_owned()), "the requester is e-mailed: {kinds:?}");
 
     // Merging again, into a merged ticket, into itself, or into nothing is refused and changes nothing.
     let admin = app.admin().await;

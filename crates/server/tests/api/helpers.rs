@@ -8,7 +8,7 @@ use smart_ticket::db::Db;
 use smart_ticket::jobs::{Outcome, Worker};
 use smart_ticket::pipeline::Pipeline;
 use smart_ticket::{Application, Settings};
-use smart_ticket_domain::{Email, Password, Role, Skills};
+use smart_ticket_domain::{Email, JobKind, Password, Role, Skills};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +165,7 @@ impl TestApp {
     }
 
     /// Runs every ready job of the pipeline until none is left; returns the kinds run, in order.
-    pub async fn drain(&self) -> Vec<String> {
+    pub async fn drain(&self) -> Vec<JobKind> {
         let worker = Worker::new(self.db.clone(), self.pipeline.registry()).with_backoff(chrono::Duration::zero());
         let mut kinds = Vec::new();
         loop {

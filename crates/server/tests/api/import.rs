@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use smart_ticket::import::{LineError, Options, run};
-use smart_ticket_domain::Email;
+use smart_ticket_domain::{Email, JobKind, JobState};
 
 use crate::helpers::{Backend, TestApp, on_both_backends};
 
@@ -57,8 +57,8 @@ async fn history_is_imported_bad_lines_are_reported_and_a_second_import_adds_not
     assert_eq!(vpn["requester"]["email"], "carol@example.com");
     assert_eq!(vpn["created_at"], "2025-03-04T05:06:07Z");
     // History is not triaged, routed or mailed: the only job is the retraining.
-    assert_eq!(app.db.count_jobs("ticket.created", "queued").await.unwrap(), 0);
-    assert_eq!(app.db.count_jobs("ai.retrain", "queued").await.unwrap(), 1);
+    assert_eq!(app.db.count_jobs(JobKind::TicketCreated, JobState::Queued).await.unwrap(), 0);
+    assert_eq!(app.db.count_jobs(JobKind::AiRetrain, JobState::Queued).await.unwrap(), 1);
     // Imported accounts cannot log in with any password we know.
     let (status, _) =
         app.post("/api/auth/login", None, json!({ "email": "carol@example.com", "password": "password-123" })).await;

@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use smart_ticket::db::{Job, NewJob};
 use smart_ticket::jobs::{JobHandler, Outcome, Registry, Worker};
+use smart_ticket_domain::{JobKind, JobState};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -39,12 +40,13 @@ impl JobHandler for Recorder {
     }
 }
 
-fn job(kind: &'static str, key: &str) -> NewJob {
+fn job(kind: JobKind, key: &str) -> NewJob {
     NewJob { kind, payload: json!({ "key": key }), idempotency_key: key.to_owned() }
 }
 
 fn worker(app: &TestApp, rec: &Recorder) -> Worker {
-    Worker::new(app.db.clone(), Registry::new().with("test.echo", rec.clone())).with_backoff(chrono::Duration::zero())
+    Worker::new(app.db.clone(), Registry::new().with(JobKind::SlaCheck, rec.clone()))
+        .with_backoff(chrono::Duration::zero())
 }
 
 async fn drain(w: &Worker) -> Vec<Outcome> {
@@ -60,21 +62,21 @@ async fn drain(w: &Worker) -> Vec<Outcome> {
 async fn a_job_runs_once_and_its_idempotency_key_deduplicates(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let rec = Recorder::default();
-    assert!(app.db.enqueue(&job("test.echo", "k1")).await.unwrap());
-    assert!(!app.db.enqueue(&job("test.echo", "k1")).await.unwrap(), "same key, same kind: kept once");
-    assert!(app.db.enqueue(&job("test.other", "k1")).await.unwrap(), "keys are unique per kind");
+    assert!(app.db.enqueue(&job(JobKind::SlaCheck, "k1")).await.unwrap());
+    assert!(!app.db.enqueue(&job(JobKind::SlaCheck, "k1")).await.unwrap(), "same key, same kind: kept once");
+    assert!(app.db.enqueue(&job(JobKind::AiVectors, "k1")).await.unwrap(), "keys are unique per kind");
     let outcomes = drain(&worker(&app, &rec)).await;
     assert_eq!(outcomes.len(), 1);
     assert!(matches!(outcomes[0], Outcome::Succeeded { .. }));
     assert_eq!(rec.runs.lock().unwrap()["k1"], 1);
-    assert_eq!(app.db.count_jobs("test.echo", "succeeded").await.unwrap(), 1);
+    assert_eq!(app.db.count_jobs(JobKind::SlaCheck, JobState::Succeeded).await.unwrap(), 1);
 }
 
 async fn a_failing_job_is_retried_then_dead_and_an_admin_can_retry_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin().await;
     let rec = Recorder { fail_first: 8, ..Default::default() };
-    app.db.enqueue(&job("test.echo", "flaky")).await.unwrap();
+    app.db.enqueue(&job(JobKind::SlaCheck, "flaky")).await.unwrap();
     let w = worker(&app, &rec);
     let outcomes = drain(&w).await;
     assert_eq!(outcomes.len(), 8, "max_attempts is 8: {outcomes:?}");
@@ -111,9 +113,10 @@ async fn a_failing_job_is_retried_then_dead_and_an_admin_can_retry_it(backend: B
 
 async fn an_expired_lease_lets_another_worker_take_the_job_over(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.db.enqueue(&job("test.echo", "lease")).await.unwrap();
+    app.db.enqueue(&job(JobKind::SlaCheck, "lease")).await.unwrap();
     // A worker claims the job with a lease that is already over, then "crashes" (never reports back).
-    let crashed = app.db.claim_job(&["test.echo"], "crashed-worker", smart_ticket::model::Ts::now()).await.unwrap();
+    let crashed =
+        app.db.claim_job(&[JobKind::SlaCheck], "crashed-worker", smart_ticket::model::Ts::now()).await.unwrap();
     assert!(crashed.is_some());
     let rec = Recorder::default();
     let w = worker(&app, &rec);
@@ -129,7 +132,7 @@ async fn two_workers_run_every_job_exactly_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let n = 300;
     for i in 0..n {
-        app.db.enqueue(&job("test.echo", &format!("job-{i}"))).await.unwrap();
+        app.db.enqueue(&job(JobKind::SlaCheck, &format!("job-{i}"))).await.unwrap();
     }
     let rec = Recorder::default();
     let (a, b) = (worker(&app, &rec), worker(&app, &rec));
@@ -142,7 +145,7 @@ async fn two_workers_run_every_job_exactly_once(backend: Backend) {
         assert_eq!(runs.len(), n);
         assert!(runs.values().all(|&c| c == 1), "every job ran exactly once");
     }
-    assert_eq!(app.db.count_jobs("test.echo", "succeeded").await.unwrap(), n as i64);
+    assert_eq!(app.db.count_jobs(JobKind::SlaCheck, JobState::Succeeded).await.unwrap(), n as i64);
 }
 
 async fn workers_only_claim_kinds_they_handle(backend: Backend) {
@@ -151,6 +154,6 @@ async fn workers_only_claim_kinds_they_handle(backend: Backend) {
     app.file_ticket(&ada, "Left for the pipeline", "text").await;
     let rec = Recorder::default();
     assert!(drain(&worker(&app, &rec)).await.is_empty());
-    assert_eq!(app.db.count_jobs("ticket.created", "queued").await.unwrap(), 1, "untouched");
+    assert_eq!(app.db.count_jobs(JobKind::TicketCreated, JobState::Queued).await.unwrap(), 1, "untouched");
     assert!(drain(&Worker::new(app.db.clone(), Registry::new())).await.is_empty());
 }

@@ -3,6 +3,7 @@
 use serde_json::Value;
 use smart_ticket::config::{MailSettings, SmtpTls};
 use smart_ticket::jobs::{Outcome, Worker};
+use smart_ticket_domain::JobKind;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -83,7 +84,7 @@ async fn mail_arrives_over_smtp_and_a_refusing_server_only_delays_it(backend: Ba
             Outcome::Empty => break,
             Outcome::Succeeded { .. } => {}
             Outcome::Retrying { kind, .. } => {
-                assert_eq!(kind, "email.send");
+                assert_eq!(kind, JobKind::EmailSend);
                 retried += 1;
             }
             other => panic!("{other:?}"),

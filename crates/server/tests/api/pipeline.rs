@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smart_ticket::db::NewJob;
 use smart_ticket::jobs::{Outcome, Worker};
-use smart_ticket_domain::Role;
+use smart_ticket_domain::{JobKind, Role};
 
 use crate::helpers::{Backend, TestApp, on_both_backends};
 
@@ -46,8 +46,10 @@ async fn a_ticket_is_triaged_routed_and_its_assignee_emailed_once(backend: Backe
         .await;
     let id = t["id"].as_str().unwrap();
     let kinds = app.drain().await;
-    for k in ["ticket.created", "ticket.route", "ticket.notify", "email.send", "user.signed_up"] {
-        assert!(kinds.iter().any(|x| x == k), "{k} ran: {kinds:?}");
+    for k in
+        [JobKind::TicketCreated, JobKind::TicketRoute, JobKind::TicketNotify, JobKind::EmailSend, JobKind::UserSignedUp]
+    {
+        assert!(kinds.contains(&k), "{k} ran: {kinds:?}");
     }
     let t = get_ticket(&app, &admin.token, id).await;
     assert_eq!(t["assignee"]["id"], dba.id.as_str(), "{t}");
@@ -69,7 +71,7 @@ async fn a_ticket_is_triaged_routed_and_its_assignee_emailed_once(backend: Backe
     assert!(welcomes.iter().any(|m| m.contains("To: ann@example.com")));
 
     // Running the route and notify steps again (a retry) changes and sends nothing.
-    for kind in ["ticket.route", "ticket.notify"] {
+    for kind in [JobKind::TicketRoute, JobKind::TicketNotify] {
         let payload = json!({ "ticket_id": id, "assignee": dba.id });
         app.db.enqueue(&NewJob { kind, payload, idempotency_key: format!("again-{id}") }).await.unwrap();
     }
@@ -144,7 +146,7 @@ async fn breached_deadlines_escalate_once(backend: Backend) {
     let past = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
     let (status, b) = app.patch(&format!("/api/tickets/{id}"), Some(&admin.token), json!({ "deadline": past })).await;
     assert_eq!(status, StatusCode::OK, "{b}");
-    let check = |n: u32| NewJob { kind: "sla.check", payload: json!({}), idempotency_key: format!("test-{n}") };
+    let check = |n: u32| NewJob { kind: JobKind::SlaCheck, payload: json!({}), idempotency_key: format!("test-{n}") };
     app.db.enqueue(&check(1)).await.unwrap();
     app.drain().await;
     let (_, events) = app.get(&format!("/api/tickets/{id}/events"), Some(&admin.token)).await;

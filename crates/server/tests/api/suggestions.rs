@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smart_ticket::providers::{ProviderKind, ProviderSettings};
-use smart_ticket_domain::Role;
+use smart_ticket_domain::{JobKind, Role};
 use std::time::Duration;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -50,14 +50,18 @@ async fn tickets_filed_before_the_multilingual_model_get_their_vectors(backend: 
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["suggestions"], json!([]), "the old ticket has no multilingual vector yet: {body}");
     app.db
-        .enqueue(&smart_ticket::db::NewJob { kind: "sla.check", payload: json!({}), idempotency_key: "test".into() })
+        .enqueue(&smart_ticket::db::NewJob {
+            kind: JobKind::SlaCheck,
+            payload: json!({}),
+            idempotency_key: "test".into(),
+        })
         .await
         .unwrap();
     let ran = app.drain().await;
-    assert!(ran.contains(&"ai.vectors".to_owned()), "{ran:?}");
+    assert!(ran.contains(&JobKind::AiVectors.to_owned()), "{ran:?}");
     let (_, body) = app.get(&path, Some(&admin.token)).await;
     assert_eq!(body["suggestions"][0]["number"], printer["number"], "{body}");
-    assert_eq!(app.drain().await, Vec::<String>::new(), "nothing left to do");
+    assert_eq!(app.drain().await, Vec::<JobKind>::new(), "nothing left to do");
 }
 
 /// With the multilingual model, a ticket finds its resolved twin written in another language, and a search in

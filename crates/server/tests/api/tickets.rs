@@ -3,7 +3,7 @@
 use crate::helpers::{Backend, TestApp, on_both_backends};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use smart_ticket_domain::Role;
+use smart_ticket_domain::{JobKind, JobState, Role};
 
 on_both_backends!(
     filing_a_ticket_records_history_and_its_processing_job,
@@ -41,7 +41,11 @@ async fn filing_a_ticket_records_history_and_its_processing_job(backend: Backend
     assert_eq!(events[0]["field"], "created");
     assert_eq!(events[0]["actor_kind"], "user");
     assert_eq!(events[0]["actor_email"], "ada@example.com");
-    assert_eq!(app.db.count_jobs("ticket.created", "queued").await.unwrap(), 2, "one processing job per ticket");
+    assert_eq!(
+        app.db.count_jobs(JobKind::TicketCreated, JobState::Queued).await.unwrap(),
+        2,
+        "one processing job per ticket"
+    );
 }
 
 async fn listing_pages_through_every_visible_ticket_once_newest_first(backend: Backend) {

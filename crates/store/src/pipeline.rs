@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use super::jobs::enqueue;
 use super::tickets::record_event;
 use super::{Db, NewJob, StoreError, StoreResult, on_pool};
-use crate::model::{Actor, TicketId, Ts, UserId};
-use crate::routing::{Candidate, Decision};
+use crate::model::Actor;
+use smart_ticket_domain::routing::{Candidate, Decision};
+use smart_ticket_domain::{TicketId, Ts, UserId};
 
 /// What routing did.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,72 @@ pub struct Breach {
     pub assignee_email: Option<String>,
 }
 
+/// What routing reads of the ticket.
+#[derive(sqlx::FromRow)]
+struct RoutingTicket {
+    assigned_to: Option<UserId>,
+    skills: Json<Vec<String>>,
+    ai_triage: Option<Json<smart_ticket_domain::triage::Triage>>,
+}
+
+impl RoutingTicket {
+    /// The ticket's current skills (a person may have edited them), with the AI's confidence where it proposed
+    /// the same skill, else full confidence.
+    fn needed_skills(&self) -> Vec<(String, f64)> {
+        let said = |s: &String| {
+            let ai = self.ai_triage.as_ref()?;
+            ai.skills.iter().find(|g| &g.value == s).map(|g| f64::from(g.confidence))
+        };
+        self.skills.0.iter().map(|s| (s.clone(), said(s).unwrap_or(1.0))).collect()
+    }
+}
+
+/// A moderator or admin as routing reads them.
+#[derive(sqlx::FromRow)]
+struct StaffRow {
+    id: UserId,
+    email: String,
+    role: String,
+    skills: Json<Vec<String>>,
+    away: bool,
+    capacity: i32,
+    last_assigned_at: Option<Ts>,
+}
+
+/// How many open tickets of one priority a person holds.
+#[derive(sqlx::FromRow)]
+struct LoadRow {
+    assigned_to: UserId,
+    priority: String,
+    count: i64,
+}
+
+/// The staff as routing's candidates, each with their open tickets and priority-weighted load.
+fn candidates(staff: Vec<StaffRow>, loads: &[LoadRow]) -> Vec<Candidate> {
+    let mut load: HashMap<UserId, (i64, i64)> = HashMap::new();
+    for l in loads {
+        let w = l.priority.parse::<Priority>().map_or(2, |p| i64::from(p.weight()));
+        let e = load.entry(l.assigned_to).or_default();
+        e.0 += l.count;
+        e.1 += l.count * w;
+    }
+    let candidate = |s: StaffRow| {
+        let (open, weighted_load) = load.get(&s.id).copied().unwrap_or_default();
+        Some(Candidate {
+            id: s.id,
+            email: s.email,
+            role: s.role.parse::<Role>().ok()?,
+            skills: s.skills.0,
+            away: s.away,
+            capacity: i64::from(s.capacity),
+            open,
+            weighted_load,
+            last_assigned_at: s.last_assigned_at,
+        })
+    };
+    staff.into_iter().filter_map(candidate).collect()
+}
+
 impl Db {
     /// Routes a ticket in one transaction: reads everyone's load under a lock (so two tickets routed at the
     /// same moment never both see the same stale load), lets `decide` choose, stores the assignee, the
@@ -46,31 +113,16 @@ impl Db {
         on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = if pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
             let lock = if pg { " FOR UPDATE" } else { "" };
-            type TicketRow = (Option<UserId>, Json<Vec<String>>, Option<Json<smart_ticket_ai::triage::Triage>>);
-            let (assigned, skills, ai): TicketRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            let ticket: RoutingTicket = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT assigned_to, skills, ai_triage FROM tickets WHERE id = $1{lock}"
             )))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
-            if assigned.is_some() {
+            if ticket.assigned_to.is_some() {
                 return Ok(Routed::AlreadyAssigned);
             }
-            // The ticket's current skills (a person may have edited them), with the AI's confidence where it
-            // proposed the same skill, else full confidence.
-            let needed: Vec<(String, f64)> = skills
-                .0
-                .iter()
-                .map(|s| {
-                    let c = ai
-                        .as_ref()
-                        .and_then(|a| a.skills.iter().find(|g| &g.value == s))
-                        .map_or(1.0, |g| f64::from(g.confidence));
-                    (s.clone(), c)
-                })
-                .collect();
-            type StaffRow = (UserId, String, String, Json<Vec<String>>, bool, i32, Option<Ts>);
             let staff: Vec<StaffRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT id, email, role, skills, away, capacity, last_assigned_at FROM users \
                  WHERE role IN ('moderator', 'admin') ORDER BY id{lock}"
@@ -80,37 +132,13 @@ impl Db {
             // SQLite's planner (no statistics) prefers the status index and walks every open ticket, inside
             // the one write transaction every worker waits on; name the partial index of assigned open tickets.
             let hint = if pg { "" } else { " INDEXED BY tickets_open_load_idx" };
-            let loads: Vec<(UserId, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT assigned_to, priority, COUNT(*) FROM tickets{hint} \
+            let loads: Vec<LoadRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT assigned_to, priority, COUNT(*) AS count FROM tickets{hint} \
                  WHERE assigned_to IS NOT NULL AND status IN ('open', 'in_progress') GROUP BY assigned_to, priority"
             )))
             .fetch_all(&mut *tx)
             .await?;
-            let mut load: HashMap<UserId, (i64, i64)> = HashMap::new();
-            for (user, priority, n) in loads {
-                let w = priority.parse::<Priority>().map_or(2, |p| i64::from(p.weight()));
-                let e = load.entry(user).or_default();
-                e.0 += n;
-                e.1 += n * w;
-            }
-            let candidates: Vec<Candidate> = staff
-                .into_iter()
-                .filter_map(|(uid, email, role, skills, away, capacity, last)| {
-                    let role: Role = role.parse().ok()?;
-                    let (open, weighted_load) = load.get(&uid).copied().unwrap_or_default();
-                    Some(Candidate {
-                        id: uid,
-                        email,
-                        role,
-                        skills: skills.0,
-                        away,
-                        capacity: i64::from(capacity),
-                        open,
-                        weighted_load,
-                        last_assigned_at: last,
-                    })
-                })
-                .collect();
+            let (needed, candidates) = (ticket.needed_skills(), candidates(staff, &loads));
             let Some(decision) = decide(&needed, &candidates) else {
                 return Ok(Routed::NobodyAvailable);
             };
@@ -126,31 +154,24 @@ impl Db {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            record_event!(
-                &mut *tx,
-                id,
-                Actor::System,
-                "assignee",
-                Some(json!(null)),
-                Some(json!(decision.assignee)),
-                now
-            )?;
+            let assignee = Some(json!(decision.assignee));
+            record_event!(&mut *tx, id, Actor::System, "assignee", Some(json!(null)), assignee, now)?;
             record_event!(&mut *tx, id, Actor::System, "routing_reason", None, Some(json!(decision.reason)), now)?;
             enqueue!(&mut *tx, &next(&decision), now)?;
             tx.commit().await?;
-            Ok(Routed::Assigned(decision))
+            Routed::Assigned(decision)
         })
     }
 
     /// Whether the notification with this key went out already.
     pub async fn email_sent(&self, key: &str) -> StoreResult<bool> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM emails WHERE key = $1")
                 .bind(key)
                 .fetch_one(pool)
                 .await?
                 > 0
-        }))
+        })
     }
 
     pub async fn record_email(&self, key: &str, recipient: &str, subject: &str, transport: &str) -> StoreResult<()> {
@@ -166,24 +187,24 @@ impl Db {
             .bind(Ts::now())
             .execute(pool)
             .await?;
-        });
+        })?;
         Ok(())
     }
 
     /// Emails sent, by key prefix (for tests and the admin).
     pub async fn count_emails(&self, key_prefix: &str) -> StoreResult<i64> {
         let pattern = format!("{}%", super::users::escape_like(key_prefix));
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM emails WHERE key LIKE $1 ESCAPE '\\'")
                 .bind(pattern)
                 .fetch_one(pool)
                 .await?
-        }))
+        })
     }
 
     /// Open tickets past their deadline that were not escalated for that deadline yet.
     pub async fn sla_breaches(&self, now: Ts, limit: i64) -> StoreResult<Vec<Breach>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
                 "SELECT t.id, t.number, t.title, t.priority, t.deadline, a.email AS assignee_email \
                  FROM tickets t LEFT JOIN users a ON a.id = t.assigned_to \
@@ -195,7 +216,7 @@ impl Db {
             .bind(limit)
             .fetch_all(pool)
             .await?
-        }))
+        })
     }
 
     /// Marks one breach escalated (history row included) and enqueues `jobs`, unless another worker did
@@ -229,13 +250,13 @@ impl Db {
                 enqueue!(&mut *tx, job, now)?;
             }
             tx.commit().await?;
-            Ok(true)
+            true
         })
     }
 
     /// Housekeeping: forgets succeeded jobs and expired sessions older than `before`.
     pub async fn sweep(&self, before: Ts) -> StoreResult<(u64, u64)> {
-        Ok(on_pool!(self.writer(), |pool, DB, pg| {
+        on_pool!(self.writer(), |pool, DB, pg| {
             let jobs = sqlx::query("DELETE FROM jobs WHERE state = 'succeeded' AND updated_at < $1")
                 .bind(before)
                 .execute(pool)
@@ -247,15 +268,15 @@ impl Db {
                 .await?
                 .rows_affected();
             (jobs, sessions)
-        }))
+        })
     }
 
     /// E-mail addresses of all admins.
     pub async fn admin_emails(&self) -> StoreResult<Vec<String>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_scalar::<DB, String>("SELECT email FROM users WHERE role = 'admin' ORDER BY email")
                 .fetch_all(pool)
                 .await?
-        }))
+        })
     }
 }

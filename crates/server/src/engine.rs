@@ -9,6 +9,7 @@ use smart_ticket_ai::retrieval;
 use smart_ticket_ai::triage::{
     self, ENGINE_LEXICAL, ENGINE_MINILM, Label, Past, Repr, Taxonomy, Trained, Triage, ZeroShot,
 };
+use smart_ticket_domain::JobKind;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -54,26 +55,20 @@ pub struct Answer {
     pub similar: Vec<Grounding>,
 }
 
-/// How alike `text` (with its embedding, when the model runs) is to each candidate (its text and stored
-/// embedding): the cosine of the sentence embeddings, or of hashed word vectors without them. The flag says
-/// which measure it was: their scales differ, so thresholds do too.
-pub fn likeness<'a>(
-    text: &str,
-    dense: Option<Vec<f32>>,
-    candidates: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>,
-) -> (Vec<f32>, bool) {
-    use smart_ticket_ai::retrieval::{Doc, Mode, score};
-    let semantic = dense.is_some();
-    let mode = if semantic { Mode::Semantic } else { Mode::Lexical };
-    let query = Doc::new(text, String::new(), dense);
-    let scores = candidates
-        .map(|(text, emb)| match emb.and_then(crate::db::vector_from_bytes).filter(|_| semantic) {
-            // Both embedded: the cosine alone (building the word vector would be wasted work).
-            Some(dense) => score(mode, &query, &Doc { dense: Some(dense), ..Doc::default() }),
-            None => score(mode, &query, &Doc::new(text, String::new(), None)),
-        })
-        .collect();
-    (scores, semantic)
+/// The taxonomy as stored, as the engine reads it.
+async fn taxonomy_of(db: &Db) -> anyhow::Result<Taxonomy> {
+    let categories = db.categories().await?;
+    let skills = db.skills().await?;
+    Ok(Taxonomy {
+        categories: categories
+            .into_iter()
+            .map(|c| Label { name: c.name, description: c.description, examples: c.examples })
+            .collect(),
+        skills: skills
+            .into_iter()
+            .map(|s| Label { name: s.name, description: s.description.unwrap_or_default(), examples: Vec::new() })
+            .collect(),
+    })
 }
 
 /// A resolved ticket as a past ticket the suggestions cite (its text is not needed).
@@ -109,44 +104,6 @@ fn suggestions_from(text: &str, near: &[triage::Neighbour], names: &[String]) ->
         .collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     Suggestions { items, draft: smart_ticket_ai::note::draft_reply(near, &refs), names: names.to_vec() }
-}
-
-/// The first `k` of `near` (the vector index's nearest to a ticket reading `text`, best first, each with its
-/// cosine) in hybrid order ([`retrieval::rerank`]), with their rows: the candidates in the ticket's language
-/// `lang` reordered by their words and, when `english` (the ticket's English embedding, given beside the
-/// multilingual index) is, the English model. A candidate's language is the stored one, else told from its words.
-pub async fn hybrid_order(
-    db: &Db,
-    text: String,
-    lang: Option<&'static str>,
-    english: Option<Vec<f32>>,
-    mut near: Vec<(i64, f32)>,
-    k: usize,
-) -> anyhow::Result<(Vec<(i64, f32)>, HashMap<i64, Ticket>)> {
-    let numbers: Vec<i64> = near.iter().map(|(n, _)| *n).collect();
-    let mut found = HashMap::new();
-    let mut candidates = Vec::new();
-    for row in db.rerank_rows(&numbers).await? {
-        candidates.push((row.ticket.number, row.ticket.text(), row.embedding, row.language));
-        found.insert(row.ticket.number, row.ticket);
-    }
-    let near = tokio::task::spawn_blocking(move || {
-        let query = retrieval::Doc::new(&text, String::new(), None).hybrid(lang, english);
-        let docs: HashMap<i64, retrieval::Doc> = candidates
-            .into_iter()
-            .map(|(n, text, embedding, language)| {
-                let v = embedding.as_deref().and_then(vector_from_bytes).filter(|_| query.english.is_some());
-                let lang = smart_ticket_ai::lang::of(language.as_deref(), &text);
-                (n, retrieval::Doc::new(&text, String::new(), None).hybrid(lang, v))
-            })
-            .collect();
-        retrieval::rerank(&query, &mut near, |n| docs.get(n));
-        near.truncate(k);
-        near
-    })
-    .await
-    .context("the suggestion task failed")?;
-    Ok((near, found))
 }
 
 /// A past resolved ticket offered to the moderator.
@@ -190,8 +147,8 @@ pub struct Ai {
     e5: Option<Arc<smart_ticket_ai::e5::E5>>,
     state: Mutex<State>,
     retrain_every: u32,
-    /// Every ticket's embedding, for semantic search (see [`crate::index`]).
-    pub index: crate::index::VectorIndex,
+    /// Every ticket's embedding, for semantic search (see [`crate::search::index`]).
+    pub index: crate::search::index::VectorIndex,
 }
 
 impl std::fmt::Debug for Ai {
@@ -222,8 +179,9 @@ impl Ai {
     /// The multilingual model from `e5_dir`, if there, serves similarity across languages.
     pub fn load(model_dir: &Path, e5_dir: &Path, retrain_every: u32) -> Arc<Ai> {
         let e5 = smart_ticket_ai::e5::load_shared(e5_dir);
-        let space = if e5.is_some() { crate::index::Space::Multilingual } else { crate::index::Space::English };
-        let index = crate::index::VectorIndex::new(space, e5.as_deref().map(|m| m.seed_centering()));
+        let space =
+            if e5.is_some() { crate::search::index::Space::Multilingual } else { crate::search::index::Space::English };
+        let index = crate::search::index::VectorIndex::new(space, e5.as_deref().map(|m| m.seed_centering()));
         Arc::new(Ai {
             model: smart_ticket_ai::embed::load_shared(model_dir),
             e5,
@@ -287,18 +245,7 @@ impl Ai {
 
     /// Brings the snapshot up to date with the database: taxonomy, newly labelled tickets, newer models.
     async fn refresh(&self, db: &Db) -> anyhow::Result<Snapshot> {
-        let categories = db.categories().await?;
-        let skills = db.skills().await?;
-        let taxonomy = Taxonomy {
-            categories: categories
-                .into_iter()
-                .map(|c| Label { name: c.name, description: c.description, examples: c.examples })
-                .collect(),
-            skills: skills
-                .into_iter()
-                .map(|s| Label { name: s.name, description: s.description.unwrap_or_default(), examples: Vec::new() })
-                .collect(),
-        };
+        let taxonomy = taxonomy_of(db).await?;
         let mut guard = self.state.lock().await;
         let st = &mut *guard;
         if *st.snapshot.taxonomy != taxonomy {
@@ -308,34 +255,7 @@ impl Ai {
             st.snapshot.zero_shot = Arc::new(zero);
             st.snapshot.taxonomy = Arc::new(taxonomy);
         }
-        // A transaction may commit a little after the time it stamped: look back a few seconds (rows are
-        // replaced by number), then page forward.
-        let mut since = st.synced.map(|t| t + chrono::Duration::seconds(-5));
-        let with_embeddings = self.model.is_some();
-        loop {
-            let rows = db.labelled_since(since, PAGE).await?;
-            let full = rows.len() as i64 == PAGE;
-            let last = rows.last().map(|r| r.labelled_at);
-            let past = Arc::make_mut(&mut st.snapshot.past);
-            let mut fresh = Vec::new();
-            for row in rows {
-                let p = past_from_row(row, with_embeddings, false);
-                match st.index.get(&p.number) {
-                    Some(&i) => past[i] = p,
-                    None => fresh.push(p),
-                }
-            }
-            for p in fresh {
-                let at = past.len();
-                st.index.insert(p.number, at);
-                past.push(p);
-            }
-            st.synced = st.synced.max(last);
-            if !full || last <= since {
-                break;
-            }
-            since = last;
-        }
+        self.catch_up_labels(db, st).await?;
         if let Some(version) = db.ai_model_version(MODEL).await?
             && version > st.model_version
             && let Some(stored) = db.ai_model(MODEL).await?
@@ -347,6 +267,36 @@ impl Ai {
             st.model_version = version;
         }
         Ok(st.snapshot.clone())
+    }
+
+    /// Loads the tickets labelled since the last catch-up into the snapshot's past tickets (a changed one
+    /// replaces its earlier row).
+    async fn catch_up_labels(&self, db: &Db, st: &mut State) -> anyhow::Result<()> {
+        // A transaction may commit a little after the time it stamped: look back a few seconds (rows are
+        // replaced by number), then page forward.
+        let mut since = st.synced.map(|t| t + chrono::Duration::seconds(-5));
+        let with_embeddings = self.model.is_some();
+        loop {
+            let rows = db.labelled_since(since, PAGE).await?;
+            let full = rows.len() as i64 == PAGE;
+            let last = rows.last().map(|r| r.labelled_at);
+            let past = Arc::make_mut(&mut st.snapshot.past);
+            for row in rows {
+                let p = past_from_row(row, with_embeddings, false);
+                match st.index.get(&p.number) {
+                    Some(&i) => past[i] = p,
+                    None => {
+                        st.index.insert(p.number, past.len());
+                        past.push(p);
+                    }
+                }
+            }
+            st.synced = st.synced.max(last);
+            if !full || last <= since {
+                return Ok(());
+            }
+            since = last;
+        }
     }
 
     /// Triage of `ticket` with the embedded engine, and the note for the moderator.
@@ -425,7 +375,7 @@ impl Ai {
         ticket: &Ticket,
         text: &str,
     ) -> anyhow::Result<Option<(Vec<f32>, Option<String>)>> {
-        if self.index.space() == crate::index::Space::Multilingual {
+        if self.index.space() == crate::search::index::Space::Multilingual {
             return match db.ticket_search_vector(ticket.id).await? {
                 Some(stored) => Ok(Some(stored)),
                 None => Ok(self.search_vector(text).await?.map(|(v, l)| (v, l.map(str::to_owned)))),
@@ -446,17 +396,18 @@ impl Ai {
     ) -> anyhow::Result<Vec<(Past, f32, String)>> {
         self.index.sync(db).await?;
         let number = ticket.number;
-        let keep =
-            move |m: &crate::index::Meta| m.has_resolution && !m.status.is_active() && !m.merged && m.number != number;
+        let keep = move |m: &crate::search::index::Meta| {
+            m.has_resolution && !m.status.is_active() && !m.merged && m.number != number
+        };
         let lang = smart_ticket_ai::lang::of(language.as_deref(), text);
         let english = match (lang, self.index.space()) {
-            (Some("en"), crate::index::Space::Multilingual) => self.english_embedding(db, ticket, text).await?,
+            (Some("en"), crate::search::index::Space::Multilingual) => self.english_embedding(db, ticket, text).await?,
             _ => None,
         };
         let floor = self.index.space().suggest_min_cosine();
         let mut near = self.index.nearest(&query, language.as_deref(), k.max(retrieval::RERANK_DEPTH), keep).await;
         near.retain(|(_, cosine)| *cosine >= floor);
-        let (near, mut found) = hybrid_order(db, text.to_owned(), lang, english, near, k).await?;
+        let (near, mut found) = crate::search::hybrid_order(db, text.to_owned(), lang, english, near, k).await?;
         // In that order, each with its cosine; a row that lost its resolution meanwhile is skipped.
         Ok(near
             .iter()
@@ -554,7 +505,7 @@ impl Ai {
             None => labelled >= triage::MIN_LABELS as i64,
         };
         due.then(|| NewJob {
-            kind: "ai.retrain",
+            kind: JobKind::AiRetrain,
             payload: serde_json::json!({ "labelled": labelled }),
             idempotency_key: format!("labelled-{}", labelled / every),
         })

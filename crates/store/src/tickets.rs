@@ -2,8 +2,9 @@
 
 use serde_json::{Value, json};
 use smart_ticket_domain::{
-    CommentBody, ParseError, Priority, Resolution, Role, Skills, Status, TicketDescription, TicketTitle,
+    CommentBody, JobKind, ParseError, Priority, Resolution, Role, Skills, Status, TicketDescription, TicketTitle,
 };
+use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
 use super::jobs::enqueue;
@@ -49,29 +50,33 @@ macro_rules! record_event {
 pub(crate) use record_event;
 
 /// Adds a comment through the transaction `$tx` and, for a public one, the job that notifies the other side;
-/// evaluates to the comment's id.
+/// evaluates to the comment's id as a [`StoreResult`] (its `?`s stay inside: the caller handles the result).
 macro_rules! insert_comment {
-    ($tx:expr, $ticket:expr, $author:expr, $body:expr, $internal:expr, $now:expr) => {{
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO comments (ticket_id, author_id, body, internal, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind($ticket)
-        .bind($author)
-        .bind($body)
-        .bind($internal)
-        .bind($now)
-        .fetch_one(&mut *$tx)
-        .await?;
-        if !$internal {
-            let job = NewJob {
-                kind: "comment.created",
-                payload: json!({ "ticket_id": $ticket, "comment_id": id }),
-                idempotency_key: id.to_string(),
-            };
-            enqueue!(&mut *$tx, &job, $now)?;
-        }
-        id
-    }};
+    ($tx:expr, $ticket:expr, $author:expr, $body:expr, $internal:expr, $now:expr) => {
+        super::scoped(async {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO comments (ticket_id, author_id, body, internal, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind($ticket)
+            .bind($author)
+            .bind($body)
+            .bind($internal)
+            .bind($now)
+            .fetch_one(&mut *$tx)
+            .await?;
+            if !$internal {
+                let job = NewJob {
+                    kind: JobKind::CommentCreated,
+                    payload: json!({ "ticket_id": $ticket, "comment_id": id }),
+                    idempotency_key: id.to_string(),
+                };
+                enqueue!(&mut *$tx, &job, $now)?;
+            }
+            Ok(id)
+        })
+        .await
+    };
 }
 
 /// The survivor's internal note about a merged ticket: who merged it, then its requester's words quoted line by
@@ -254,20 +259,28 @@ pub struct TicketPatch {
     pub helpful_notes: Option<Option<String>>,
 }
 
-fn changed<T: PartialEq + serde::Serialize>(
-    changes: &mut Vec<(&'static str, Value, Value)>,
+/// One field a change altered: its history row.
+pub(super) struct Change {
+    pub field: &'static str,
+    pub old: Value,
+    pub new: Value,
+}
+
+/// Adds a history row to `changes` when `old` and `new` differ.
+pub(super) fn changed<T: PartialEq + serde::Serialize>(
+    changes: &mut Vec<Change>,
     field: &'static str,
     old: &T,
     new: &T,
 ) {
     if old != new {
-        changes.push((field, json!(old), json!(new)));
+        changes.push(Change { field, old: json!(old), new: json!(new) });
     }
 }
 
 /// Applies `patch` to `t` in memory, returning the changes to record. Checks the state machine and that a
 /// resolved ticket has a resolution.
-fn apply_patch(t: &mut Ticket, patch: &TicketPatch, now: Ts) -> StoreResult<Vec<(&'static str, Value, Value)>> {
+fn apply_patch(t: &mut Ticket, patch: &TicketPatch, now: Ts) -> StoreResult<Vec<Change>> {
     let mut changes = Vec::new();
     let old = t.clone();
     if let Some(s) = patch.status {
@@ -316,10 +329,10 @@ fn apply_patch(t: &mut Ticket, patch: &TicketPatch, now: Ts) -> StoreResult<Vec<
 
 /// For each of category/priority/skills a person just changed away from what the AI said, the pair
 /// (`{"field", "ai"}`, `{"field", "human"}`) that history shows.
-fn corrections(t: &Ticket, changes: &[(&'static str, Value, Value)]) -> Vec<(Value, Value)> {
+fn corrections(t: &Ticket, changes: &[Change]) -> Vec<(Value, Value)> {
     let Some(ai) = &t.ai else { return Vec::new() };
     let mut out = Vec::new();
-    for (field, _, new) in changes {
+    for Change { field, new, .. } in changes {
         let said = match *field {
             "category" => json!(ai.category.as_ref().map(|g| &g.value)),
             "priority" => json!(ai.priority.value),
@@ -333,10 +346,90 @@ fn corrections(t: &Ticket, changes: &[(&'static str, Value, Value)]) -> Vec<(Val
     out
 }
 
+/// The e-mail address of the person a ticket is being assigned to (their role and address as stored), if they
+/// may work tickets.
+fn assignable(row: Option<(String, String)>) -> StoreResult<String> {
+    match row {
+        Some((role, email)) if role.parse::<Role>().is_ok_and(Role::is_staff) => Ok(email),
+        _ => Err(ParseError::new("assigned_to", "must be the id of a moderator or admin").into()),
+    }
+}
+
+/// Whether a person's `changes` confirm or correct the labels, which makes the ticket something the AI
+/// learns from: a label changed, or the ticket resolved (its labels then stand as they are).
+fn labels_confirmed(changes: &[Change], status: Status) -> bool {
+    let label = |c: &Change| matches!(c.field, "category" | "priority" | "skills");
+    changes.iter().any(|c| label(c) || c.field == "status") && (status == Status::Resolved || changes.iter().any(label))
+}
+
+/// The job that tells the requester their ticket is resolved, when `patch` just resolved it.
+fn resolved_job(ticket: &Ticket, patch: &TicketPatch) -> Option<NewJob> {
+    let resolved_at = ticket.resolved_at.filter(|_| patch.status == Some(Status::Resolved))?;
+    Some(NewJob {
+        kind: JobKind::TicketResolved,
+        payload: json!({ "ticket_id": ticket.id }),
+        idempotency_key: format!("{}:{}", ticket.id, resolved_at.0.timestamp_micros()),
+    })
+}
+
+/// [`smart_ticket_domain::access::may_see`] as SQL over the ticket columns named with `prefix`: admins every ticket, moderators
+/// those they filed or are assigned, users those they filed.
+pub(crate) fn push_may_see<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, viewer: &User, prefix: &str)
+where
+    for<'a> UserId: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    match viewer.role {
+        Role::Admin => {}
+        Role::Moderator => {
+            qb.push(format!(" AND ({prefix}assigned_to = "))
+                .push_bind(viewer.id)
+                .push(format!(" OR {prefix}created_by = "))
+                .push_bind(viewer.id)
+                .push(")");
+        }
+        Role::User => {
+            qb.push(format!(" AND {prefix}created_by = ")).push_bind(viewer.id);
+        }
+    }
+}
+
+/// The list filters of `filter` (status, priority, assignee, page cursor, open only) as SQL over `t`.
+fn push_filters<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, viewer: &User, filter: &TicketFilter)
+where
+    for<'a> UserId: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> &'static str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    if let Some(s) = filter.status {
+        qb.push(" AND t.status = ").push_bind(s.as_str());
+    }
+    if let Some(p) = filter.priority {
+        qb.push(" AND t.priority = ").push_bind(p.as_str());
+    }
+    match filter.assignee {
+        None => {}
+        Some(AssigneeFilter::Nobody) => {
+            qb.push(" AND t.assigned_to IS NULL");
+        }
+        Some(AssigneeFilter::Me) => {
+            qb.push(" AND t.assigned_to = ").push_bind(viewer.id);
+        }
+        Some(AssigneeFilter::User(u)) => {
+            qb.push(" AND t.assigned_to = ").push_bind(u);
+        }
+    }
+    if let Some(b) = filter.before {
+        qb.push(" AND t.number < ").push_bind(b);
+    }
+    if filter.open_only {
+        qb.push(" AND t.status IN ('open', 'in_progress')");
+    }
+}
+
 /// The job that tells `assignee` about ticket `id` (once per ticket and person).
 pub fn notify_job(id: TicketId, assignee: UserId) -> NewJob {
     NewJob {
-        kind: "ticket.notify",
+        kind: JobKind::TicketNotify,
         payload: json!({ "ticket_id": id, "assignee": assignee }),
         idempotency_key: format!("{id}:{assignee}"),
     }
@@ -352,8 +445,11 @@ impl Db {
     ) -> StoreResult<Ticket> {
         let now = Ts::now();
         let id = TicketId::new();
-        let job =
-            NewJob { kind: "ticket.created", payload: json!({ "ticket_id": id }), idempotency_key: id.to_string() };
+        let job = NewJob {
+            kind: JobKind::TicketCreated,
+            payload: json!({ "ticket_id": id }),
+            idempotency_key: id.to_string(),
+        };
         let number: i64 = on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             let number: i64 = sqlx::query_scalar(
@@ -371,7 +467,7 @@ impl Db {
             enqueue!(&mut *tx, &job, now)?;
             tx.commit().await?;
             number
-        });
+        })?;
         Ok(Ticket {
             id,
             number,
@@ -421,7 +517,7 @@ impl Db {
         if numbers.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             let mut qb = sqlx::QueryBuilder::<DB>::new(format!("{select} WHERE t.number IN ("));
             let mut list = qb.separated(", ");
             for n in numbers {
@@ -429,13 +525,13 @@ impl Db {
             }
             qb.push(")");
             qb.build_query_as::<T>().fetch_all(pool).await?
-        }))
+        })
     }
 
     /// Tickets changed after `since` (a change time and, for changes at that same time, a ticket number; all
     /// tickets when `None`), in (change time, number) order, with what the in-memory vector index keeps of them.
     pub async fn index_rows_since(&self, since: Option<(Ts, i64)>, limit: i64) -> StoreResult<Vec<IndexRow>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             let mut qb = sqlx::QueryBuilder::<DB>::new(
                 "SELECT number, created_by, assigned_to, status, priority, merged_into, \
                  (resolution IS NOT NULL) AS has_resolution, embedding, search_vector, language, updated_at \
@@ -452,25 +548,25 @@ impl Db {
             }
             qb.push(" ORDER BY updated_at, number LIMIT ").push_bind(limit);
             qb.build_query_as::<IndexRow>().fetch_all(pool).await?
-        }))
+        })
     }
 
     pub async fn ticket_by_number(&self, number: i64) -> StoreResult<Option<Ticket>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.number = $1")))
                 .bind(number)
                 .fetch_optional(pool)
                 .await?
-        }))
+        })
     }
 
     pub async fn ticket(&self, id: TicketId) -> StoreResult<Option<Ticket>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("{TICKET_SELECT} WHERE t.id = $1")))
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
-        }))
+        })
     }
 
     /// Tickets `viewer` may see, newest first, matching `filter`; one more than `limit` when another page follows.
@@ -478,41 +574,12 @@ impl Db {
     /// with the same reading of the query, see [`fts5_query`]).
     pub async fn list_tickets(&self, viewer: &User, filter: &TicketFilter, limit: i64) -> StoreResult<Vec<Ticket>> {
         let search = filter.q.as_deref().map(|q| (q, fts5_query(q)));
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             let join =
                 if search.is_some() && !pg { " JOIN ticket_search ON ticket_search.rowid = t.number" } else { "" };
             let mut qb = sqlx::QueryBuilder::<DB>::new(format!("{TICKET_SELECT}{join} WHERE 1 = 1"));
-            match viewer.role {
-                Role::Admin => {}
-                Role::Moderator => {
-                    qb.push(" AND (t.assigned_to = ")
-                        .push_bind(viewer.id)
-                        .push(" OR t.created_by = ")
-                        .push_bind(viewer.id)
-                        .push(")");
-                }
-                Role::User => {
-                    qb.push(" AND t.created_by = ").push_bind(viewer.id);
-                }
-            }
-            if let Some(s) = filter.status {
-                qb.push(" AND t.status = ").push_bind(s.as_str());
-            }
-            if let Some(p) = filter.priority {
-                qb.push(" AND t.priority = ").push_bind(p.as_str());
-            }
-            match filter.assignee {
-                None => {}
-                Some(AssigneeFilter::Nobody) => {
-                    qb.push(" AND t.assigned_to IS NULL");
-                }
-                Some(AssigneeFilter::Me) => {
-                    qb.push(" AND t.assigned_to = ").push_bind(viewer.id);
-                }
-                Some(AssigneeFilter::User(u)) => {
-                    qb.push(" AND t.assigned_to = ").push_bind(u);
-                }
-            }
+            push_may_see(&mut qb, viewer, "t.");
+            push_filters(&mut qb, viewer, filter);
             match &search {
                 Some((q, _)) if pg => {
                     qb.push(" AND t.search @@ websearch_to_tsquery('simple', ").push_bind(*q).push(")");
@@ -524,12 +591,6 @@ impl Db {
                     qb.push(" AND 1 = 0");
                 }
                 None => {}
-            }
-            if let Some(b) = filter.before {
-                qb.push(" AND t.number < ").push_bind(b);
-            }
-            if filter.open_only {
-                qb.push(" AND t.status IN ('open', 'in_progress')");
             }
             if let Some((q, _)) = &search {
                 if pg {
@@ -547,7 +608,7 @@ impl Db {
                 qb.push(" ORDER BY t.number DESC LIMIT ").push_bind(limit + 1);
             }
             qb.build_query_as::<Ticket>().fetch_all(pool).await?
-        }))
+        })
     }
 
     /// Applies `patch` atomically, recording one history row per changed field.
@@ -572,23 +633,14 @@ impl Db {
                     .bind(assignee)
                     .fetch_optional(&mut *tx)
                     .await?;
-                match row {
-                    Some((role, email)) if role == "moderator" || role == "admin" => {
-                        ticket.assignee_email = Some(email)
-                    }
-                    _ => return Err(ParseError::new("assigned_to", "must be the id of a moderator or admin").into()),
-                }
+                ticket.assignee_email = Some(assignable(row)?);
             }
             if ticket.assigned_to.is_none() {
                 ticket.assignee_email = None;
             }
             ticket.updated_at = now;
-            // A person confirming or correcting labels makes the ticket something the AI learns from.
             let by_person = matches!(actor, Actor::User(_));
-            let labelled = by_person
-                && changes.iter().any(|(f, _, _)| matches!(*f, "category" | "priority" | "skills" | "status"))
-                && (ticket.status == Status::Resolved
-                    || changes.iter().any(|(f, _, _)| matches!(*f, "category" | "priority" | "skills")));
+            let labelled = by_person && labels_confirmed(&changes, ticket.status);
             let corrections = if by_person { corrections(&ticket, &changes) } else { Vec::new() };
             sqlx::query(
                 "UPDATE tickets SET status = $2, priority = $3, category = $4, skills = $5, assigned_to = $6, \
@@ -609,26 +661,21 @@ impl Db {
             .bind(labelled)
             .execute(&mut *tx)
             .await?;
-            for (field, old, new) in changes {
-                record_event!(&mut *tx, id, actor, field, Some(old), Some(new), now)?;
+            for c in changes {
+                record_event!(&mut *tx, id, actor, c.field, Some(c.old), Some(c.new), now)?;
             }
             for (old, new) in corrections {
                 record_event!(&mut *tx, id, actor, "ai_correction", Some(old), Some(new), now)?;
             }
             // Notifications, as jobs committed with the change.
-            if let (Some(resolved_at), Some(true)) = (ticket.resolved_at, patch.status.map(|s| s == Status::Resolved)) {
-                let job = NewJob {
-                    kind: "ticket.resolved",
-                    payload: json!({ "ticket_id": id }),
-                    idempotency_key: format!("{id}:{}", resolved_at.0.timestamp_micros()),
-                };
+            if let Some(job) = resolved_job(&ticket, patch) {
                 enqueue!(&mut *tx, &job, now)?;
             }
             if let (Some(Some(assignee)), Actor::User(_)) = (patch.assigned_to, actor) {
                 enqueue!(&mut *tx, &notify_job(id, assignee), now)?;
             }
             tx.commit().await?;
-            Ok(ticket)
+            ticket
         })
     }
 
@@ -642,7 +689,7 @@ impl Db {
         let now = Ts::now();
         let id: i64 = on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
-            let id = insert_comment!(tx, ticket, author.id, body.as_str(), internal, now);
+            let id = insert_comment!(tx, ticket, author.id, body.as_str(), internal, now)?;
             sqlx::query("UPDATE tickets SET updated_at = $2 WHERE id = $1")
                 .bind(ticket)
                 .bind(now)
@@ -650,7 +697,7 @@ impl Db {
                 .await?;
             tx.commit().await?;
             id
-        });
+        })?;
         Ok(Comment {
             id,
             ticket_id: ticket,
@@ -715,19 +762,19 @@ impl Db {
                 "This ticket was merged into #{} by {}, which covers the same request: the work continues there.",
                 target.number, by.email
             );
-            insert_comment!(tx, target.id, by.id, note, true, now);
-            insert_comment!(tx, id, by.id, reply, false, now);
+            insert_comment!(tx, target.id, by.id, note, true, now)?;
+            insert_comment!(tx, id, by.id, reply, false, now)?;
             tx.commit().await?;
             source.status = status;
             source.merged_into = Some(target.number);
             source.updated_at = now;
-            Ok(source)
+            source
         })
     }
 
     /// A ticket's conversation in order; internal notes only when `include_internal`.
     pub async fn comments(&self, ticket: TicketId, include_internal: bool) -> StoreResult<Vec<Comment>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
                 "SELECT m.id, m.ticket_id, m.author_id, u.email AS author_email, m.body, m.internal, m.created_at \
                  FROM comments m JOIN users u ON u.id = m.author_id \
@@ -737,12 +784,12 @@ impl Db {
             .bind(include_internal)
             .fetch_all(pool)
             .await?
-        }))
+        })
     }
 
     /// A ticket's history in order.
     pub async fn events(&self, ticket: TicketId) -> StoreResult<Vec<TicketEvent>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
                 "SELECT e.id, e.ticket_id, e.actor_kind, e.actor_id, u.email AS actor_email, e.field, e.old_value, \
                  e.new_value, e.created_at FROM ticket_events e LEFT JOIN users u ON u.id = e.actor_id \
@@ -751,6 +798,6 @@ impl Db {
             .bind(ticket)
             .fetch_all(pool)
             .await?
-        }))
+        })
     }
 }

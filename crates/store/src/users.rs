@@ -1,7 +1,7 @@
 //! Accounts.
 
 use serde_json::json;
-use smart_ticket_domain::{Email, Role, Skills};
+use smart_ticket_domain::{Email, JobKind, Role, Skills};
 use sqlx::types::Json;
 
 use super::jobs::enqueue;
@@ -47,7 +47,7 @@ impl Db {
             updated_at: now,
         };
         let job = NewJob {
-            kind: "user.signed_up",
+            kind: JobKind::UserSignedUp,
             payload: json!({ "user_id": user.id }),
             idempotency_key: user.id.to_string(),
         };
@@ -82,7 +82,7 @@ impl Db {
             .map_err(unique_as("an account with this email"))?;
             enqueue!(&mut *tx, &job, now)?;
             tx.commit().await?;
-        });
+        })?;
         Ok(user)
     }
 
@@ -95,26 +95,26 @@ impl Db {
             .bind(email.as_str())
             .fetch_optional(pool)
             .await?
-        });
+        })?;
         Ok(row.map(|c| (c.user, c.password_hash)))
     }
 
     pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
-        }))
+        })
     }
 
     pub async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")))
                 .bind(email.as_str())
                 .fetch_optional(pool)
                 .await?
-        }))
+        })
     }
 
     /// One page of accounts in e-mail order, after `after`, optionally filtered by a substring of the
@@ -127,7 +127,7 @@ impl Db {
         limit: i64,
     ) -> StoreResult<Vec<User>> {
         let pattern = q.map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             let mut qb = sqlx::QueryBuilder::<DB>::new(format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1"));
             if let Some(p) = &pattern {
                 qb.push(" AND email LIKE ").push_bind(p.as_str()).push(" ESCAPE '\\'");
@@ -140,7 +140,7 @@ impl Db {
             }
             qb.push(" ORDER BY email LIMIT ").push_bind(limit + 1);
             qb.build_query_as::<User>().fetch_all(pool).await?
-        }))
+        })
     }
 
     /// Changes an account's role, skills or availability. A change that would leave no admin is refused
@@ -176,7 +176,7 @@ impl Db {
                 }
             }
             tx.commit().await?;
-            Ok(user)
+            user
         })
     }
 
@@ -188,7 +188,7 @@ impl Db {
                 sqlx::query_as("SELECT id, email FROM users WHERE email_skeleton IS NULL LIMIT 500")
                     .fetch_all(pool)
                     .await?
-            });
+            })?;
             if rows.is_empty() {
                 return Ok(done);
             }
@@ -213,7 +213,7 @@ impl Db {
                 .execute(pool)
                 .await
                 .map(|_| ())
-        });
+        })?;
         match renamed {
             Ok(()) => Ok(()),
             Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
@@ -223,7 +223,7 @@ impl Db {
                         .bind(&skeleton)
                         .execute(pool)
                         .await?;
-                });
+                })?;
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -231,9 +231,9 @@ impl Db {
     }
 
     pub async fn count_users(&self) -> StoreResult<i64> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM users").fetch_one(pool).await?
-        }))
+        })
     }
 }
 

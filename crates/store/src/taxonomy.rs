@@ -27,11 +27,11 @@ pub struct SkillInfo {
 impl Db {
     /// Categories in the admin's order.
     pub async fn categories(&self) -> StoreResult<Vec<Category>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as("SELECT name, description, examples, position FROM categories ORDER BY position, name")
                 .fetch_all(pool)
                 .await?
-        }))
+        })
     }
 
     pub async fn category_exists(&self, name: &CategoryName) -> StoreResult<bool> {
@@ -40,7 +40,7 @@ impl Db {
                 .bind(name.as_str())
                 .fetch_one(pool)
                 .await?
-        });
+        })?;
         Ok(n > 0)
     }
 
@@ -51,7 +51,7 @@ impl Db {
         description: &str,
         examples: &[String],
     ) -> StoreResult<Category> {
-        Ok(on_pool!(self.writer(), |pool, DB, pg| {
+        on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query_as(
                 "INSERT INTO categories (name, description, examples, position) \
                  VALUES ($1, $2, $3, (SELECT COALESCE(MAX(position), 0) + 1 FROM categories)) \
@@ -63,7 +63,7 @@ impl Db {
             .bind(Json(examples))
             .fetch_one(pool)
             .await?
-        }))
+        })
     }
 
     /// Removes a category; tickets keep the name they were given. Returns whether it existed.
@@ -74,7 +74,7 @@ impl Db {
                 .execute(pool)
                 .await?
                 .rows_affected()
-        });
+        })?;
         Ok(n > 0)
     }
 
@@ -88,7 +88,7 @@ impl Db {
             .bind(description)
             .execute(pool)
             .await?;
-        });
+        })?;
         Ok(())
     }
 
@@ -100,7 +100,7 @@ impl Db {
                 sqlx::query_as("SELECT skills FROM users WHERE role IN ('moderator', 'admin')").fetch_all(pool).await?,
                 sqlx::query_as("SELECT name, description FROM skill_descriptions").fetch_all(pool).await?,
             )
-        });
+        })?;
         let mut all: BTreeMap<String, SkillInfo> = BTreeMap::new();
         for (name, description) in described {
             all.insert(

@@ -19,7 +19,7 @@ pub struct DashboardRow {
 impl Db {
     /// Every open ticket, and every ticket filed since `since`.
     pub async fn dashboard_rows(&self, since: Ts) -> StoreResult<Vec<DashboardRow>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as::<DB, DashboardRow>(
                 "SELECT t.status, t.priority, t.category, t.created_at, t.resolved_at, t.deadline, \
                  (SELECT MIN(e.created_at) FROM ticket_events e WHERE e.ticket_id = t.id AND e.field = 'assignee' \
@@ -29,6 +29,6 @@ impl Db {
             .bind(since)
             .fetch_all(pool)
             .await?
-        }))
+        })
     }
 }

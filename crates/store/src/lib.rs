@@ -1,27 +1,31 @@
-//! Storage: one interface, two backends (SQLite embedded, PostgreSQL for scale-out), chosen by URL scheme.
+//! Smart Ticket's storage: one interface, two backends (SQLite embedded, PostgreSQL for scale-out), chosen by
+//! URL scheme; the row types ([`model`]); the migrations of each backend (`migrations/`).
 //!
 //! Queries are written once with `$N` placeholders, which both backends accept; [`on_pool!`] runs the same
 //! code against whichever pool is configured, and the few dialect differences are spelled out where they occur.
 
-mod ai;
 mod import;
 mod jobs;
+pub mod model;
 mod pipeline;
 mod reports;
 mod sessions;
 mod taxonomy;
 mod tickets;
+mod triage;
 mod users;
 
-pub use ai::{LabelledRow, QualityRow, StoredModel, TriageWrite, vector_from_bytes, vector_to_bytes};
 pub use import::ImportedTicket;
-pub use jobs::{JOB_STATES, Job, NewJob};
+pub use jobs::{Job, NewJob, QueueStat};
 pub use pipeline::{Breach, Routed};
 pub use reports::DashboardRow;
 pub use sessions::SessionKind;
 pub use taxonomy::{Category, SkillInfo};
 pub use tickets::{
     AssigneeFilter, IndexRow, RerankRow, TicketFilter, TicketPatch, fts5_query, notify_job, search_excludes,
+};
+pub use triage::{
+    LabelledRow, OpenTicket, QualityRow, StoredModel, TicketText, TriageWrite, vector_from_bytes, vector_to_bytes,
 };
 pub use users::UserPatch;
 
@@ -32,8 +36,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
-
-use crate::secret::Secret;
 
 /// The configured database. Cheap to clone (pools are reference-counted).
 ///
@@ -51,24 +53,26 @@ pub(crate) enum PoolRef<'a> {
     Postgres(&'a PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool, `$DB` to its database type and `$pg` to whether it
-/// is PostgreSQL, so one piece of query code serves both backends.
+/// Evaluates `$body` with `$pool` bound to the concrete pool, `$DB` to its database type and `$pg` to whether
+/// it is PostgreSQL, so one piece of query code serves both backends. The body runs in its own async block:
+/// its `?` and `return` end the body, never the function around it, and the macro evaluates to the body's
+/// value as a [`StoreResult`], which the caller handles in the open (usually with a visible `?`).
 macro_rules! on_pool {
     ($db:expr, |$pool:ident, $DB:ident, $pg:ident| $body:expr) => {
         match $db {
-            $crate::db::PoolRef::Sqlite($pool) => {
+            $crate::PoolRef::Sqlite($pool) => {
                 #[allow(dead_code)]
                 type $DB = sqlx::Sqlite;
                 #[allow(unused_variables)]
                 let $pg = false;
-                $body
+                $crate::scoped(async { Ok($body) }).await
             }
-            $crate::db::PoolRef::Postgres($pool) => {
+            $crate::PoolRef::Postgres($pool) => {
                 #[allow(dead_code)]
                 type $DB = sqlx::Postgres;
                 #[allow(unused_variables)]
                 let $pg = true;
-                $body
+                $crate::scoped(async { Ok($body) }).await
             }
         }
     };
@@ -95,10 +99,15 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Awaits one backend's query code (see [`on_pool!`]); naming the output type here is what lets the body's
+/// `?` convert database errors into [`StoreError`].
+pub(crate) async fn scoped<T>(body: impl std::future::Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    body.await
+}
+
 impl Db {
     /// Opens (and for SQLite, creates) the database named by `url`.
-    pub async fn connect(url: &Secret, max_connections: u32) -> anyhow::Result<Db> {
-        let url = url.expose();
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .context("DATABASE_URL is not a valid sqlite:// URL")?
@@ -189,7 +198,7 @@ impl Db {
     pub async fn ping(&self) -> StoreResult<()> {
         on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query("SELECT 1").execute(pool).await?;
-        });
+        })?;
         Ok(())
     }
 

@@ -5,7 +5,8 @@ use sqlx::types::Json;
 
 use super::tickets::record_event;
 use super::{Db, StoreResult, on_pool, vector_to_bytes};
-use crate::model::{Actor, TicketId, Ts, UserId};
+use crate::model::Actor;
+use smart_ticket_domain::{TicketId, Ts, UserId};
 
 /// One past ticket, parsed, ready to store as resolved and labelled.
 #[derive(Debug, Clone)]
@@ -23,7 +24,7 @@ pub struct ImportedTicket {
     /// its `updated_at`: it changed here now, whenever it was filed, so running vector indexes pick it up.
     pub labelled_at: Ts,
     pub embedding: Option<Vec<f32>>,
-    /// The multilingual vector and the language (see [`crate::ai::Ai::search_vector`]).
+    /// The multilingual vector and the language (as the server's engine computes them).
     pub search_vector: Option<(Vec<f32>, Option<&'static str>)>,
 }
 
@@ -73,7 +74,7 @@ impl Db {
                 added.push(number.is_some());
             }
             tx.commit().await?;
-            Ok(added)
+            added
         })
     }
 }

@@ -1,33 +1,15 @@
-//! The AI engine's surface: how well triage matches what people decided, what the engine runs on, retraining.
+//! The AI engine as admins oversee it: how well triage matches what people decided, what the engine runs
+//! on with each provider's call metrics, and retraining.
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
+use smart_ticket_domain::JobKind;
 use std::collections::BTreeSet;
 
-use super::AppState;
-use super::error::{AppError, AppResult};
-use super::extract::{Admin, AppQuery};
+use super::error::AppResult;
+use super::{AuthUser, Desk};
 use crate::db::{NewJob, QualityRow};
 use crate::model::Ts;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/ai/quality", get(quality))
-        .route("/api/admin/ai", get(status))
-        .route("/api/admin/ai/retrain", post(retrain))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct QualityQuery {
-    /// Window in days, 1 to 3650 (30).
-    #[param(minimum = 1, maximum = 3650)]
-    days: Option<i64>,
-}
 
 /// Agreement of one single-valued field.
 #[derive(Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
@@ -116,37 +98,12 @@ pub fn measure(rows: &[QualityRow]) -> Quality {
     q
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct QualityBody {
-    window_days: i64,
-    since: Ts,
-    /// The engine triaging now.
-    engine: String,
-    quality: Quality,
-}
-
-/// Per-field accuracy of AI triage against the final human values, and the suggestions' helpful rate (admins).
-#[utoipa::path(get, path = "/api/ai/quality", tag = "ai", params(QualityQuery),
-    responses((status = 200, description = "Quality over the window", body = QualityBody)))]
-pub(crate) async fn quality(
-    State(state): State<AppState>,
-    _admin: Admin,
-    AppQuery(q): AppQuery<QualityQuery>,
-) -> AppResult<Json<QualityBody>> {
-    let days = q.days.unwrap_or(30);
-    if !(1..=3650).contains(&days) {
-        return Err(AppError::bad_query("days must be between 1 and 3650"));
-    }
-    let (since, quality) = quality_since(&state, days).await?;
-    Ok(Json(QualityBody { window_days: days, since, engine: state.pipeline.ai.engine().to_owned(), quality }))
-}
-
 /// AI triage against the final human values over the last `days` days.
-pub(crate) async fn quality_since(state: &AppState, days: i64) -> AppResult<(Ts, Quality)> {
+pub(crate) async fn quality_since(desk: &Desk, days: i64) -> AppResult<(Ts, Quality)> {
     let since = Ts::now() + chrono::Duration::days(-days);
-    let rows = state.db.ai_quality_rows(since).await?;
+    let rows = desk.db.ai_quality_rows(since).await?;
     let mut quality = measure(&rows);
-    let (marked, helpful) = state.db.suggestion_feedback_counts(since).await?;
+    let (marked, helpful) = desk.db.suggestion_feedback_counts(since).await?;
     quality.suggestions =
         SuggestionQuality { marked, helpful, helpful_rate: (marked > 0).then(|| helpful as f64 / marked as f64) };
     Ok((since, quality))
@@ -163,22 +120,15 @@ pub(crate) struct ProviderStatus {
 /// The embedded engine and the configured providers by role (`triage`, `suggest`).
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct EngineStatus {
-    ai: crate::ai::Status,
+    ai: crate::engine::Status,
     providers: std::collections::BTreeMap<String, ProviderStatus>,
 }
 
-/// What the engine runs on and its providers' call metrics, fallbacks among them (admins).
-#[utoipa::path(get, path = "/api/admin/ai", tag = "ai",
-    responses((status = 200, description = "Engine and providers", body = EngineStatus)))]
-pub(crate) async fn status(State(state): State<AppState>, _admin: Admin) -> AppResult<Json<EngineStatus>> {
-    Ok(Json(engine_status(&state).await?))
-}
-
 /// What the engine runs on and, per configured provider, its call metrics (fallbacks among them).
-pub(crate) async fn engine_status(state: &AppState) -> AppResult<EngineStatus> {
-    let ai = state.pipeline.ai.status(&state.db).await?;
+pub(crate) async fn engine_status(desk: &Desk) -> AppResult<EngineStatus> {
+    let ai = desk.pipeline.ai.status(&desk.db).await?;
     let mut providers = std::collections::BTreeMap::new();
-    for (role, p) in [("triage", &state.pipeline.triage_provider), ("suggest", &state.pipeline.suggest_provider)] {
+    for (role, p) in [("triage", &desk.pipeline.triage_provider), ("suggest", &desk.pipeline.suggest_provider)] {
         if let Some(p) = p {
             providers.insert(
                 role.to_owned(),
@@ -189,31 +139,14 @@ pub(crate) async fn engine_status(state: &AppState) -> AppResult<EngineStatus> {
     Ok(EngineStatus { ai, providers })
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct QueuedBody {
-    /// The job kind queued: `ai.retrain`.
-    queued: String,
-}
-
-/// Queues a retraining of the engine on every labelled ticket (admins).
-#[utoipa::path(post, path = "/api/admin/ai/retrain", tag = "ai",
-    responses((status = 202, description = "Queued", body = QueuedBody)))]
-pub(crate) async fn retrain(
-    State(state): State<AppState>,
-    Admin(admin): Admin,
-) -> AppResult<(StatusCode, Json<QueuedBody>)> {
-    request_retrain(&state, &admin).await?;
-    Ok((StatusCode::ACCEPTED, Json(QueuedBody { queued: "ai.retrain".into() })))
-}
-
 /// Queues a retraining of the engine on every labelled ticket.
-pub(crate) async fn request_retrain(state: &AppState, admin: &super::extract::AuthUser) -> AppResult<()> {
+pub(crate) async fn request_retrain(desk: &Desk, admin: &AuthUser) -> AppResult<()> {
     let job = NewJob {
-        kind: "ai.retrain",
+        kind: JobKind::AiRetrain,
         payload: json!({ "requested_by": admin.user.id }),
         idempotency_key: format!("manual-{}", uuid::Uuid::new_v4()),
     };
-    state.db.enqueue(&job).await?;
-    state.wake.notify_one();
+    desk.db.enqueue(&job).await?;
+    desk.wake_workers();
     Ok(())
 }

@@ -45,7 +45,7 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-        });
+        })?;
         Ok(())
     }
 
@@ -59,14 +59,14 @@ impl Db {
             .bind(id)
             .fetch_optional(pool)
             .await?
-        });
+        })?;
         Ok(row.filter(|r| r.expires_at > Ts::now()).map(|r| r.user))
     }
 
     pub async fn delete_session(&self, id: &str) -> StoreResult<()> {
         on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(pool).await?;
-        });
+        })?;
         Ok(())
     }
 }

@@ -4,9 +4,9 @@
 //!
 //! Pure: the caller reads the candidates and writes the decision in one transaction.
 
-use smart_ticket_domain::Role;
+use crate::Role;
 
-use crate::model::{Ts, UserId};
+use crate::{Ts, UserId};
 
 /// A person who could take the ticket, with their current load.
 #[derive(Debug, Clone)]

@@ -18,12 +18,26 @@ use smart_ticket_ai::triage::{Guess, Taxonomy, Triage};
 
 use crate::secret::Secret;
 
+mod gemini;
+mod openai;
+
 /// Which model family, and how to reach it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProviderKind {
     Gemini,
     /// OpenAI or any server speaking its Chat Completions API.
+    #[value(name = "openai")]
     OpenAi,
+}
+
+impl ProviderKind {
+    /// Its name in settings, metrics and history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::OpenAi => "openai",
+        }
+    }
 }
 
 /// A configured provider.
@@ -92,6 +106,65 @@ pub struct Completion {
     pub output_tokens: u64,
 }
 
+/// What one call asks: a system instruction, the user message, and the JSON schema (named `name`) the
+/// answer must follow.
+pub struct Prompt<'a> {
+    pub system: &'a str,
+    pub user: &'a str,
+    pub schema: &'a Value,
+    pub name: &'a str,
+}
+
+/// A provider's answer, read from its own response type: the text and its token counts.
+struct Answer {
+    text: String,
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+/// An error answer's message, in the `{"error": {"message"}}` shape both providers use.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ErrorBody {
+    error: ErrorMessage,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ErrorMessage {
+    message: String,
+}
+
+/// Sends `request` within `budget` and returns the body of a successful answer; a failed one as a
+/// [`Failure`] of its kind (timeout, network, 429, 5xx, other 4xx), with the server's message and Retry-After.
+async fn send(request: reqwest::RequestBuilder, budget: Duration) -> Result<String, Failure> {
+    let response = request.timeout(budget).send().await.map_err(|e| {
+        if e.is_timeout() {
+            Failure::new(FailureKind::Timeout, format!("timed out after {} ms", budget.as_millis()))
+        } else {
+            Failure::new(FailureKind::Network, e.without_url().to_string())
+        }
+    })?;
+    let status = response.status();
+    let after = retry_after(response.headers());
+    let body = match response.text().await {
+        Ok(t) => t,
+        Err(e) if e.is_timeout() => return Err(Failure::new(FailureKind::Timeout, "timed out reading the answer")),
+        Err(e) => return Err(Failure::new(FailureKind::Network, e.without_url().to_string())),
+    };
+    if status.is_success() {
+        return Ok(body);
+    }
+    let kind = match status.as_u16() {
+        429 => FailureKind::RateLimited,
+        500..=599 => FailureKind::ServerError,
+        _ => FailureKind::ClientError,
+    };
+    let message: String =
+        serde_json::from_str::<ErrorBody>(&body).unwrap_or_default().error.message.chars().take(200).collect();
+    Err(Failure { kind, detail: format!("HTTP {status} {message}").trim().to_owned(), retry_after: after })
+}
+
 /// Counters per provider, for the admin and `/metrics`.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ProviderMetrics {
@@ -114,6 +187,41 @@ struct Breaker {
     consecutive_failures: u32,
     open_until: Option<Instant>,
     probing: bool,
+}
+
+impl Breaker {
+    /// Whether a call may go ahead: `Some(false)` while closed, `Some(true)` for the one probe let through once
+    /// the cool-down is over, `None` while open (or while the probe runs).
+    fn admit(&mut self) -> Option<bool> {
+        match self.open_until {
+            Some(until) if Instant::now() < until || self.probing => None,
+            Some(_) => {
+                self.probing = true;
+                Some(true)
+            }
+            None => Some(false),
+        }
+    }
+
+    /// Counts a call's outcome: a probe closes the circuit or opens it again; `threshold` failures in a row
+    /// open it. Returns whether this outcome opened it.
+    fn settle(&mut self, probe: bool, ok: bool, s: &ProviderSettings) -> bool {
+        if probe {
+            self.probing = false;
+            self.open_until = (!ok).then(|| Instant::now() + s.breaker_cooldown);
+        }
+        if ok {
+            self.consecutive_failures = 0;
+        } else if !probe {
+            self.consecutive_failures += 1;
+            if self.consecutive_failures >= s.breaker_threshold {
+                self.open_until = Some(Instant::now() + s.breaker_cooldown);
+                self.consecutive_failures = 0;
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// A provider client with its retry policy, circuit breaker and metrics.
@@ -217,10 +325,7 @@ impl Provider {
     }
 
     pub fn name(&self) -> &'static str {
-        match self.settings.kind {
-            ProviderKind::Gemini => "gemini",
-            ProviderKind::OpenAi => "openai",
-        }
+        self.settings.kind.as_str()
     }
 
     pub fn metrics(&self) -> ProviderMetrics {
@@ -228,7 +333,7 @@ impl Provider {
     }
 
     pub fn record_fallback(&self) {
-        crate::observe::provider_fallback(self.name());
+        crate::metrics::provider_fallback(self.name());
         if let Ok(mut m) = self.metrics.lock() {
             m.fallbacks += 1;
         }
@@ -253,207 +358,73 @@ impl Provider {
         }
     }
 
-    /// One request: a system instruction, the user message and the JSON schema the answer must follow.
-    async fn call_once(
-        &self,
-        system: &str,
-        user: &str,
-        schema: &Value,
-        name: &str,
-        budget: Duration,
-    ) -> Result<Completion, Failure> {
+    /// One request for `prompt` within `budget`: the provider's own request, its status checked, its answer
+    /// read from its own response type, then the JSON the answer holds.
+    async fn call_once(&self, prompt: &Prompt<'_>, budget: Duration) -> Result<Completion, Failure> {
         let s = &self.settings;
         let request = match s.kind {
-            ProviderKind::Gemini => {
-                let url = format!("{}/v1beta/models/{}:generateContent", s.base_url.trim_end_matches('/'), s.model);
-                let body = json!({
-                    "systemInstruction": { "parts": [{ "text": system }] },
-                    "contents": [{ "role": "user", "parts": [{ "text": user }] }],
-                    "generationConfig": {
-                        "responseMimeType": "application/json",
-                        "responseSchema": gemini_schema(schema),
-                        "maxOutputTokens": s.max_output_tokens,
-                        "temperature": 0,
-                    },
-                });
-                let mut r = self.http.post(url).json(&body);
-                if let Some(k) = &s.api_key {
-                    r = r.header("x-goog-api-key", k.expose());
-                }
-                r
-            }
-            ProviderKind::OpenAi => {
-                let url = format!("{}/chat/completions", s.base_url.trim_end_matches('/'));
-                let body = json!({
-                    "model": s.model,
-                    "messages": [{ "role": "system", "content": system }, { "role": "user", "content": user }],
-                    "response_format": { "type": "json_schema", "json_schema": { "name": name, "strict": true, "schema": schema } },
-                    "max_tokens": s.max_output_tokens,
-                    "temperature": 0,
-                });
-                let mut r = self.http.post(url).json(&body);
-                if let Some(k) = &s.api_key {
-                    r = r.bearer_auth(k.expose());
-                }
-                r
-            }
+            ProviderKind::Gemini => gemini::request(&self.http, s, prompt),
+            ProviderKind::OpenAi => openai::request(&self.http, s, prompt),
         };
-        let response = request.timeout(budget).send().await.map_err(|e| {
-            if e.is_timeout() {
-                Failure::new(FailureKind::Timeout, format!("timed out after {} ms", budget.as_millis()))
-            } else {
-                Failure::new(FailureKind::Network, e.without_url().to_string())
-            }
-        })?;
-        let status = response.status();
-        let after = retry_after(response.headers());
-        let body: Value = match response.text().await {
-            Ok(t) => serde_json::from_str(&t).unwrap_or(Value::String(t)),
-            Err(e) if e.is_timeout() => return Err(Failure::new(FailureKind::Timeout, "timed out reading the answer")),
-            Err(e) => return Err(Failure::new(FailureKind::Network, e.without_url().to_string())),
+        let body = send(request, budget).await?;
+        let answer = match s.kind {
+            ProviderKind::Gemini => serde_json::from_str::<gemini::Response>(&body).unwrap_or_default().answer()?,
+            ProviderKind::OpenAi => serde_json::from_str::<openai::Response>(&body).unwrap_or_default().answer()?,
         };
-        if !status.is_success() {
-            let kind = match status.as_u16() {
-                429 => FailureKind::RateLimited,
-                500..=599 => FailureKind::ServerError,
-                _ => FailureKind::ClientError,
-            };
-            let message = body
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .chars()
-                .take(200)
-                .collect::<String>();
-            return Err(Failure {
-                kind,
-                detail: format!("HTTP {status} {message}").trim().to_owned(),
-                retry_after: after,
-            });
-        }
-        let (text, input_tokens, output_tokens) = match s.kind {
-            ProviderKind::Gemini => {
-                if let Some(reason) = body.pointer("/promptFeedback/blockReason").and_then(Value::as_str) {
-                    return Err(Failure::new(FailureKind::Blocked, format!("prompt blocked: {reason}")));
-                }
-                let candidate =
-                    body.pointer("/candidates/0").ok_or_else(|| Failure::new(FailureKind::Empty, "no candidates"))?;
-                match candidate.get("finishReason").and_then(Value::as_str) {
-                    Some("SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII") => {
-                        return Err(Failure::new(FailureKind::Blocked, "answer blocked by safety filters"));
-                    }
-                    Some("MAX_TOKENS") => {
-                        return Err(Failure::new(FailureKind::Truncated, "answer cut at the token limit"));
-                    }
-                    _ => {}
-                }
-                let text: String = candidate
-                    .pointer("/content/parts")
-                    .and_then(Value::as_array)
-                    .map(|parts| parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect())
-                    .unwrap_or_default();
-                let usage = |k: &str| body.pointer(&format!("/usageMetadata/{k}")).and_then(Value::as_u64).unwrap_or(0);
-                (text, usage("promptTokenCount"), usage("candidatesTokenCount"))
-            }
-            ProviderKind::OpenAi => {
-                let choice =
-                    body.pointer("/choices/0").ok_or_else(|| Failure::new(FailureKind::Empty, "no choices"))?;
-                if let Some(refusal) = choice.pointer("/message/refusal").and_then(Value::as_str) {
-                    return Err(Failure::new(
-                        FailureKind::Blocked,
-                        format!("refused: {}", refusal.chars().take(120).collect::<String>()),
-                    ));
-                }
-                match choice.get("finish_reason").and_then(Value::as_str) {
-                    Some("content_filter") => {
-                        return Err(Failure::new(FailureKind::Blocked, "answer blocked by the content filter"));
-                    }
-                    Some("length") => {
-                        return Err(Failure::new(FailureKind::Truncated, "answer cut at the token limit"));
-                    }
-                    _ => {}
-                }
-                let text = choice.pointer("/message/content").and_then(Value::as_str).unwrap_or("").to_owned();
-                let usage = |k: &str| body.pointer(&format!("/usage/{k}")).and_then(Value::as_u64).unwrap_or(0);
-                (text, usage("prompt_tokens"), usage("completion_tokens"))
-            }
-        };
-        if text.trim().is_empty() {
+        if answer.text.trim().is_empty() {
             return Err(Failure::new(FailureKind::Empty, "empty answer"));
         }
-        let json: Value = serde_json::from_str(strip_fences(&text))
+        let json: Value = serde_json::from_str(strip_fences(&answer.text))
             .map_err(|e| Failure::new(FailureKind::Malformed, format!("answer is not JSON: {e}")))?;
-        Ok(Completion { json, input_tokens, output_tokens })
+        Ok(Completion { json, input_tokens: answer.input_tokens, output_tokens: answer.output_tokens })
     }
 
     /// Calls with retries (429, 5xx, timeouts, network; honouring Retry-After) inside one timeout budget,
     /// behind the circuit breaker. Returns the completion and how many attempts it took.
-    pub async fn call(
-        &self,
-        system: &str,
-        user: &str,
-        schema: &Value,
-        name: &str,
-    ) -> Result<(Completion, u32), (Failure, u32)> {
-        let probe = {
-            let mut b = self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match b.open_until {
-                Some(until) if Instant::now() < until || b.probing => {
-                    drop(b);
-                    let f = Failure::new(FailureKind::CircuitOpen, "circuit open after repeated failures");
-                    self.record(&Err(f.clone()), Duration::ZERO);
-                    return Err((f, 0));
-                }
-                Some(_) => {
-                    b.probing = true;
-                    true
-                }
-                None => false,
-            }
+    pub async fn call(&self, prompt: &Prompt<'_>) -> Result<(Completion, u32), (Failure, u32)> {
+        let Some(probe) = self.breaker().admit() else {
+            let f = Failure::new(FailureKind::CircuitOpen, "circuit open after repeated failures");
+            self.record(&Err(f.clone()), Duration::ZERO);
+            return Err((f, 0));
         };
+        let (outcome, attempts) = self.call_with_retries(prompt).await;
+        if self.breaker().settle(probe, outcome.is_ok(), &self.settings) {
+            tracing::warn!(provider = self.name(), "circuit opened: using the embedded engine for a while");
+        }
+        outcome.map(|c| (c, attempts)).map_err(|f| (f, attempts))
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Attempts until one succeeds, a failure is not worth retrying, the attempts run out or the next wait
+    /// would pass the budget; returns the last outcome and the attempts made.
+    async fn call_with_retries(&self, prompt: &Prompt<'_>) -> (Result<Completion, Failure>, u32) {
         let deadline = Instant::now() + self.settings.timeout;
         let mut attempt = 0;
-        let outcome = loop {
+        loop {
             attempt += 1;
             let budget = deadline.saturating_duration_since(Instant::now());
             if budget.is_zero() {
-                break Err(Failure::new(FailureKind::Timeout, format!("no time left after {} attempts", attempt - 1)));
+                let f = Failure::new(FailureKind::Timeout, format!("no time left after {} attempts", attempt - 1));
+                return (Err(f), attempt);
             }
             let started = Instant::now();
-            let result = self.call_once(system, user, schema, name, budget).await;
+            let result = self.call_once(prompt, budget).await;
             self.record(&result, started.elapsed());
             match result {
-                Ok(c) => break Ok(c),
                 Err(f) if f.kind.retryable() && attempt < self.settings.max_attempts => {
                     let wait = f.retry_after.unwrap_or(self.settings.backoff * 2u32.pow(attempt - 1));
                     if Instant::now() + wait >= deadline {
-                        break Err(f);
+                        return (Err(f), attempt);
                     }
                     tracing::warn!(provider = self.name(), attempt, error = f.detail, "provider call failed; retrying");
                     tokio::time::sleep(wait).await;
                 }
-                Err(f) => break Err(f),
-            }
-        };
-        let mut b = self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if probe {
-            b.probing = false;
-            b.open_until = outcome.is_err().then(|| Instant::now() + self.settings.breaker_cooldown);
-        }
-        match &outcome {
-            Ok(_) => b.consecutive_failures = 0,
-            Err(_) if probe => {}
-            Err(_) => {
-                b.consecutive_failures += 1;
-                if b.consecutive_failures >= self.settings.breaker_threshold {
-                    b.open_until = Some(Instant::now() + self.settings.breaker_cooldown);
-                    b.consecutive_failures = 0;
-                    tracing::warn!(provider = self.name(), "circuit opened: using the embedded engine for a while");
-                }
+                other => return (other, attempt),
             }
         }
-        drop(b);
-        outcome.map(|c| (c, attempt)).map_err(|f| (f, attempt))
     }
 
     /// Triage by the model: category, priority and skills bound to `taxonomy`.
@@ -470,7 +441,8 @@ impl Provider {
         let system = triage_system_prompt(taxonomy);
         let user = triage_user_prompt(title, description, similar);
         let started = Instant::now();
-        let (c, attempts) = self.call(&system, &user, &schema, "triage").await?;
+        let (c, attempts) =
+            self.call(&Prompt { system: &system, user: &user, schema: &schema, name: "triage" }).await?;
         let latency_ms = started.elapsed().as_millis() as u64;
         let engine = format!("{}:{}", self.name(), self.settings.model);
         validate_triage(&c.json, &categories, &skills, &engine)
@@ -526,7 +498,7 @@ impl Provider {
                       inside it. Answer only with JSON following the schema.";
         let user = triage_user_prompt(title, description, similar);
         let started = Instant::now();
-        let (c, attempts) = self.call(system, &user, &schema, "draft").await?;
+        let (c, attempts) = self.call(&Prompt { system, user: &user, schema: &schema, name: "draft" }).await?;
         let reply = c.json.get("reply").and_then(Value::as_str).map(str::trim).unwrap_or("");
         if reply.is_empty() || reply.chars().count() > 8000 {
             let f = Failure::new(FailureKind::Invalid, "the draft is empty or too long");
@@ -554,27 +526,6 @@ impl Provider {
             })),
             fallback: None,
         })
-    }
-}
-
-/// Gemini's schema dialect: OpenAPI-style types, no `additionalProperties`.
-fn gemini_schema(schema: &Value) -> Value {
-    match schema {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(k, _)| k.as_str() != "additionalProperties")
-                .map(|(k, v)| {
-                    let v = if k == "type" {
-                        json!(v.as_str().unwrap_or("string").to_uppercase())
-                    } else {
-                        gemini_schema(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(gemini_schema).collect()),
-        v => v.clone(),
     }
 }
 
@@ -662,26 +613,51 @@ pub fn validate_triage(
     }
     let priority = Guess { value: priority, confidence: confidence("priority_confidence")?, source: engine.to_owned() };
     let category = match obj.get("category").and_then(Value::as_str) {
-        Some(raw) => match nearest(raw, categories) {
-            Some(known) => {
-                if known != raw {
-                    adjustments.push(format!("category {raw:?} mapped to {known:?}"));
-                }
-                Some(Guess {
-                    value: known.clone(),
+        Some(raw) => bound_category(raw, categories, &mut adjustments)
+            .map(|value| {
+                Ok::<_, String>(Guess {
+                    value,
                     confidence: confidence("category_confidence")?,
                     source: engine.to_owned(),
                 })
-            }
-            None => {
-                adjustments.push(format!("unknown category {raw:?} dropped"));
-                None
-            }
-        },
+            })
+            .transpose()?,
         None => None,
     };
-    let mut out_skills: Vec<Guess> = Vec::new();
-    for s in obj.get("skills").and_then(Value::as_array).into_iter().flatten() {
+    let mut out_skills = bound_skills(obj.get("skills"), skills, engine, &mut adjustments)?;
+    out_skills.truncate(3);
+    Ok(ProviderTriage {
+        triage: Triage { category, priority, skills: out_skills, engine: engine.to_owned(), provider: None },
+        adjustments,
+    })
+}
+
+/// The taxonomy's category nearest to the model's `raw` one, noting in `adjustments` a mapping or a drop.
+fn bound_category(raw: &str, categories: &[String], adjustments: &mut Vec<String>) -> Option<String> {
+    match nearest(raw, categories) {
+        Some(known) => {
+            if known != raw {
+                adjustments.push(format!("category {raw:?} mapped to {known:?}"));
+            }
+            Some(known.clone())
+        }
+        None => {
+            adjustments.push(format!("unknown category {raw:?} dropped"));
+            None
+        }
+    }
+}
+
+/// The model's skills (names, or `{name, confidence}`) mapped to the taxonomy's, each once; unknown ones
+/// dropped and noted. A confidence outside [0, 1] rejects the answer.
+fn bound_skills(
+    given: Option<&Value>,
+    skills: &[String],
+    engine: &str,
+    adjustments: &mut Vec<String>,
+) -> Result<Vec<Guess>, String> {
+    let mut out: Vec<Guess> = Vec::new();
+    for s in given.and_then(Value::as_array).into_iter().flatten() {
         let (raw, c) = match s {
             Value::String(name) => (name.as_str(), 0.5),
             Value::Object(o) => (
@@ -695,18 +671,14 @@ pub fn validate_triage(
             _ => continue,
         };
         match nearest(raw, skills) {
-            Some(known) if !out_skills.iter().any(|g| &g.value == known) => {
-                out_skills.push(Guess { value: known.clone(), confidence: c as f32, source: engine.to_owned() })
+            Some(known) if !out.iter().any(|g| &g.value == known) => {
+                out.push(Guess { value: known.clone(), confidence: c as f32, source: engine.to_owned() })
             }
             Some(_) => {}
             None => adjustments.push(format!("unknown skill {raw:?} dropped")),
         }
     }
-    out_skills.truncate(3);
-    Ok(ProviderTriage {
-        triage: Triage { category, priority, skills: out_skills, engine: engine.to_owned(), provider: None },
-        adjustments,
-    })
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! What the AI reads and writes: labelled tickets to learn from, triage results, embeddings, trained models.
 
 use serde_json::json;
-use smart_ticket_ai::triage::Triage;
+use smart_ticket_domain::triage::Triage;
 use sqlx::types::Json;
 
 use super::jobs::enqueue;
 use super::tickets::record_event;
 use super::{Db, NewJob, StoreResult, on_pool};
-use crate::model::{Actor, TicketId, Ts, UserId};
+use crate::model::Actor;
+use smart_ticket_domain::{TicketId, Ts, UserId};
 
 /// A ticket whose labels a person confirmed (resolved, or corrected), as the engine learns from it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -67,10 +68,76 @@ pub fn vector_from_bytes(b: &[u8]) -> Option<Vec<f32>> {
         .then(|| b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
+/// A ticket's id and words (what an embedding is computed from).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TicketText {
+    pub id: TicketId,
+    pub title: String,
+    pub description: String,
+}
+
+/// An open or in-progress ticket a draft or a new ticket may duplicate, with its stored embedding.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenTicket {
+    pub number: i64,
+    pub id: TicketId,
+    pub title: String,
+    pub description: String,
+    pub status: String,
+    pub embedding: Option<Vec<u8>>,
+}
+
+const OPEN_TICKET_COLUMNS: &str = "number, id, title, description, status, embedding";
+
+/// The labels triage fills in, as stored, and whether the ticket was triaged already.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Labels {
+    triaged_at: Option<Ts>,
+    category: Option<String>,
+    priority: String,
+    skills: Json<Vec<String>>,
+    helpful_notes: Option<String>,
+    deadline: Option<Ts>,
+}
+
+impl Labels {
+    /// These labels after the AI's triage `w`: each field a person has not `edited` takes the AI's value.
+    fn triaged(&self, w: &TriageWrite, edited: &[String]) -> Labels {
+        let free = |f: &str| !edited.iter().any(|e| e == f);
+        let t = &w.triage;
+        Labels {
+            triaged_at: self.triaged_at,
+            category: match (&t.category, free("category")) {
+                (Some(g), true) => Some(g.value.clone()),
+                _ => self.category.clone(),
+            },
+            priority: if free("priority") { t.priority.value.clone() } else { self.priority.clone() },
+            skills: if free("skills") {
+                Json(t.skills.iter().map(|g| g.value.clone()).collect())
+            } else {
+                self.skills.clone()
+            },
+            helpful_notes: if free("helpful_notes") { Some(w.note.clone()) } else { self.helpful_notes.clone() },
+            deadline: if free("deadline") { w.deadline.or(self.deadline) } else { self.deadline },
+        }
+    }
+
+    /// The fields `new` changes, as history rows.
+    fn changes_to(&self, new: &Labels) -> Vec<super::tickets::Change> {
+        let mut changes = Vec::new();
+        super::tickets::changed(&mut changes, "category", &self.category, &new.category);
+        super::tickets::changed(&mut changes, "priority", &self.priority, &new.priority);
+        super::tickets::changed(&mut changes, "skills", &self.skills.0, &new.skills.0);
+        super::tickets::changed(&mut changes, "helpful_notes", &self.helpful_notes, &new.helpful_notes);
+        super::tickets::changed(&mut changes, "deadline", &self.deadline, &new.deadline);
+        changes
+    }
+}
+
 impl Db {
     /// Labelled tickets whose labels were confirmed at or after `since` (all when `None`), oldest first.
     pub async fn labelled_since(&self, since: Option<Ts>, limit: i64) -> StoreResult<Vec<LabelledRow>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
                 "SELECT number, title, description, category, priority, skills, resolution, embedding, labelled_at \
                  FROM tickets WHERE labelled_at IS NOT NULL AND ($1 IS NULL OR labelled_at >= $1) \
@@ -80,39 +147,39 @@ impl Db {
             .bind(limit)
             .fetch_all(pool)
             .await?
-        }))
+        })
     }
 
     pub async fn count_labelled(&self) -> StoreResult<i64> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_scalar::<DB, i64>("SELECT COUNT(*) FROM tickets WHERE labelled_at IS NOT NULL")
                 .fetch_one(pool)
                 .await?
-        }))
+        })
     }
 
     pub async fn ai_model_version(&self, name: &str) -> StoreResult<Option<i64>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_scalar::<DB, i64>("SELECT version FROM ai_models WHERE name = $1")
                 .bind(name)
                 .fetch_optional(pool)
                 .await?
-        }))
+        })
     }
 
     pub async fn ai_model(&self, name: &str) -> StoreResult<Option<StoredModel>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as("SELECT version, n_labels, trained_at, state FROM ai_models WHERE name = $1")
                 .bind(name)
                 .fetch_optional(pool)
                 .await?
-        }))
+        })
     }
 
     /// Stores a newly trained model as the next version; returns that version.
     pub async fn save_ai_model(&self, name: &str, n_labels: i64, state: &[u8]) -> StoreResult<i64> {
         let now = Ts::now();
-        Ok(on_pool!(self.writer(), |pool, DB, pg| {
+        on_pool!(self.writer(), |pool, DB, pg| {
             sqlx::query_scalar::<DB, i64>(
                 "INSERT INTO ai_models (name, version, n_labels, trained_at, state) VALUES ($1, 1, $2, $3, $4) \
                  ON CONFLICT (name) DO UPDATE SET version = ai_models.version + 1, n_labels = excluded.n_labels, \
@@ -124,7 +191,7 @@ impl Db {
             .bind(state)
             .fetch_one(pool)
             .await?
-        }))
+        })
     }
 
     /// Stores the AI's triage of a ticket not yet triaged, with one history row (actor "ai") per field it
@@ -136,52 +203,36 @@ impl Db {
         on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = if pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
             let lock = if pg { " FOR UPDATE" } else { "" };
-            type Row = (Option<Ts>, Option<String>, String, Json<Vec<String>>, Option<String>, Option<Ts>);
-            let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            let current: Option<Labels> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT triaged_at, category, priority, skills, helpful_notes, deadline FROM tickets WHERE id = $1{lock}"
             )))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((triaged_at, category, priority, skills, notes, deadline)) = row else {
-                return Err(super::StoreError::NotFound);
-            };
-            if triaged_at.is_some() {
+            let current = current.ok_or(super::StoreError::NotFound)?;
+            if current.triaged_at.is_some() {
                 enqueue!(&mut *tx, next, now)?;
                 tx.commit().await?;
                 return Ok(false);
             }
-            // Whether a person edited a field before the AI got to it.
             let edited: Vec<String> = sqlx::query_scalar(
                 "SELECT DISTINCT field FROM ticket_events WHERE ticket_id = $1 AND actor_kind = 'user'",
             )
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
-            let free = |f: &str| !edited.iter().any(|e| e == f);
-            let new_category = match (&w.triage.category, free("category")) {
-                (Some(g), true) => Some(g.value.clone()),
-                _ => category.clone(),
-            };
-            let new_priority = if free("priority") { w.triage.priority.value.clone() } else { priority.clone() };
-            let new_skills: Vec<String> = if free("skills") {
-                w.triage.skills.iter().map(|g| g.value.clone()).collect()
-            } else {
-                skills.0.clone()
-            };
-            let new_notes = if free("helpful_notes") { Some(w.note.clone()) } else { notes.clone() };
-            let new_deadline = if free("deadline") { w.deadline.or(deadline) } else { deadline };
+            let new = current.triaged(w, &edited);
             sqlx::query(
                 "UPDATE tickets SET category = $2, priority = $3, skills = $4, helpful_notes = $5, deadline = $6, \
                  ai_triage = $7, triaged_at = $8, embedding = COALESCE($9, embedding), updated_at = $8, \
                  duplicate_of = $10, duplicate_score = $11 WHERE id = $1",
             )
             .bind(id)
-            .bind(new_category.as_deref())
-            .bind(new_priority.as_str())
-            .bind(Json(&new_skills))
-            .bind(new_notes.as_deref())
-            .bind(new_deadline)
+            .bind(new.category.as_deref())
+            .bind(new.priority.as_str())
+            .bind(Json(&new.skills.0))
+            .bind(new.helpful_notes.as_deref())
+            .bind(new.deadline)
             .bind(Json(&w.triage))
             .bind(now)
             .bind(embedding)
@@ -193,24 +244,15 @@ impl Db {
                 let flag = json!({ "number": number, "similarity": score });
                 record_event!(&mut *tx, id, Actor::Ai, "duplicate_of", None, Some(flag), now)?;
             }
-            let changes = [
-                ("category", json!(category), json!(new_category)),
-                ("priority", json!(priority), json!(new_priority)),
-                ("skills", json!(skills.0), json!(new_skills)),
-                ("helpful_notes", json!(notes), json!(new_notes)),
-                ("deadline", json!(deadline), json!(new_deadline)),
-            ];
-            for (field, old, new) in changes {
-                if old != new {
-                    record_event!(&mut *tx, id, Actor::Ai, field, Some(old), Some(new), now)?;
-                }
+            for c in current.changes_to(&new) {
+                record_event!(&mut *tx, id, Actor::Ai, c.field, Some(c.old), Some(c.new), now)?;
             }
             for remark in &w.remarks {
                 record_event!(&mut *tx, id, Actor::Ai, "ai_provider", None, Some(json!(remark)), now)?;
             }
             enqueue!(&mut *tx, next, now)?;
             tx.commit().await?;
-            Ok(true)
+            true
         })
     }
 
@@ -221,22 +263,22 @@ impl Db {
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
-        });
+        })?;
         Ok(bytes.flatten().as_deref().and_then(vector_from_bytes))
     }
 
     /// Up to `limit` triaged tickets without a multilingual vector (filed before the model was installed),
-    /// oldest first: (id, title, description).
-    pub async fn tickets_missing_search_vector(&self, limit: i64) -> StoreResult<Vec<(TicketId, String, String)>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
-            sqlx::query_as::<DB, (TicketId, String, String)>(
+    /// oldest first.
+    pub async fn tickets_missing_search_vector(&self, limit: i64) -> StoreResult<Vec<TicketText>> {
+        on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as::<DB, TicketText>(
                 "SELECT id, title, description FROM tickets WHERE search_vector IS NULL AND triaged_at IS NOT NULL \
                  ORDER BY number LIMIT $1",
             )
             .bind(limit)
             .fetch_all(pool)
             .await?
-        }))
+        })
     }
 
     /// Stores a ticket's multilingual vector unless it has one. Counts as a change (`updated_at`), so every
@@ -253,7 +295,7 @@ impl Db {
             .bind(Ts::now())
             .execute(pool)
             .await?;
-        });
+        })?;
         Ok(())
     }
 
@@ -266,52 +308,30 @@ impl Db {
             .bind(id)
             .fetch_optional(pool)
             .await?
-        });
+        })?;
         Ok(row.and_then(|(v, l)| v.as_deref().and_then(vector_from_bytes).map(|v| (v, l))))
     }
 
     /// Open or in-progress tickets `viewer` may see (the newest `limit`), with their embeddings: the
     /// candidates of a duplicate check. Visibility is applied in the query.
-    pub async fn visible_open_tickets(
-        &self,
-        viewer: &crate::model::User,
-        limit: i64,
-    ) -> StoreResult<Vec<(i64, TicketId, String, String, String, Option<Vec<u8>>)>> {
-        use smart_ticket_domain::Role;
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
-            let mut qb = sqlx::QueryBuilder::<DB>::new(
-                "SELECT number, id, title, description, status, embedding FROM tickets \
-                 WHERE status IN ('open', 'in_progress')",
-            );
-            match viewer.role {
-                Role::Admin => {}
-                Role::Moderator => {
-                    qb.push(" AND (assigned_to = ")
-                        .push_bind(viewer.id)
-                        .push(" OR created_by = ")
-                        .push_bind(viewer.id)
-                        .push(")");
-                }
-                Role::User => {
-                    qb.push(" AND created_by = ").push_bind(viewer.id);
-                }
-            }
+    pub async fn visible_open_tickets(&self, viewer: &crate::model::User, limit: i64) -> StoreResult<Vec<OpenTicket>> {
+        on_pool!(self.reader(), |pool, DB, pg| {
+            let mut qb = sqlx::QueryBuilder::<DB>::new(format!(
+                "SELECT {OPEN_TICKET_COLUMNS} FROM tickets WHERE status IN ('open', 'in_progress')"
+            ));
+            super::tickets::push_may_see(&mut qb, viewer, "");
             qb.push(" ORDER BY number DESC LIMIT ").push_bind(limit);
             qb.build_query_as().fetch_all(pool).await?
-        }))
+        })
     }
 
     /// Open or in-progress tickets filed before ticket `number` and not merged (the newest `limit`), with their
     /// embeddings: whom a new ticket may duplicate.
-    pub async fn open_tickets_before(
-        &self,
-        number: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<(i64, String, String, Option<Vec<u8>>)>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+    pub async fn open_tickets_before(&self, number: i64, limit: i64) -> StoreResult<Vec<OpenTicket>> {
+        on_pool!(self.reader(), |pool, DB, pg| {
             let hint = if pg { "" } else { " INDEXED BY tickets_open_number_idx" };
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT number, title, description, embedding FROM tickets{hint} \
+                "SELECT {OPEN_TICKET_COLUMNS} FROM tickets{hint} \
                  WHERE status IN ('open', 'in_progress') AND merged_into IS NULL AND number < $1 \
                  ORDER BY number DESC LIMIT $2"
             )))
@@ -319,7 +339,7 @@ impl Db {
             .bind(limit)
             .fetch_all(pool)
             .await?
-        }))
+        })
     }
 
     /// Stores a ticket's embedding (computed once).
@@ -330,7 +350,7 @@ impl Db {
                 .bind(vector_to_bytes(v))
                 .execute(pool)
                 .await?;
-        });
+        })?;
         Ok(())
     }
 
@@ -354,7 +374,7 @@ impl Db {
             .bind(now)
             .execute(pool)
             .await?;
-        });
+        })?;
         Ok(())
     }
 
@@ -367,12 +387,12 @@ impl Db {
             .bind(number)
             .fetch_one(pool)
             .await?
-        }) > 0)
+        })? > 0)
     }
 
     /// `user`'s verdicts on the suggestions for ticket `id`: suggested number → helpful.
     pub async fn suggestion_feedback(&self, id: TicketId, user: UserId) -> StoreResult<Vec<(i64, bool)>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as::<DB, (i64, bool)>(
                 "SELECT suggested_number, helpful FROM suggestion_feedback WHERE ticket_id = $1 AND user_id = $2",
             )
@@ -380,24 +400,24 @@ impl Db {
             .bind(user)
             .fetch_all(pool)
             .await?
-        }))
+        })
     }
 
     /// Verdicts given since `since`: (marked, helpful).
     pub async fn suggestion_feedback_counts(&self, since: Ts) -> StoreResult<(i64, i64)> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as::<DB, (i64, i64)>(
                 "SELECT COUNT(*), COALESCE(SUM(CASE WHEN helpful THEN 1 ELSE 0 END), 0) FROM suggestion_feedback                  WHERE created_at >= $1",
             )
             .bind(since)
             .fetch_one(pool)
             .await?
-        }))
+        })
     }
 
     /// Triaged tickets whose labels a person confirmed since `since`.
     pub async fn ai_quality_rows(&self, since: Ts) -> StoreResult<Vec<QualityRow>> {
-        Ok(on_pool!(self.reader(), |pool, DB, pg| {
+        on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
                 "SELECT ai_triage, category, priority, skills FROM tickets \
                  WHERE ai_triage IS NOT NULL AND labelled_at IS NOT NULL AND labelled_at >= $1",
@@ -405,7 +425,7 @@ impl Db {
             .bind(since)
             .fetch_all(pool)
             .await?
-        }))
+        })
     }
 }
 

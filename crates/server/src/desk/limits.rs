@@ -2,10 +2,7 @@
 //! under attack, in memory. Each process keeps its own counts; behind several `serve` processes the limit
 //! applies per process.
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -138,25 +135,6 @@ impl Limits {
             search_by_account: RateLimiter::new(p.searches_per_minute, Duration::from_secs(60)),
             costly_by_account: RateLimiter::new(p.costly_reads_per_minute, Duration::from_secs(60)),
         }
-    }
-}
-
-/// The peer address of the connection (the service is meant to face clients directly or sit behind a proxy
-/// that limits on its own).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub Option<IpAddr>);
-
-impl ClientAddr {
-    pub fn key(&self) -> String {
-        self.0.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
     }
 }
 

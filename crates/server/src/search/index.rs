@@ -13,7 +13,7 @@
 //! own language's mean already out), `(u·d − u·μ_lang(d)) / |d − μ_lang(d)|`, the second term one number per
 //! language and the norm one number per ticket.
 
-use smart_ticket_domain::{Priority, Status};
+use smart_ticket_domain::{Priority, Status, access};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -41,9 +41,9 @@ pub struct Meta {
 }
 
 impl Meta {
-    /// The same rule as [`crate::model::Ticket::visible_to`].
+    /// [`access::may_see`], as for a stored ticket.
     pub fn visible_to(&self, user: &User) -> bool {
-        crate::model::may_see(user, self.created_by, self.assigned_to)
+        access::may_see(user.viewer(), self.created_by, self.assigned_to)
     }
 }
 
@@ -284,10 +284,10 @@ impl VectorIndex {
                 .iter()
                 .map(|r| match space {
                     Space::English => {
-                        (r.meta(), r.embedding.as_deref().and_then(crate::db::vector_from_bytes), NO_LANGUAGE)
+                        (Meta::of(r), r.embedding.as_deref().and_then(crate::db::vector_from_bytes), NO_LANGUAGE)
                     }
                     Space::Multilingual => (
-                        r.meta(),
+                        Meta::of(r),
                         r.search_vector.as_deref().and_then(crate::db::vector_from_bytes),
                         language_code(r.language.as_deref()),
                     ),
@@ -467,16 +467,17 @@ impl Ord for Score {
     }
 }
 
-impl IndexRow {
-    fn meta(&self) -> Meta {
+impl Meta {
+    /// What the index keeps of a stored row.
+    fn of(row: &IndexRow) -> Meta {
         Meta {
-            number: self.number,
-            created_by: self.created_by,
-            assigned_to: self.assigned_to,
-            status: self.status.parse().unwrap_or(Status::Open),
-            priority: self.priority.parse().unwrap_or(Priority::Medium),
-            merged: self.merged_into.is_some(),
-            has_resolution: self.has_resolution,
+            number: row.number,
+            created_by: row.created_by,
+            assigned_to: row.assigned_to,
+            status: row.status.parse().unwrap_or(Status::Open),
+            priority: row.priority.parse().unwrap_or(Priority::Medium),
+            merged: row.merged_into.is_some(),
+            has_resolution: row.has_resolution,
         }
     }
 }

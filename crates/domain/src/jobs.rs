@@ -1,0 +1,30 @@
+//! The background work the workflow queues: each kind of job, and the states a job moves through.
+
+use crate::string_enum;
+
+string_enum!(
+    /// What a queued job does; its wire name is what the queue stores and the admin pages show.
+    JobKind, "kind" {
+        UserSignedUp => "user.signed_up",
+        TicketCreated => "ticket.created",
+        TicketRoute => "ticket.route",
+        TicketNotify => "ticket.notify",
+        TicketResolved => "ticket.resolved",
+        TicketVectors => "ticket.vectors",
+        CommentCreated => "comment.created",
+        EmailSend => "email.send",
+        SlaCheck => "sla.check",
+        AiRetrain => "ai.retrain",
+        AiVectors => "ai.vectors",
+    }
+);
+
+string_enum!(
+    /// Where a job is: waiting (or waiting to be retried), leased to a worker, done, or out of attempts.
+    JobState, "state" { Queued => "queued", Running => "running", Succeeded => "succeeded", Dead => "dead" }
+);
+
+impl JobState {
+    /// The states a job waits or stalls in: what the queue metrics and the admin page count.
+    pub const PENDING: [JobState; 3] = [JobState::Queued, JobState::Running, JobState::Dead];
+}
