@@ -114,25 +114,34 @@ pub enum SmtpTls {
     None,
 }
 
-/// Who answers an AI task: the embedded engine, or a language-model provider (which falls back to it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Who answers an AI task: the embedded engine (`local`), or a language-model provider (which falls back to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Local,
-    Gemini,
-    /// OpenAI or any server speaking its Chat Completions API.
-    #[value(name = "openai")]
-    OpenAi,
+    Provider(crate::providers::ProviderKind),
 }
 
 impl Engine {
     /// The provider this engine calls; `None` for the embedded one.
     pub fn provider(self) -> Option<crate::providers::ProviderKind> {
-        use crate::providers::ProviderKind;
         match self {
             Engine::Local => None,
-            Engine::Gemini => Some(ProviderKind::Gemini),
-            Engine::OpenAi => Some(ProviderKind::OpenAi),
+            Engine::Provider(kind) => Some(kind),
         }
+    }
+}
+
+impl clap::ValueEnum for Engine {
+    fn value_variants<'a>() -> &'a [Self] {
+        use crate::providers::ProviderKind;
+        &[Engine::Local, Engine::Provider(ProviderKind::Gemini), Engine::Provider(ProviderKind::OpenAi)]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Engine::Local => "local",
+            Engine::Provider(kind) => kind.as_str(),
+        }))
     }
 }
 

@@ -22,21 +22,32 @@ mod gemini;
 mod openai;
 
 /// Which model family, and how to reach it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     Gemini,
     /// OpenAI or any server speaking its Chat Completions API.
-    #[value(name = "openai")]
     OpenAi,
 }
 
 impl ProviderKind {
+    pub const ALL: [ProviderKind; 2] = [ProviderKind::Gemini, ProviderKind::OpenAi];
+
     /// Its name in settings, metrics and history.
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Gemini => "gemini",
             ProviderKind::OpenAi => "openai",
         }
+    }
+}
+
+impl clap::ValueEnum for ProviderKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
     }
 }
 
