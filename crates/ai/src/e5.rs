@@ -186,6 +186,70 @@ fn unpack(blocks: &[u8], out: &mut [f32]) {
     }
 }
 
+/// The file's tensor table: the encoder's tensors by their names in the encoder, and the packed vocabulary
+/// table (kept packed: 250,000 rows unpacked would be most of the memory).
+fn read_tensors(
+    r: &mut Reader<'_>,
+    bytes: &[u8],
+    c: &BertConfig,
+    device: &Device,
+) -> anyhow::Result<(HashMap<String, Tensor>, Vec<u8>)> {
+    let entries = r.i32()?;
+    let mut tensors = HashMap::new();
+    let mut words = None;
+    for _ in 0..entries {
+        let name_len = usize::from(r.u16()?);
+        let name = String::from_utf8(r.take(name_len)?.to_vec()).context("a tensor name")?;
+        let _dtype = r.u8()?;
+        let _count = r.u32()?;
+        let (offset, size) = (r.u64()?, r.u64()?);
+        let data = bytes
+            .get(offset..offset.checked_add(size).context("tensor bounds")?)
+            .with_context(|| format!("tensor {name} lies outside the file"))?;
+        if name == "emb.word" {
+            let len = c.vocab_size * c.hidden_size / BLOCK * BLOCK_BYTES;
+            ensure!(data.len() >= len, "the vocabulary table is short");
+            words = Some(data[..len].to_vec());
+        } else if let Some((key, values, shape)) = tensor_of(&name, data, c)? {
+            tensors.insert(key, Tensor::from_vec(values, shape, device)?);
+        }
+    }
+    Ok((tensors, words.context("the model file has no vocabulary table")?))
+}
+
+/// A tensor as the encoder names it, with its values and shape.
+type NamedTensor = (String, Vec<f32>, Vec<usize>);
+
+/// Tensor `name` of the file (its bytes `data`) as the encoder's tensor: its name there, values and shape;
+/// `None` for a tensor the encoder does not use.
+fn tensor_of(name: &str, data: &[u8], c: &BertConfig) -> anyhow::Result<Option<NamedTensor>> {
+    let floats = |n: usize| -> anyhow::Result<Vec<f32>> {
+        ensure!(data.len() >= n * 4, "tensor {name} is short");
+        Ok(data[..n * 4].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    };
+    let packed = |rows: usize, cols: usize| -> anyhow::Result<Vec<f32>> {
+        ensure!(data.len() >= rows * cols / BLOCK * BLOCK_BYTES, "tensor {name} is short");
+        let mut out = vec![0f32; rows * cols];
+        unpack(&data[..rows * cols / BLOCK * BLOCK_BYTES], &mut out);
+        Ok(out)
+    };
+    let (hidden, max_pos, type_vocab) = (c.hidden_size, c.max_position_embeddings, c.type_vocab_size);
+    let embedding = |key: &str| format!("embeddings.{key}");
+    Ok(Some(match name {
+        "emb.pos" => (embedding("position_embeddings.weight"), floats(max_pos * hidden)?, vec![max_pos, hidden]),
+        "emb.type" => {
+            (embedding("token_type_embeddings.weight"), floats(type_vocab * hidden)?, vec![type_vocab, hidden])
+        }
+        "emb.ln.w" => (embedding("LayerNorm.weight"), floats(hidden)?, vec![hidden]),
+        "emb.ln.b" => (embedding("LayerNorm.bias"), floats(hidden)?, vec![hidden]),
+        other => match layer_tensor(other, hidden, c.intermediate_size) {
+            Some((key, rows, 0)) => (key, floats(rows)?, vec![rows]),
+            Some((key, rows, cols)) => (key, packed(rows, cols)?, vec![rows, cols]),
+            None => return Ok(None),
+        },
+    }))
+}
+
 /// Where a layer tensor of the file (`l{layer}.{part}.{w|b}`) goes in the encoder: its name there, its rows,
 /// and its columns (0 for a vector: biases and layer-norm weights; else a packed matrix).
 fn layer_tensor(name: &str, hidden: usize, ff: usize) -> Option<(String, usize, usize)> {
@@ -232,57 +296,6 @@ impl E5 {
         ensure!(heads > 0 && hidden % heads == 0 && max_pos >= MAX_CONTENT_TOKENS + 2, "unsupported shape");
         let tokenizer = Unigram::read(&mut r)?;
 
-        let entries = r.i32()?;
-        let mut tensors = HashMap::new();
-        let mut words = None;
-        let device = Device::Cpu;
-        for _ in 0..entries {
-            let name_len = usize::from(r.u16()?);
-            let name = String::from_utf8(r.take(name_len)?.to_vec()).context("a tensor name")?;
-            let _dtype = r.u8()?;
-            let _count = r.u32()?;
-            let (offset, size) = (r.u64()?, r.u64()?);
-            let data = bytes
-                .get(offset..offset.checked_add(size).context("tensor bounds")?)
-                .with_context(|| format!("tensor {name} lies outside the file"))?;
-            let floats = |n: usize| -> anyhow::Result<Vec<f32>> {
-                ensure!(data.len() >= n * 4, "tensor {name} is short");
-                Ok(data[..n * 4].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-            };
-            let packed = |rows: usize, cols: usize| -> anyhow::Result<Vec<f32>> {
-                ensure!(data.len() >= rows * cols / BLOCK * BLOCK_BYTES, "tensor {name} is short");
-                let mut out = vec![0f32; rows * cols];
-                unpack(&data[..rows * cols / BLOCK * BLOCK_BYTES], &mut out);
-                Ok(out)
-            };
-            let (key, tensor, shape) = match name.as_str() {
-                "emb.word" => {
-                    ensure!(data.len() >= vocab * hidden / BLOCK * BLOCK_BYTES, "the vocabulary table is short");
-                    words = Some(data[..vocab * hidden / BLOCK * BLOCK_BYTES].to_vec());
-                    continue;
-                }
-                "emb.pos" => (
-                    "embeddings.position_embeddings.weight".to_owned(),
-                    floats(max_pos * hidden)?,
-                    vec![max_pos, hidden],
-                ),
-                "emb.type" => (
-                    "embeddings.token_type_embeddings.weight".to_owned(),
-                    floats(type_vocab * hidden)?,
-                    vec![type_vocab, hidden],
-                ),
-                "emb.ln.w" => ("embeddings.LayerNorm.weight".to_owned(), floats(hidden)?, vec![hidden]),
-                "emb.ln.b" => ("embeddings.LayerNorm.bias".to_owned(), floats(hidden)?, vec![hidden]),
-                other => match layer_tensor(other, hidden, ff) {
-                    Some((key, rows, 0)) => (key, floats(rows)?, vec![rows]),
-                    Some((key, rows, cols)) => (key, packed(rows, cols)?, vec![rows, cols]),
-                    None => continue,
-                },
-            };
-            let (values, shape) = (tensor, shape);
-            tensors.insert(key, Tensor::from_vec(values, shape, &device)?);
-        }
-        let words = words.context("the model file has no vocabulary table")?;
         let config = BertConfig {
             vocab_size: vocab,
             hidden_size: hidden,
@@ -294,6 +307,8 @@ impl E5 {
             layer_norm_eps: f64::from(eps),
             hidden_act: "gelu".into(),
         };
+        let device = Device::Cpu;
+        let (tensors, words) = read_tensors(&mut r, bytes, &config, &device)?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = Bert::load(vb, &config).context("building the encoder")?;
         ensure!(tokenizer.pieces.len() <= vocab, "the vocabulary has more pieces than the table has rows");
