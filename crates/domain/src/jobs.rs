@@ -16,6 +16,7 @@ string_enum!(
         SlaCheck => "sla.check",
         AiRetrain => "ai.retrain",
         AiVectors => "ai.vectors",
+        MailIngest => "mail.ingest",
     }
 );
 
@@ -28,3 +29,16 @@ impl JobState {
     /// The states a job waits or stalls in: what the queue metrics and the admin page count.
     pub const PENDING: [JobState; 3] = [JobState::Queued, JobState::Running, JobState::Dead];
 }
+
+string_enum!(
+    /// What became of a received message: waiting to be turned into a ticket or a reply, turned into one,
+    /// ignored (an auto-reply or a bounce: never answered), refused with a reason (kept for an admin to
+    /// retry or dismiss), or dismissed.
+    InboundState, "state" {
+        Stored => "stored",
+        Ingested => "ingested",
+        Ignored => "ignored",
+        Rejected => "rejected",
+        Dismissed => "dismissed",
+    }
+);

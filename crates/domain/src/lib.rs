@@ -12,7 +12,7 @@ pub mod triage;
 mod user;
 
 pub use ids::{TicketId, Ts, UserId};
-pub use jobs::{JobKind, JobState};
+pub use jobs::{InboundState, JobKind, JobState};
 pub use ticket::{
     CategoryName, CommentBody, InvalidTransition, Priority, Resolution, Status, TicketDescription, TicketTitle,
 };

@@ -47,6 +47,11 @@ enum Command {
     /// Bring past tickets in as resolved history (JSON Lines: subject, body, answer, and optionally category
     /// or type, priority, skills or tags, created_at, requester). Bad lines are reported by number and skipped;
     /// importing the same file again adds nothing. Prints a JSON summary as its last line.
+    /// Read one e-mail message (RFC 5322) on standard input and store it for the support desk, as an MTA's
+    /// pipe delivers it (Postfix `mailbox_command`, an alias, procmail). Exits 0 once stored (or when it was
+    /// stored before), 75 (EX_TEMPFAIL) when storage is unavailable so the MTA retries, 65 (EX_DATAERR) for
+    /// input that is not a message at all.
+    MailIn,
     Import {
         file: std::path::PathBuf,
         /// Who filed the tickets whose line names no `requester` (an account is made if missing).
@@ -146,6 +151,10 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Exit>().is_some() => {
+            eprintln!("error: {e:#}");
+            e.downcast_ref::<Exit>().map_or(ExitCode::FAILURE, |x| ExitCode::from(x.code))
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
@@ -170,6 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", crate::http::openapi::document().to_pretty_json()?);
             Ok(())
         }
+        Command::MailIn => mail_in(&cli.storage).await,
         Command::Migrate => {
             let db = Db::connect(cli.storage.database_url().expose(), 1).await?;
             db.migrate().await?;
@@ -216,6 +226,36 @@ fn retrieval_embedder(storage: &StorageArgs, model: RetrieveModel, mode: Mode) -
     // The English model joins in hybrid mode (English tickets among themselves).
     let english = (mode == Mode::Hybrid).then(|| smart_ticket_ai::embed::load_shared(&storage.model_dir)).flatten();
     Ok(Embedder::E5(Box::new(e5), english))
+}
+
+/// A failure that exits with its own code (`mail-in`'s, which an MTA reads).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Exit {
+    code: u8,
+    message: String,
+}
+
+/// sysexits.h: the input data was incorrect.
+const EX_DATAERR: u8 = 65;
+/// sysexits.h: a temporary failure; the sender should try again later.
+const EX_TEMPFAIL: u8 = 75;
+
+/// `mail-in`: one message from standard input, stored with the job that turns it into a ticket or a reply.
+async fn mail_in(storage: &StorageArgs) -> anyhow::Result<()> {
+    use crate::mail::inbound::{ReceiveError, receive};
+    let exit = |code, message: String| anyhow::Error::new(Exit { code, message });
+    let mut raw = Vec::new();
+    std::io::stdin().read_to_end(&mut raw).map_err(|e| exit(EX_TEMPFAIL, format!("reading standard input: {e}")))?;
+    let db = Db::connect(storage.database_url().expose(), 1).await.map_err(|e| exit(EX_TEMPFAIL, format!("{e:#}")))?;
+    db.migrate().await.map_err(|e| exit(EX_TEMPFAIL, format!("{e:#}")))?;
+    let stored = receive(&db, &raw).await.map_err(|e| match e {
+        ReceiveError::NotAMessage => exit(EX_DATAERR, e.to_string()),
+        ReceiveError::Storage(_) => exit(EX_TEMPFAIL, e.to_string()),
+    });
+    db.close().await;
+    tracing::info!(new = stored?, bytes = raw.len(), "message received");
+    Ok(())
 }
 
 /// `import`: past tickets from a JSON Lines file, with a progress bar; prints the report as JSON.

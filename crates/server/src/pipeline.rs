@@ -100,6 +100,7 @@ impl Pipeline {
             .with(JobKind::EmailSend, Step(self.clone(), send_email))
             .with(JobKind::SlaCheck, Step(self.clone(), sla_check))
             .with(JobKind::AiVectors, Step(self.clone(), fill_search_vectors))
+            .with(JobKind::MailIngest, Step(self.clone(), ingest_mail))
             .with(JobKind::TicketVectors, Step(self.clone(), ticket_vectors))
     }
 
@@ -367,6 +368,12 @@ async fn store_search_vector(p: &Pipeline, id: TicketId, title: &str, descriptio
 
 /// Tickets given their multilingual vector per `ai.vectors` job.
 const VECTOR_BATCH: i64 = 32;
+
+/// Turns a received message into a ticket or a reply ([`crate::mail::inbound::ingest`]).
+async fn ingest_mail(p: Pipeline, job: Job) -> anyhow::Result<()> {
+    let id = job.payload["inbound_id"].as_i64().context("the job names no inbound_id")?;
+    crate::mail::inbound::ingest(&p.db, id).await
+}
 
 /// Gives tickets filed before the multilingual model was installed their vector (a batch per job, then the next
 /// job while any remain), so suggestions and search find them again.

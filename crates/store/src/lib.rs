@@ -6,6 +6,7 @@
 
 mod import;
 mod jobs;
+mod mail;
 pub mod model;
 mod pipeline;
 mod reports;
@@ -17,6 +18,7 @@ mod users;
 
 pub use import::ImportedTicket;
 pub use jobs::{Job, NewJob, QueueStat};
+pub use mail::{InboundMessage, MailOrigin, NewInbound};
 pub use pipeline::{Breach, Routed};
 pub use reports::DashboardRow;
 pub use sessions::SessionKind;

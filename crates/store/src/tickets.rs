@@ -8,6 +8,7 @@ use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
 use super::jobs::enqueue;
+use super::mail::MailOrigin;
 use super::{Db, NewJob, StoreError, StoreResult, on_pool};
 use crate::model::{Actor, Comment, Ticket, TicketEvent, TicketId, Ts, User, UserId};
 
@@ -74,6 +75,37 @@ macro_rules! insert_comment {
                 enqueue!(&mut *$tx, &job, $now)?;
             }
             Ok(id)
+        })
+        .await
+    };
+}
+
+/// Marks the received message `$mail` (a `&MailOrigin`) ingested into ticket `$ticket` and threads its
+/// Message-ID to it, through the transaction `$tx`; evaluates to a [`StoreResult`] (its `?`s stay inside).
+macro_rules! settle_mail {
+    ($tx:expr, $mail:expr, $ticket:expr, $now:expr) => {
+        super::scoped(async {
+            let mail: &MailOrigin = $mail;
+            sqlx::query(
+                "UPDATE inbound_messages SET state = 'ingested', ticket_id = $2, updated_at = $3 WHERE id = $1",
+            )
+            .bind(mail.inbound)
+            .bind($ticket)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+            if let Some(message_id) = &mail.message_id {
+                sqlx::query(
+                    "INSERT INTO mail_threads (message_id, ticket_id, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (message_id) DO NOTHING",
+                )
+                .bind(message_id.as_str())
+                .bind($ticket)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            Ok(())
         })
         .await
     };
@@ -443,6 +475,18 @@ impl Db {
         title: &TicketTitle,
         description: &TicketDescription,
     ) -> StoreResult<Ticket> {
+        self.create_ticket_from(by, title, description, None).await
+    }
+
+    /// Files a ticket as [`Db::create_ticket`] does; for one that came by mail, in the same transaction its
+    /// message is marked ingested and its Message-ID threads to the ticket (a retried ingest files nothing twice).
+    pub async fn create_ticket_from(
+        &self,
+        by: &User,
+        title: &TicketTitle,
+        description: &TicketDescription,
+        mail: Option<&MailOrigin>,
+    ) -> StoreResult<Ticket> {
         let now = Ts::now();
         let id = TicketId::new();
         let job = NewJob {
@@ -465,6 +509,9 @@ impl Db {
             .await?;
             record_event!(&mut *tx, id, Actor::User(by.id), "created", None, Some(json!(Status::Open)), now)?;
             enqueue!(&mut *tx, &job, now)?;
+            if let Some(mail) = mail {
+                settle_mail!(tx, mail, id, now)?;
+            }
             tx.commit().await?;
             number
         })?;
@@ -686,10 +733,26 @@ impl Db {
         body: &CommentBody,
         internal: bool,
     ) -> StoreResult<Comment> {
+        self.add_comment_from(ticket, author, body, internal, None).await
+    }
+
+    /// Adds a comment as [`Db::add_comment`] does; for a reply that came by mail, in the same transaction its
+    /// message is marked ingested and threads to the ticket.
+    pub async fn add_comment_from(
+        &self,
+        ticket: TicketId,
+        author: &User,
+        body: &CommentBody,
+        internal: bool,
+        mail: Option<&MailOrigin>,
+    ) -> StoreResult<Comment> {
         let now = Ts::now();
         let id: i64 = on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             let id = insert_comment!(tx, ticket, author.id, body.as_str(), internal, now)?;
+            if let Some(mail) = mail {
+                settle_mail!(tx, mail, ticket, now)?;
+            }
             sqlx::query("UPDATE tickets SET updated_at = $2 WHERE id = $1")
                 .bind(ticket)
                 .bind(now)

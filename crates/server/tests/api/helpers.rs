@@ -37,6 +37,8 @@ pub struct TestApp {
     /// The same pipeline the app's workers run; [`TestApp::drain`] runs its jobs.
     pub pipeline: Pipeline,
     pub dir: PathBuf,
+    /// The database's URL, for running the binary's commands against it.
+    pub database_url: String,
 }
 
 /// The sentence-embedding model fetched by `scripts/fetch-model` (run by `make test`).
@@ -143,7 +145,7 @@ impl TestApp {
     ) -> TestApp {
         let settings = Settings {
             data_dir: dir.clone(),
-            database_url: Secret::new(database_url),
+            database_url: Secret::new(database_url.clone()),
             db_max_connections: 8,
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             app_url: "http://localhost".into(),
@@ -161,7 +163,7 @@ impl TestApp {
         let db = app.db().clone();
         tokio::spawn(app.run_until_stopped());
         let pipeline = Pipeline::new(db.clone(), pipeline).expect("building the pipeline");
-        TestApp { base, client: reqwest::Client::new(), db, pipeline, dir }
+        TestApp { base, client: reqwest::Client::new(), db, pipeline, dir, database_url }
     }
 
     /// Runs every ready job of the pipeline until none is left; returns the kinds run, in order.

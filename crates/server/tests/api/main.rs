@@ -13,6 +13,7 @@ mod hardening;
 mod import;
 mod jobs;
 mod mail;
+mod mail_in;
 mod openapi;
 mod ops;
 mod pipeline;

@@ -4,6 +4,8 @@
 //! Sending is a job (`email.send`) whose idempotency key names the notification; a key already recorded as
 //! sent is never sent again, so a retried job does not send twice.
 
+pub mod inbound;
+
 use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;

@@ -1,0 +1,165 @@
+//! Tickets by e-mail through `smart-ticket mail-in`: a new sender's message files a ticket, replies thread to
+//! it only by our Message-IDs or by the subject tag from its requester, automatic mail is never a ticket, and
+//! the command's exit codes tell an MTA what to do.
+
+use crate::helpers::{Backend, TestApp, on_both_backends};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use smart_ticket::mail::inbound::{parse, reply_text, tagged_number};
+use smart_ticket_domain::{InboundState, Role};
+use std::io::Write;
+
+on_both_backends!(
+    a_new_sender_files_a_ticket_and_replies_thread_to_it,
+    strangers_and_automatic_mail_never_write_into_a_ticket,
+    mail_in_stores_once_and_exits_as_an_mta_expects,
+);
+
+/// Pipes `raw` to `smart-ticket mail-in` against `app`'s database; its exit code.
+fn mail_in(app: &TestApp, url: &str, raw: &str) -> Option<i32> {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smart-ticket"))
+        .arg("mail-in")
+        .env("DATABASE_URL", url)
+        .env("DATA_DIR", &app.dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(raw.as_bytes()).unwrap();
+    child.wait().unwrap().code()
+}
+
+fn message(from: &str, subject: &str, extra: &str, body: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nMessage-ID: <{}@mail.example.com>\r\n\
+         Date: Tue, 1 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         {extra}\r\n{body}\r\n",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// The tickets `who` sees.
+async fn tickets(app: &TestApp, token: &str) -> Vec<Value> {
+    app.get("/api/tickets", Some(token)).await.1["tickets"].as_array().unwrap().clone()
+}
+
+async fn a_new_sender_files_a_ticket_and_replies_thread_to_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.database_url.clone();
+    let admin = app.admin().await;
+    let first = message(
+        "Ann Customer <ann@customer.example>",
+        "Printer on floor 3 jams",
+        "",
+        "It jams on every print since Monday.",
+    );
+    assert_eq!(mail_in(&app, &url, &first), Some(0));
+    app.drain().await;
+    let all = tickets(&app, &admin.token).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    let t = &all[0];
+    assert_eq!(t["title"], "Printer on floor 3 jams");
+    assert_eq!(t["description"], "It jams on every print since Monday.");
+    assert!(t["ai"].is_object(), "the mail ticket ran through triage: {t}");
+    let ann = app.db.user_by_email(&smart_ticket_domain::Email::parse("ann@customer.example").unwrap()).await;
+    let ann = ann.unwrap().expect("a requester account was made");
+    assert_eq!(ann.role, Role::User);
+    // The new account has no password anyone knows: it cannot log in.
+    let (status, _) =
+        app.post("/api/auth/login", None, json!({ "email": "ann@customer.example", "password": "password1" })).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Her reply to her first message's id threads to the ticket, quoted history cut.
+    let first_id = first.lines().find_map(|l| l.strip_prefix("Message-ID: ")).unwrap().trim().to_owned();
+    let reply = message(
+        "ann@customer.example",
+        "Re: Printer on floor 3 jams",
+        &format!("In-Reply-To: {first_id}\r\nReferences: {first_id}\r\n"),
+        "Still jamming today.\r\n\r\nOn Mon, 30 Nov 2026, Support wrote:\r\n> Any news?\r\n",
+    );
+    assert_eq!(mail_in(&app, &url, &reply), Some(0));
+    // A reply by the subject tag from the requester threads too.
+    let number = t["number"].as_i64().unwrap();
+    let tagged =
+        message("ann@customer.example", &format!("Re: [#{number}] printer"), "", "And now it smokes.\r\n-- \r\nAnn");
+    assert_eq!(mail_in(&app, &url, &tagged), Some(0));
+    app.drain().await;
+    assert_eq!(tickets(&app, &admin.token).await.len(), 1, "replies file no new ticket");
+    let id = t["id"].as_str().unwrap();
+    let (_, comments) = app.get(&format!("/api/tickets/{id}/comments"), Some(&admin.token)).await;
+    let bodies: Vec<&str> =
+        comments["comments"].as_array().unwrap().iter().map(|c| c["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["Still jamming today.", "And now it smokes."]);
+}
+
+async fn strangers_and_automatic_mail_never_write_into_a_ticket(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.database_url.clone();
+    let admin = app.admin().await;
+    let ann = app.signup("ann@example.com").await;
+    let t = app.file_ticket(&ann, "VPN drops every hour", "Since the update the VPN disconnects.").await;
+    let number = t["number"].as_i64().unwrap();
+    // A stranger forging the tag gets a ticket of their own.
+    let forged = message("mallory@evil.example", &format!("Re: [#{number}] VPN"), "", "Send me the logs.");
+    assert_eq!(mail_in(&app, &url, &forged), Some(0));
+    // An out-of-office and a bounce are stored but file nothing.
+    let ooo = message(
+        "ann@example.com",
+        &format!("Out of office: [#{number}]"),
+        "Auto-Submitted: auto-replied\r\n",
+        "Back Monday.",
+    );
+    let bounce = message(
+        "MAILER-DAEMON@mx.example",
+        "Undelivered Mail Returned to Sender",
+        "Return-Path: <>\r\n",
+        "The mail could not be delivered.",
+    );
+    assert_eq!(mail_in(&app, &url, &ooo), Some(0));
+    assert_eq!(mail_in(&app, &url, &bounce), Some(0));
+    app.drain().await;
+    let all = tickets(&app, &admin.token).await;
+    assert_eq!(all.len(), 2, "the forged tag filed its own ticket: {all:?}");
+    let (_, comments) =
+        app.get(&format!("/api/tickets/{}/comments", t["id"].as_str().unwrap()), Some(&ann.token)).await;
+    assert_eq!(comments["comments"], json!([]), "nothing reached Ann's ticket");
+    let ignored = app.db.inbound_in_state(InboundState::Ignored, 10).await.unwrap();
+    assert_eq!(ignored.len(), 2, "{ignored:?}");
+    assert!(ignored.iter().all(|m| m.reason.is_some() && m.ticket_id.is_none()));
+}
+
+async fn mail_in_stores_once_and_exits_as_an_mta_expects(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.database_url.clone();
+    let m = message("bob@example.org", "Invoice question", "", "Why was I charged twice?");
+    assert_eq!(mail_in(&app, &url, &m), Some(0));
+    assert_eq!(mail_in(&app, &url, &m), Some(0), "the same message again is no error");
+    assert_eq!(mail_in(&app, &url, "this is not a message"), Some(65), "EX_DATAERR");
+    assert_eq!(mail_in(&app, &url, ""), Some(65));
+    let unreachable = "postgres://smart_ticket:x@127.0.0.1:1/none";
+    assert_eq!(mail_in(&app, unreachable, &m), Some(75), "EX_TEMPFAIL: the MTA retries");
+    app.drain().await;
+    let stored = app.db.inbound_in_state(InboundState::Ingested, 10).await.unwrap();
+    assert_eq!(stored.len(), 1, "stored once");
+    assert_eq!(stored[0].raw, m.as_bytes(), "the raw message is kept as it came");
+}
+
+#[test]
+fn messages_are_read_and_replies_trimmed() {
+    let raw = "From: =?UTF-8?Q?Zo=C3=AB?= <zoe@example.com>\r\nSubject: =?ISO-8859-1?Q?Caf=E9_machine?=\r\n\
+               Message-ID: <a1@x>\r\nIn-Reply-To: <b2@y>\r\nReferences: <c3@z> <b2@y>\r\n\
+               Content-Type: text/html; charset=windows-1252\r\n\r\n<p>Hello <b>there</b></p>";
+    let p = parse(raw.as_bytes()).unwrap();
+    assert_eq!(p.from.as_str(), "zoe@example.com");
+    assert_eq!(p.subject, "Café machine");
+    assert_eq!(p.message_id.as_deref(), Some("a1@x"));
+    assert_eq!(p.references, ["b2@y", "c3@z"]);
+    assert!(p.text.contains("Hello") && p.text.contains("there") && !p.text.contains("<b>"), "{}", p.text);
+    assert!(p.automatic.is_none());
+    assert_eq!(reply_text("Thanks!\n\nOn Tue, Bob wrote:\n> old"), "Thanks!");
+    assert_eq!(reply_text("Fine now.\n-----Original Message-----\nFrom: x"), "Fine now.");
+    assert_eq!(reply_text("Ok\n-- \nBob\nACME"), "Ok");
+    assert_eq!(tagged_number("Re: [#42] printer"), Some(42));
+    assert_eq!(tagged_number("Re: [#x] printer"), None);
+}

@@ -1,0 +1,133 @@
+//! Mail received for the support address: the raw message is stored (with the job that ingests it) before
+//! anything is derived from it; what became of it; and the Message-IDs that thread mail to tickets.
+
+use serde_json::json;
+use smart_ticket_domain::{InboundState, JobKind};
+
+use super::jobs::enqueue;
+use super::{Db, NewJob, StoreResult, on_pool};
+use crate::model::{TicketId, Ts};
+
+/// A message as it arrived: where from (`mail-in`, or a mailbox with its UIDVALIDITY and the message's UID),
+/// its Message-ID, and its bytes.
+#[derive(Debug, Clone)]
+pub struct NewInbound<'a> {
+    pub source: &'a str,
+    pub uid_validity: Option<i64>,
+    pub uid: Option<i64>,
+    pub message_id: Option<&'a str>,
+    pub raw: &'a [u8],
+}
+
+/// A stored message and what became of it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InboundMessage {
+    pub id: i64,
+    pub source: String,
+    pub message_id: Option<String>,
+    pub raw: Vec<u8>,
+    #[sqlx(try_from = "String")]
+    pub state: InboundState,
+    pub reason: Option<String>,
+    pub ticket_id: Option<TicketId>,
+    pub received_at: Ts,
+}
+
+/// Which received message a ticket or a comment is being made from.
+#[derive(Debug, Clone)]
+pub struct MailOrigin {
+    pub inbound: i64,
+    pub message_id: Option<String>,
+}
+
+impl Db {
+    /// Stores a received message and queues its ingestion, in one transaction. `None` when it was stored
+    /// before (the same mailbox UID, or the same Message-ID): a repeated delivery or fetch adds nothing.
+    pub async fn store_inbound(&self, m: &NewInbound<'_>) -> StoreResult<Option<i64>> {
+        let now = Ts::now();
+        on_pool!(self.writer(), |pool, DB, pg| {
+            let mut tx = pool.begin().await?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO inbound_messages (source, uid_validity, uid, message_id, raw, received_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(m.source)
+            .bind(m.uid_validity)
+            .bind(m.uid)
+            .bind(m.message_id)
+            .bind(m.raw)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = id {
+                let job = NewJob {
+                    kind: JobKind::MailIngest,
+                    payload: json!({ "inbound_id": id }),
+                    idempotency_key: id.to_string(),
+                };
+                enqueue!(&mut *tx, &job, now)?;
+            }
+            tx.commit().await?;
+            id
+        })
+    }
+
+    /// A stored message.
+    pub async fn inbound(&self, id: i64) -> StoreResult<Option<InboundMessage>> {
+        on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as(
+                "SELECT id, source, message_id, raw, state, reason, ticket_id, received_at \
+                 FROM inbound_messages WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        })
+    }
+
+    /// Records that a message was ignored or refused (with why); a message already settled is left as it is.
+    pub async fn set_inbound_outcome(&self, id: i64, state: InboundState, reason: &str) -> StoreResult<()> {
+        on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query(
+                "UPDATE inbound_messages SET state = $2, reason = $3, updated_at = $4 WHERE id = $1 AND state = 'stored'",
+            )
+            .bind(id)
+            .bind(state.as_str())
+            .bind(reason)
+            .bind(Ts::now())
+            .execute(pool)
+            .await?;
+        })?;
+        Ok(())
+    }
+
+    /// The ticket the first of `message_ids` that we sent or received belongs to.
+    pub async fn thread_ticket(&self, message_ids: &[String]) -> StoreResult<Option<TicketId>> {
+        for message_id in message_ids {
+            let found: Option<TicketId> = on_pool!(self.reader(), |pool, DB, pg| {
+                sqlx::query_scalar("SELECT ticket_id FROM mail_threads WHERE message_id = $1")
+                    .bind(message_id.as_str())
+                    .fetch_optional(pool)
+                    .await?
+            })?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Messages in `state`, newest first (the admin's list of refused mail).
+    pub async fn inbound_in_state(&self, state: InboundState, limit: i64) -> StoreResult<Vec<InboundMessage>> {
+        on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as(
+                "SELECT id, source, message_id, raw, state, reason, ticket_id, received_at \
+                 FROM inbound_messages WHERE state = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(state.as_str())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        })
+    }
+}
