@@ -70,6 +70,10 @@ pub struct WorkerArgs {
     pub smtp_password: Option<Secret>,
     #[arg(long, env = "SMTP_FROM", default_value = "Smart Ticket <noreply@localhost>")]
     pub smtp_from: String,
+    /// The address customers write to (mail piped to `smart-ticket mail-in`): the Reply-To of every mail about
+    /// a ticket, so a customer's answer comes back to the desk.
+    #[arg(long, env = "SUPPORT_ADDRESS")]
+    pub support_address: Option<String>,
     /// `starttls` (default), `tls` (implicit TLS) or `none` (plain, for a local relay).
     #[arg(long, env = "SMTP_TLS", value_enum, default_value_t = SmtpTls::StartTls)]
     pub smtp_tls: SmtpTls,
@@ -156,6 +160,8 @@ pub struct MailSettings {
     pub tls: SmtpTls,
     /// Where mail goes without SMTP.
     pub outbox: PathBuf,
+    /// The address customers write to: the Reply-To of every mail about a ticket.
+    pub support_address: Option<String>,
 }
 
 impl MailSettings {
@@ -169,6 +175,7 @@ impl MailSettings {
             from: "Smart Ticket <noreply@localhost>".into(),
             tls: SmtpTls::StartTls,
             outbox,
+            support_address: None,
         }
     }
 }
@@ -276,6 +283,7 @@ impl WorkerArgs {
             from: self.smtp_from.clone(),
             tls: self.smtp_tls,
             outbox: storage.data_dir.join("outbox"),
+            support_address: self.support_address.clone(),
         })
     }
 }

@@ -77,6 +77,12 @@ impl Pipeline {
     }
 
     /// Enqueues `email` as an `email.send` job keyed by its notification key.
+    /// Queues `email` as part of ticket `ticket_id`'s conversation (threaded to its first message).
+    async fn queue_ticket_email(&self, email: Email, ticket_id: TicketId) -> anyhow::Result<()> {
+        let root = self.db.thread_root(ticket_id).await?;
+        self.queue_email(email.about(ticket_id, root, self.mailer.from())).await
+    }
+
     async fn queue_email(&self, email: Email) -> anyhow::Result<()> {
         let job = NewJob {
             kind: JobKind::EmailSend,
@@ -289,7 +295,8 @@ async fn notify_assignee(p: Pipeline, job: Job) -> anyhow::Result<()> {
         skills => t.skills, note => t.helpful_notes, reason => t.routing_reason.as_deref().unwrap_or("assigned by an admin"),
         deadline => t.deadline.map(|d| d.0.format("%Y-%m-%d %H:%M UTC").to_string()), link => p.link(t.id),
     };
-    p.queue_email(render("assigned", format!("assigned:{ticket_id}:{assignee}"), &to, subject, ctx)?).await
+    p.queue_ticket_email(render("assigned", format!("assigned:{ticket_id}:{assignee}"), &to, subject, ctx)?, ticket_id)
+        .await
 }
 
 /// The requester learns their ticket was resolved, and how.
@@ -299,7 +306,7 @@ async fn notify_resolved(p: Pipeline, job: Job) -> anyhow::Result<()> {
     let subject = format!("[#{}] Resolved: {}", t.number, t.title);
     let ctx = context! { number => t.number, title => t.title, resolution => t.resolution, link => p.link(t.id) };
     let key = format!("resolved:{}", job.idempotency_key);
-    p.queue_email(render("resolved", key, &t.requester_email, subject, ctx)?).await
+    p.queue_ticket_email(render("resolved", key, &t.requester_email, subject, ctx)?, t.id).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,7 +326,10 @@ async fn notify_reply(p: Pipeline, job: Job) -> anyhow::Result<()> {
     }
     let subject = format!("[#{}] New reply: {}", t.number, t.title);
     let ctx = context! { number => t.number, title => t.title, author => c.author_email, body => c.body, link => p.link(t.id) };
-    p.queue_email(render("reply", format!("reply:{comment_id}"), &t.requester_email, subject, ctx)?).await
+    // A person's words relayed: not an automatic mail, so the customer's auto-responder may answer it.
+    let email =
+        Email { automatic: false, ..render("reply", format!("reply:{comment_id}"), &t.requester_email, subject, ctx)? };
+    p.queue_ticket_email(email, t.id).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,6 +350,10 @@ async fn send_email(p: Pipeline, job: Job) -> anyhow::Result<()> {
     let email: Email = payload(&job)?;
     if p.db.email_sent(&email.key).await? {
         return Ok(());
+    }
+    // Remembered before it leaves, so an answer to it always finds its ticket.
+    if let Some(t) = &email.thread {
+        p.db.remember_thread(&t.message_id, t.ticket_id).await?;
     }
     if let Err(e) = p.mailer.send(&email).await {
         crate::metrics::email(p.mailer.transport_name(), "failed");

@@ -117,6 +117,34 @@ impl Db {
         Ok(None)
     }
 
+    /// Records that Message-ID `message_id` (one we are about to send) belongs to `ticket`.
+    pub async fn remember_thread(&self, message_id: &str, ticket: TicketId) -> StoreResult<()> {
+        on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query(
+                "INSERT INTO mail_threads (message_id, ticket_id, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (message_id) DO NOTHING",
+            )
+            .bind(message_id)
+            .bind(ticket)
+            .bind(Ts::now())
+            .execute(pool)
+            .await?;
+        })?;
+        Ok(())
+    }
+
+    /// The first Message-ID of `ticket`'s conversation (the message that filed it, or our first mail about it).
+    pub async fn thread_root(&self, ticket: TicketId) -> StoreResult<Option<String>> {
+        on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_scalar(
+                "SELECT message_id FROM mail_threads WHERE ticket_id = $1 ORDER BY created_at, message_id LIMIT 1",
+            )
+            .bind(ticket)
+            .fetch_optional(pool)
+            .await?
+        })
+    }
+
     /// Messages in `state`, newest first (the admin's list of refused mail).
     pub async fn inbound_in_state(&self, state: InboundState, limit: i64) -> StoreResult<Vec<InboundMessage>> {
         on_pool!(self.reader(), |pool, DB, pg| {

@@ -28,12 +28,38 @@ pub struct Email {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The ticket it is about, and the headers that keep that conversation together.
+    #[serde(default)]
+    pub thread: Option<Thread>,
+    /// Written by the system on its own (`Auto-Submitted: auto-generated`), not relaying a person's words.
+    #[serde(default)]
+    pub automatic: bool,
+}
+
+/// Where a mail stands in its ticket's conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    pub ticket_id: crate::model::TicketId,
+    /// This mail's Message-ID, without angle brackets: random, so nobody can guess one to write into a ticket.
+    pub message_id: String,
+    /// The conversation's first message (what `In-Reply-To` and `References` name).
+    pub root: Option<String>,
+}
+
+impl Email {
+    /// This mail as part of ticket `ticket_id`'s conversation, whose first message is `root`; its
+    /// Message-ID is made at the domain of `from`.
+    pub fn about(mut self, ticket_id: crate::model::TicketId, root: Option<String>, from: &Mailbox) -> Email {
+        let message_id = format!("{}@{}", crate::auth::random_token(), from.email.domain());
+        self.thread = Some(Thread { ticket_id, message_id, root });
+        self
+    }
 }
 
 /// Where mail goes.
 pub enum Mailer {
-    Outbox { dir: PathBuf, from: Mailbox },
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox, host: String },
+    Outbox { dir: PathBuf, from: Mailbox, reply_to: Option<Mailbox> },
+    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox, reply_to: Option<Mailbox>, host: String },
 }
 
 impl std::fmt::Debug for Mailer {
@@ -49,9 +75,13 @@ impl Mailer {
     pub fn new(settings: &MailSettings) -> anyhow::Result<Mailer> {
         let from: Mailbox =
             settings.from.parse().with_context(|| format!("SMTP_FROM {:?} is not an address", settings.from))?;
+        let reply_to = match &settings.support_address {
+            Some(a) => Some(a.parse().with_context(|| format!("SUPPORT_ADDRESS {a:?} is not an address"))?),
+            None => None,
+        };
         let Some(host) = &settings.smtp_host else {
             tracing::info!(outbox = %settings.outbox.display(), "no SMTP_HOST: mail is written as .eml files to the outbox folder");
-            return Ok(Mailer::Outbox { dir: settings.outbox.clone(), from });
+            return Ok(Mailer::Outbox { dir: settings.outbox.clone(), from, reply_to });
         };
         let builder = match settings.tls {
             SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
@@ -70,7 +100,7 @@ impl Mailer {
             builder = builder.credentials(Credentials::new(user.clone(), pass.expose().to_owned()));
         }
         tracing::info!(host, port = ?settings.port, tls = ?settings.tls, "mail goes out over SMTP");
-        Ok(Mailer::Smtp { transport: builder.build(), from, host: host.clone() })
+        Ok(Mailer::Smtp { transport: builder.build(), from, reply_to, host: host.clone() })
     }
 
     pub fn transport_name(&self) -> &'static str {
@@ -80,21 +110,46 @@ impl Mailer {
         }
     }
 
-    fn message(from: &Mailbox, email: &Email) -> anyhow::Result<Message> {
+    /// The address mail is sent from.
+    pub fn from(&self) -> &Mailbox {
+        match self {
+            Mailer::Outbox { from, .. } | Mailer::Smtp { from, .. } => from,
+        }
+    }
+
+    fn reply_to(&self) -> Option<&Mailbox> {
+        match self {
+            Mailer::Outbox { reply_to, .. } | Mailer::Smtp { reply_to, .. } => reply_to.as_ref(),
+        }
+    }
+
+    /// The message: threaded into its ticket's conversation, with the support address to reply to, and
+    /// marked `Auto-Submitted` when the system wrote it on its own.
+    fn message(&self, email: &Email) -> anyhow::Result<Message> {
         let to: Mailbox = email.to.parse().with_context(|| format!("{:?} is not an address", email.to))?;
-        Message::builder()
-            .from(from.clone())
-            .to(to)
-            .subject(&email.subject)
-            .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
+        let mut b = Message::builder().from(self.from().clone()).to(to).subject(&email.subject);
+        if let Some(t) = &email.thread {
+            b = b.message_id(Some(format!("<{}>", t.message_id)));
+            if let Some(root) = &t.root {
+                b = b.in_reply_to(format!("<{root}>")).references(format!("<{root}>"));
+            }
+            if let Some(r) = self.reply_to() {
+                b = b.reply_to(r.clone());
+            }
+        }
+        if email.automatic {
+            let name = lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted");
+            b = b.raw_header(lettre::message::header::HeaderValue::new(name, "auto-generated".into()));
+        }
+        b.multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
             .context("building the message")
     }
 
     /// Delivers one email (an error means: try again later).
     pub async fn send(&self, email: &Email) -> anyhow::Result<()> {
         match self {
-            Mailer::Outbox { dir, from } => {
-                let bytes = Self::message(from, email)?.formatted();
+            Mailer::Outbox { dir, .. } => {
+                let bytes = self.message(email)?.formatted();
                 let name: String =
                     email.key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
                 tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
@@ -104,8 +159,8 @@ impl Mailer {
                 tokio::fs::rename(&tmp, dir.join(format!("{name}.eml"))).await?;
                 Ok(())
             }
-            Mailer::Smtp { transport, from, .. } => {
-                transport.send(Self::message(from, email)?).await.context("SMTP delivery failed")?;
+            Mailer::Smtp { transport, .. } => {
+                transport.send(self.message(email)?).await.context("SMTP delivery failed")?;
                 Ok(())
             }
         }
@@ -186,7 +241,7 @@ pub fn render(name: &str, key: String, to: &str, subject: String, ctx: minijinja
     let env = templates();
     let text = env.get_template(&format!("{name}.txt"))?.render(&ctx)?;
     let html = env.get_template(&format!("{name}.html"))?.render(&ctx)?;
-    Ok(Email { key, to: to.to_owned(), subject, text, html })
+    Ok(Email { key, to: to.to_owned(), subject, text, html, thread: None, automatic: true })
 }
 
 #[cfg(test)]

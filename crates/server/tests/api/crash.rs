@@ -92,6 +92,8 @@ async fn two_worker_processes_on_postgres_run_5000_jobs_exactly_once() {
             subject: format!("load {i}"),
             text: "t".into(),
             html: "<p>h</p>".into(),
+            thread: None,
+            automatic: true,
         };
         let job = NewJob {
             kind: JobKind::EmailSend,

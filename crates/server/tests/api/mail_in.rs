@@ -2,7 +2,7 @@
 //! it only by our Message-IDs or by the subject tag from its requester, automatic mail is never a ticket, and
 //! the command's exit codes tell an MTA what to do.
 
-use crate::helpers::{Backend, TestApp, on_both_backends};
+use crate::helpers::{Backend, TestApp, fresh_database, model_dir, on_both_backends, pipeline_settings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smart_ticket::mail::inbound::{parse, reply_text, tagged_number};
@@ -13,6 +13,7 @@ on_both_backends!(
     a_new_sender_files_a_ticket_and_replies_thread_to_it,
     strangers_and_automatic_mail_never_write_into_a_ticket,
     mail_in_stores_once_and_exits_as_an_mta_expects,
+    a_staff_reply_goes_out_threaded_and_the_answer_comes_back,
 );
 
 /// Pipes `raw` to `smart-ticket mail-in` against `app`'s database; its exit code.
@@ -143,6 +144,63 @@ async fn mail_in_stores_once_and_exits_as_an_mta_expects(backend: Backend) {
     let stored = app.db.inbound_in_state(InboundState::Ingested, 10).await.unwrap();
     assert_eq!(stored.len(), 1, "stored once");
     assert_eq!(stored[0].raw, m.as_bytes(), "the raw message is kept as it came");
+}
+
+/// The mail written to the outbox under notification key `key`.
+fn sent(app: &TestApp, key: &str) -> Vec<u8> {
+    let name: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    std::fs::read(app.dir.join("outbox").join(format!("{name}.eml"))).unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+async fn a_staff_reply_goes_out_threaded_and_the_answer_comes_back(backend: Backend) {
+    let (dir, url) = fresh_database(backend).await;
+    let mut settings = pipeline_settings(&dir, model_dir());
+    settings.mail.support_address = Some("Support <support@example.com>".into());
+    let app = TestApp::start_with(dir, url.clone(), settings).await;
+    let admin = app.admin().await;
+    let first = message("carl@customer.example", "Cannot export reports", "", "The export button does nothing.");
+    let first_id = first.lines().find_map(|l| l.strip_prefix("Message-ID: <")).unwrap().trim().trim_end_matches('>');
+    assert_eq!(mail_in(&app, &url, &first), Some(0));
+    app.drain().await;
+    let t = tickets(&app, &admin.token).await.remove(0);
+    let (id, number) = (t["id"].as_str().unwrap(), t["number"].as_i64().unwrap());
+
+    // The assignee's notification is automatic and part of the ticket's thread.
+    let assigned = sent(&app, &format!("assigned:{id}:{}", t["assigned_to"].as_str().unwrap()));
+    let assigned = mail_parser::MessageParser::default().parse(&assigned).unwrap();
+    assert_eq!(assigned.header_raw("Auto-Submitted").map(str::trim), Some("auto-generated"));
+    assert_eq!(assigned.in_reply_to().as_text(), Some(first_id));
+
+    let (status, c) = app
+        .post(&format!("/api/tickets/{id}/comments"), Some(&admin.token), json!({ "body": "Try the CSV option." }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    app.drain().await;
+    let raw = sent(&app, &format!("reply:{}", c["comment"]["id"]));
+    let reply = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert!(reply.subject().unwrap().contains(&format!("[#{number}]")), "{:?}", reply.subject());
+    assert_eq!(reply.in_reply_to().as_text(), Some(first_id), "threaded under the customer's message");
+    assert_eq!(reply.references().as_text(), Some(first_id));
+    let reply_to = reply.reply_to().and_then(|a| a.first()).and_then(|a| a.address());
+    assert_eq!(reply_to, Some("support@example.com"));
+    assert!(reply.header_raw("Auto-Submitted").is_none(), "a person's words are not automatic mail");
+    let ours = reply.message_id().unwrap().to_owned();
+    assert!(ours.len() > 64, "an unguessable id: {ours}");
+
+    // The customer answers the mail (no tag in the subject): it threads by our Message-ID.
+    let answer = message(
+        "carl@customer.example",
+        "Re: your message",
+        &format!("In-Reply-To: <{ours}>\r\nReferences: <{first_id}> <{ours}>\r\n"),
+        "CSV works, thanks!\r\n\r\nOn Tue, Support wrote:\r\n> Try the CSV option.",
+    );
+    assert_eq!(mail_in(&app, &url, &answer), Some(0));
+    app.drain().await;
+    assert_eq!(tickets(&app, &admin.token).await.len(), 1);
+    let (_, comments) = app.get(&format!("/api/tickets/{id}/comments"), Some(&admin.token)).await;
+    let bodies: Vec<&str> =
+        comments["comments"].as_array().unwrap().iter().map(|c| c["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["Try the CSV option.", "CSV works, thanks!"]);
 }
 
 #[test]
