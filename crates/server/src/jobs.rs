@@ -80,6 +80,9 @@ impl Registry {
     }
 }
 
+/// How long a job stays leased to its worker without a renewal: a killed worker's jobs move on within it.
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(30);
+
 #[derive(Clone)]
 pub struct Worker {
     db: Db,
@@ -100,7 +103,7 @@ impl Worker {
             registry,
             kinds,
             id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
-            lease: chrono::Duration::minutes(5),
+            lease: LEASE,
             backoff_base: chrono::Duration::seconds(2),
             heartbeat: Arc::default(),
         }
@@ -112,7 +115,8 @@ impl Worker {
         self
     }
 
-    /// How long a claimed job stays leased before another worker may take it over.
+    /// How long a claimed job stays leased without a renewal before another worker may take it over (the
+    /// worker renews it every third of that while the job runs).
     pub fn with_lease(mut self, lease: chrono::Duration) -> Self {
         self.lease = lease;
         self
@@ -137,12 +141,30 @@ impl Worker {
         let handler = self.registry.handlers.get(&job.kind).cloned();
         let started = std::time::Instant::now();
         let result = match handler {
-            Some(h) => h.run(&job).await,
+            Some(h) => self.while_renewing(job.id, h.run(&job)).await,
             None => Err(anyhow::anyhow!("no handler for job kind {}", job.kind)),
         };
         let outcome = self.settle(job, result).await?;
         crate::metrics::job_outcome(kind.as_str(), outcome.label(), started.elapsed().as_secs_f64());
         Ok(outcome)
+    }
+
+    /// Runs `work` while renewing the lease on job `id` every third of the lease, so a job stays leased while
+    /// its worker lives, and a killed worker's jobs are free again a lease later.
+    async fn while_renewing<T>(&self, id: i64, work: impl Future<Output = T>) -> T {
+        let every = (self.lease / 3).to_std().unwrap_or(Duration::from_secs(1)).max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tick.tick() => match self.db.renew_lease(id, &self.id, Ts::now() + self.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(job_id = id, "the job's lease was taken over while it ran"),
+                    Err(e) => tracing::warn!(job_id = id, error = %e, "could not renew the job's lease"),
+                },
+            }
+        }
     }
 
     /// Records how a claimed job's run ended: done, retry later, or dead.

@@ -171,6 +171,20 @@ impl Db {
         })
     }
 
+    /// Extends `worker`'s lease on running job `id` to `until`; `false` when it no longer holds it.
+    pub async fn renew_lease(&self, id: i64, worker: &str, until: Ts) -> StoreResult<bool> {
+        let renewed = on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query("UPDATE jobs SET locked_until = $3 WHERE id = $1 AND worker_id = $2 AND state = 'running'")
+                .bind(id)
+                .bind(worker)
+                .bind(until)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        })?;
+        Ok(renewed == 1)
+    }
+
     /// Marks a job done, if `worker` still holds it.
     pub async fn complete_job(&self, id: i64, worker: &str) -> StoreResult<bool> {
         let now = Ts::now();

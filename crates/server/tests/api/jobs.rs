@@ -17,6 +17,7 @@ on_both_backends!(
     an_expired_lease_lets_another_worker_take_the_job_over,
     two_workers_run_every_job_exactly_once,
     workers_only_claim_kinds_they_handle,
+    a_running_job_keeps_its_lease_while_its_worker_lives,
 );
 
 /// Counts runs per job key; fails a key's first `fail_first` runs.
@@ -156,4 +157,45 @@ async fn workers_only_claim_kinds_they_handle(backend: Backend) {
     assert!(drain(&worker(&app, &rec)).await.is_empty());
     assert_eq!(app.db.count_jobs(JobKind::TicketCreated, JobState::Queued).await.unwrap(), 1, "untouched");
     assert!(drain(&Worker::new(app.db.clone(), Registry::new())).await.is_empty());
+}
+
+/// Waits (at most 10 s) until its job's lease was renewed past what the claim set; records whether it was,
+/// and whether another worker could claim the job meanwhile.
+#[derive(Clone)]
+struct WaitsForRenewal {
+    db: smart_ticket::db::Db,
+    renewed: Arc<Mutex<Option<bool>>>,
+}
+
+impl JobHandler for WaitsForRenewal {
+    fn run<'a>(&'a self, job: &'a Job) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            let claimed = job.locked_until;
+            let mut renewed = false;
+            for _ in 0..200 {
+                let now = self.db.job(job.id).await?.and_then(|j| j.locked_until);
+                if now > claimed {
+                    renewed = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            *self.renewed.lock().unwrap() = Some(renewed);
+            Ok(())
+        })
+    }
+}
+
+async fn a_running_job_keeps_its_lease_while_its_worker_lives(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.db.enqueue(&job(JobKind::SlaCheck, "long")).await.unwrap();
+    let handler = WaitsForRenewal { db: app.db.clone(), renewed: Arc::default() };
+    let lease = chrono::Duration::milliseconds(300);
+    let w = Worker::new(app.db.clone(), Registry::new().with(JobKind::SlaCheck, handler.clone())).with_lease(lease);
+    let outcome = w.try_execute_one().await.unwrap();
+    assert!(matches!(outcome, Outcome::Succeeded { .. }), "{outcome:?}");
+    assert_eq!(*handler.renewed.lock().unwrap(), Some(true), "the lease was renewed while the job ran");
+    let done = app.db.list_jobs(JobState::Succeeded, None, 10).await.unwrap();
+    let long = done.iter().find(|j| j.idempotency_key == "long").expect("the job succeeded");
+    assert_eq!(long.attempts, 1, "it ran once: nobody took it over");
 }
