@@ -145,6 +145,51 @@ impl Db {
         })
     }
 
+    /// Puts a refused or ignored message back to be ingested again (with a new ingest job, in one transaction);
+    /// `false` when it is in no such state.
+    pub async fn retry_inbound(&self, id: i64) -> StoreResult<bool> {
+        let now = Ts::now();
+        on_pool!(self.writer(), |pool, DB, pg| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE inbound_messages SET state = 'stored', reason = NULL, updated_at = $2 \
+                 WHERE id = $1 AND state IN ('rejected', 'ignored')",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if done {
+                let job = NewJob {
+                    kind: JobKind::MailIngest,
+                    payload: json!({ "inbound_id": id }),
+                    idempotency_key: format!("{id}:retry:{}", now.0.timestamp_micros()),
+                };
+                enqueue!(&mut *tx, &job, now)?;
+            }
+            tx.commit().await?;
+            done
+        })
+    }
+
+    /// Sets a refused or ignored message aside for good; `false` when it is in no such state.
+    pub async fn dismiss_inbound(&self, id: i64) -> StoreResult<bool> {
+        let done = on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query(
+                "UPDATE inbound_messages SET state = 'dismissed', updated_at = $2 \
+                 WHERE id = $1 AND state IN ('rejected', 'ignored')",
+            )
+            .bind(id)
+            .bind(Ts::now())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        })?;
+        Ok(done == 1)
+    }
+
     /// Messages in `state`, newest first (the admin's list of refused mail).
     pub async fn inbound_in_state(&self, state: InboundState, limit: i64) -> StoreResult<Vec<InboundMessage>> {
         on_pool!(self.reader(), |pool, DB, pg| {

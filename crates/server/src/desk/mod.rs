@@ -8,6 +8,7 @@ pub mod ai_admin;
 pub mod error;
 pub mod jobs;
 pub mod limits;
+pub mod mail;
 pub mod taxonomy;
 pub mod tickets;
 pub mod views;

@@ -4,6 +4,7 @@
 pub(crate) mod accounts;
 pub(crate) mod admin;
 pub(crate) mod ai_admin;
+pub(crate) mod mail;
 pub mod openapi;
 mod ops;
 pub(crate) mod taxonomy;
@@ -21,6 +22,7 @@ pub fn router() -> Router<Desk> {
         .merge(admin::router())
         .merge(taxonomy::router())
         .merge(ai_admin::router())
+        .merge(mail::router())
         .merge(ops::router())
         .merge(openapi::router())
 }

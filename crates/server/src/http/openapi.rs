@@ -9,7 +9,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{accounts, admin, ai_admin as ai, ops, taxonomy, tickets};
+use super::{accounts, admin, ai_admin as ai, mail, ops, taxonomy, tickets};
 use crate::desk::Desk;
 use crate::front::error::ErrorBody;
 
@@ -28,7 +28,7 @@ use crate::front::error::ErrorBody;
         tickets::list_comments, tickets::create_comment, tickets::list_events, tickets::suggestions,
         tickets::suggestion_feedback, tickets::similar, tickets::merge,
         taxonomy::get_taxonomy, taxonomy::put_category, taxonomy::delete_category, taxonomy::put_skill,
-        admin::list_jobs, admin::retry_job,
+        admin::list_jobs, admin::retry_job, mail::list, mail::retry, mail::dismiss,
         ai::quality, ai::status, ai::retrain,
         ops::healthz, ops::readyz, ops::metrics,
     ),
@@ -39,7 +39,7 @@ use crate::front::error::ErrorBody;
         (name = "accounts", description = "Sign-up, log-in, accounts"),
         (name = "tickets", description = "Filing, reading and working tickets; suggestions and duplicates"),
         (name = "taxonomy", description = "Categories, priorities, skills"),
-        (name = "admin", description = "The job queue"),
+        (name = "admin", description = "The job queue; received mail that was refused or ignored"),
         (name = "ai", description = "The AI engine: quality, status, retraining"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

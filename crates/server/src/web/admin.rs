@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use smart_ticket_domain::{JobState, Priority, Role};
+use smart_ticket_domain::{InboundState, JobState, Priority, Role};
 use std::collections::BTreeMap;
 
 use super::account::parse_capacity;
@@ -14,6 +14,7 @@ use crate::db::{Category, DashboardRow, Job, SkillInfo};
 use crate::desk::accounts::{UserChange, change_user};
 use crate::desk::ai_admin::{EngineStatus, Quality, engine_status, quality_since, request_retrain};
 use crate::desk::jobs::retry;
+use crate::desk::mail::{MailView, dismiss_mail, list_mail, retry_mail};
 use crate::desk::taxonomy::{delete_category as remove_category, save_category, save_skill};
 use crate::desk::{AppError, Desk, into_page};
 use crate::model::{Ts, User, UserId};
@@ -29,6 +30,8 @@ pub fn router() -> Router<Desk> {
         .route("/admin/taxonomy/skills", post(save_skill_form))
         .route("/admin/jobs", get(jobs))
         .route("/admin/jobs/{id}/retry", post(retry_form))
+        .route("/admin/mail", get(mail_page))
+        .route("/admin/mail/{id}/{action}", post(mail_action))
         .route("/admin/ai", get(ai_page))
         .route("/admin/ai/retrain", post(retrain_form))
 }
@@ -372,6 +375,57 @@ async fn retry_form(
             done(&signed, jobs_context(&desk, JobState::Dead).await?, flash)
         }
         Err(e @ AppError::Conflict(_)) => refused(&signed, jobs_context(&desk, JobState::Dead).await?, &e),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Received mail in one state (refused by default), with retry and dismiss buttons.
+#[derive(Serialize)]
+struct MailPage {
+    messages: Vec<MailView>,
+    state: InboundState,
+    states: &'static [InboundState],
+}
+
+impl Page for MailPage {
+    const TEMPLATE: &'static str = "admin_mail.html";
+}
+
+async fn mail_context(desk: &Desk, state: InboundState) -> Result<MailPage, WebError> {
+    Ok(MailPage { messages: list_mail(desk, state).await?, state, states: InboundState::ALL })
+}
+
+async fn mail_page(
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
+    Query(q): Query<JobQuery>,
+) -> Result<Response, WebError> {
+    let state = match q.state.as_deref() {
+        None => InboundState::Rejected,
+        Some(s) => s.parse::<InboundState>().map_err(|e| WebError::Form(format!("state {}", e.message)))?,
+    };
+    signed.page(&mail_context(&desk, state).await?)
+}
+
+async fn mail_action(
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
+    Path((id, action)): Path<(String, String)>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, WebError> {
+    let id: i64 = id.parse().map_err(|_| WebError::App(AppError::NotFound))?;
+    let result = match action.as_str() {
+        "retry" => retry_mail(&desk, &signed.auth, id).await,
+        "dismiss" => dismiss_mail(&desk, &signed.auth, id).await,
+        _ => return Err(WebError::App(AppError::NotFound)),
+    };
+    match result {
+        Ok(m) => done(
+            &signed,
+            mail_context(&desk, InboundState::Rejected).await?,
+            format!("Message {} is {}.", m.id, m.state),
+        ),
+        Err(e @ AppError::Conflict(_)) => refused(&signed, mail_context(&desk, InboundState::Rejected).await?, &e),
         Err(e) => Err(e.into()),
     }
 }

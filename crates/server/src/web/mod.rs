@@ -225,6 +225,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin_users.html", include_str!("../../templates/web/admin_users.html")),
     ("admin_taxonomy.html", include_str!("../../templates/web/admin_taxonomy.html")),
     ("admin_jobs.html", include_str!("../../templates/web/admin_jobs.html")),
+    ("admin_mail.html", include_str!("../../templates/web/admin_mail.html")),
     ("admin_ai.html", include_str!("../../templates/web/admin_ai.html")),
 ];
 
@@ -427,6 +428,11 @@ mod tests {
                 "status": { "ai": { "engine": "local", "embeddings": true, "model_version": 2, "trained_on": 40,
                 "labelled_tickets": 40, "retrain_every": 20 }, "providers": { "triage": { "provider": "gemini", "model": "m",
                 "metrics": { "calls": 1, "successes": 0, "fallbacks": 1 } } } } }),
+            ),
+            (
+                "admin_mail.html",
+                json!({ "messages": [{ "id": 3, "from": "<b>x</b>", "subject": "<script>alert(1)</script>", "state": "rejected",
+                "reason": "no sender", "received_at": "2026-11-27T06:31:33Z" }], "state": "rejected", "states": ["rejected"] }),
             ),
             ("error.html", json!({ "title": "t", "message": "m" })),
         ];

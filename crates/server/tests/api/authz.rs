@@ -97,6 +97,9 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
         ),
         (Method::GET, "/api/admin/jobs?state=dead".into(), None, [401, 403, 403, 403, 403, 200]),
         (Method::POST, "/api/admin/jobs/999999/retry".into(), None, [401, 403, 403, 403, 403, 404]),
+        (Method::GET, "/api/admin/mail".into(), None, [401, 403, 403, 403, 403, 200]),
+        (Method::POST, "/api/admin/mail/999999/retry".into(), None, [401, 403, 403, 403, 403, 404]),
+        (Method::POST, "/api/admin/mail/999999/dismiss".into(), None, [401, 403, 403, 403, 403, 404]),
     ];
 
     let mut mismatches = Vec::new();

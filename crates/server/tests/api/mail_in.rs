@@ -14,6 +14,7 @@ on_both_backends!(
     strangers_and_automatic_mail_never_write_into_a_ticket,
     mail_in_stores_once_and_exits_as_an_mta_expects,
     a_staff_reply_goes_out_threaded_and_the_answer_comes_back,
+    admins_see_set_aside_mail_and_retry_or_dismiss_it,
 );
 
 /// Pipes `raw` to `smart-ticket mail-in` against `app`'s database; its exit code.
@@ -144,6 +145,44 @@ async fn mail_in_stores_once_and_exits_as_an_mta_expects(backend: Backend) {
     let stored = app.db.inbound_in_state(InboundState::Ingested, 10).await.unwrap();
     assert_eq!(stored.len(), 1, "stored once");
     assert_eq!(stored[0].raw, m.as_bytes(), "the raw message is kept as it came");
+}
+
+async fn admins_see_set_aside_mail_and_retry_or_dismiss_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = app.database_url.clone();
+    let admin = app.admin().await;
+    let user = app.signup("ann@example.com").await;
+    let no_sender = "Subject: who sent this?\r\nMessage-ID: <nosender@x>\r\n\r\nno From header";
+    let ooo = message("bob@example.org", "Out of office", "X-Autoreply: yes\r\n", "Away.");
+    assert_eq!(mail_in(&app, &url, no_sender), Some(0), "a message without a sender is still kept");
+    assert_eq!(mail_in(&app, &url, &ooo), Some(0));
+    app.drain().await;
+    let (status, list) = app.get("/api/admin/mail", Some(&admin.token)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let refused = list["messages"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{list}");
+    assert_eq!(refused[0]["subject"], "who sent this?");
+    assert!(refused[0]["reason"].as_str().unwrap().contains("sender"), "{list}");
+    let (_, ignored) = app.get("/api/admin/mail?state=ignored", Some(&admin.token)).await;
+    let ignored = ignored["messages"].as_array().unwrap().clone();
+    assert_eq!((ignored.len(), ignored[0]["from"].as_str()), (1, Some("bob@example.org")));
+    assert_eq!(app.get("/api/admin/mail?state=lost", Some(&admin.token)).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/api/admin/mail", Some(&user.token)).await.0, StatusCode::FORBIDDEN);
+
+    // Retried, the auto-reply is read again (and set aside again); dismissed, the refused one leaves the list.
+    let ooo_id = ignored[0]["id"].as_i64().unwrap();
+    let (status, body) = app.post(&format!("/api/admin/mail/{ooo_id}/retry"), Some(&admin.token), json!({})).await;
+    assert_eq!((status, body["message"]["state"].as_str()), (StatusCode::OK, Some("stored")), "{body}");
+    app.drain().await;
+    assert_eq!(app.get("/api/admin/mail?state=ignored", Some(&admin.token)).await.1["messages"][0]["id"], ooo_id);
+    let refused_id = refused[0]["id"].as_i64().unwrap();
+    let (status, body) =
+        app.post(&format!("/api/admin/mail/{refused_id}/dismiss"), Some(&admin.token), json!({})).await;
+    assert_eq!((status, body["message"]["state"].as_str()), (StatusCode::OK, Some("dismissed")), "{body}");
+    assert_eq!(app.get("/api/admin/mail", Some(&admin.token)).await.1["messages"], json!([]));
+    let again = app.post(&format!("/api/admin/mail/{refused_id}/dismiss"), Some(&admin.token), json!({})).await.0;
+    assert_eq!(again, StatusCode::CONFLICT, "only refused or ignored mail can be dismissed");
+    assert_eq!(app.post("/api/admin/mail/999999/retry", Some(&admin.token), json!({})).await.0, StatusCode::NOT_FOUND);
 }
 
 /// The mail written to the outbox under notification key `key`.

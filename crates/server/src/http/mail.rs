@@ -1,0 +1,76 @@
+//! Received mail for admins: what was refused or ignored and why, retrying or dismissing it.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use smart_ticket_domain::InboundState;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::desk::mail::{MailView, dismiss_mail, list_mail, retry_mail};
+use crate::desk::{AppError, AppResult, Desk};
+use crate::front::extract::{Admin, AppPath, AppQuery};
+
+pub fn router() -> Router<Desk> {
+    Router::new()
+        .route("/api/admin/mail", get(list))
+        .route("/api/admin/mail/{id}/retry", post(retry))
+        .route("/api/admin/mail/{id}/dismiss", post(dismiss))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MailQuery {
+    /// stored, ingested, ignored, rejected or dismissed (default rejected).
+    state: Option<String>,
+}
+
+/// The newest hundred received messages in one state.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MailList {
+    messages: Vec<MailView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MailEnvelope {
+    message: MailView,
+}
+
+/// Received messages in one state, newest first: refused ones (with why) by default (admins).
+#[utoipa::path(get, path = "/api/admin/mail", tag = "admin", params(MailQuery),
+    responses((status = 200, description = "Received messages", body = MailList)))]
+pub(crate) async fn list(
+    State(desk): State<Desk>,
+    _admin: Admin,
+    AppQuery(q): AppQuery<MailQuery>,
+) -> AppResult<Json<MailList>> {
+    let state = match q.state.as_deref() {
+        None => InboundState::Rejected,
+        Some(s) => s
+            .parse()
+            .map_err(|e: smart_ticket_domain::ParseError| AppError::bad_query(format!("state {}", e.message)))?,
+    };
+    Ok(Json(MailList { messages: list_mail(&desk, state).await? }))
+}
+
+/// Ingests a refused or ignored message again (admins).
+#[utoipa::path(post, path = "/api/admin/mail/{id}/retry", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 200, description = "Queued to be ingested again", body = MailEnvelope)))]
+pub(crate) async fn retry(
+    State(desk): State<Desk>,
+    Admin(admin): Admin,
+    AppPath(id): AppPath<i64>,
+) -> AppResult<Json<MailEnvelope>> {
+    Ok(Json(MailEnvelope { message: retry_mail(&desk, &admin, id).await? }))
+}
+
+/// Sets a refused or ignored message aside for good (admins).
+#[utoipa::path(post, path = "/api/admin/mail/{id}/dismiss", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 200, description = "Dismissed", body = MailEnvelope)))]
+pub(crate) async fn dismiss(
+    State(desk): State<Desk>,
+    Admin(admin): Admin,
+    AppPath(id): AppPath<i64>,
+) -> AppResult<Json<MailEnvelope>> {
+    Ok(Json(MailEnvelope { message: dismiss_mail(&desk, &admin, id).await? }))
+}
