@@ -70,3 +70,49 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// Stores a password reset link's token hash for `user`, valid until `expires_at`.
+    pub async fn create_password_reset(&self, token_hash: &str, user: UserId, expires_at: Ts) -> StoreResult<()> {
+        on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query(
+                "INSERT INTO password_resets (token_hash, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(user)
+            .bind(expires_at)
+            .bind(Ts::now())
+            .execute(pool)
+            .await?;
+        })?;
+        Ok(())
+    }
+
+    /// Uses the unexpired, unused reset link with this token hash: sets the account's password hash, marks
+    /// the link used and ends every session of the account, in one transaction. `None` for no such link.
+    pub async fn use_password_reset(&self, token_hash: &str, password_hash: &str) -> StoreResult<Option<UserId>> {
+        let now = Ts::now();
+        on_pool!(self.writer(), |pool, DB, pg| {
+            let mut tx = pool.begin().await?;
+            let user: Option<UserId> = sqlx::query_scalar(
+                "UPDATE password_resets SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                 RETURNING user_id",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(user) = user {
+                sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                    .bind(user)
+                    .bind(password_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            user
+        })
+    }
+}

@@ -125,3 +125,56 @@ async fn apply_user_change(desk: &Desk, admin: &AuthUser, target: User, change: 
     tracing::info!(admin = %admin.user.id, user_id = %user.id, role = %user.role, "account changed");
     Ok(user)
 }
+
+/// How long a password reset link works.
+const RESET_LINK_TTL: chrono::Duration = chrono::Duration::hours(1);
+
+/// Mails a single-use password reset link to the account at `email`, if there is one. The answer is the same
+/// whether or not the address has an account (and the link goes out in the background, so timing does not
+/// tell either); rate-limited per client address and per account.
+pub(crate) async fn request_password_reset(desk: &Desk, client: ClientAddr, email: &str) -> AppResult<()> {
+    desk.limits.reset_by_address.hit(&client.key())?;
+    let Ok(email) = Email::parse(email) else { return Ok(()) };
+    if desk.limits.reset_by_account.hit(email.as_str()).is_err() {
+        return Ok(());
+    }
+    let Some(user) = desk.db.user_by_email(&email).await? else { return Ok(()) };
+    let token = random_token();
+    desk.db.create_password_reset(&session_id_for_cookie(&token), user.id, Ts::now() + RESET_LINK_TTL).await?;
+    let link = format!("{}/reset?token={token}", desk.settings.app_url);
+    let mailer = desk.pipeline.mailer.clone();
+    tokio::spawn(async move {
+        let ctx = minijinja::context! { email => user.email, link => link, minutes => RESET_LINK_TTL.num_minutes() };
+        let sent = match crate::mail::render(
+            "reset",
+            format!("reset:{}", uuid::Uuid::new_v4()),
+            &user.email,
+            "Reset your password".into(),
+            ctx,
+        ) {
+            Ok(mail) => mailer.send(&mail).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(user_id = %user.id, error = %format!("{e:#}"), "could not mail a password reset link");
+        }
+    });
+    tracing::info!(user_id = %user.id, "password reset link mailed");
+    Ok(())
+}
+
+/// Sets a new password through reset link `token`: once, before it expires; every session of the account ends.
+pub(crate) async fn reset_password(desk: &Desk, token: &str, password: &str) -> AppResult<()> {
+    let invalid = || AppError::field("token", "the link is not valid or has expired: ask for a new one");
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid());
+    }
+    let hash = hash_password(Password::parse(password)?).await?;
+    match desk.db.use_password_reset(&session_id_for_cookie(token), &hash).await? {
+        Some(user) => {
+            tracing::info!(user_id = %user, "password reset");
+            Ok(())
+        }
+        None => Err(invalid()),
+    }
+}

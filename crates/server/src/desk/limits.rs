@@ -118,7 +118,13 @@ pub struct Limits {
     pub search_by_account: RateLimiter,
     /// Other costly reads per account: suggestions and duplicate checks.
     pub costly_by_account: RateLimiter,
+    /// Password reset requests from one address, and for one account (each mails a link).
+    pub reset_by_address: RateLimiter,
+    pub reset_by_account: RateLimiter,
 }
+
+/// Reset links mailed to one account per hour, however many addresses ask.
+const RESETS_PER_ACCOUNT_PER_HOUR: u32 = 5;
 
 /// The failure window of log-ins.
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -134,6 +140,8 @@ impl Limits {
             signup_by_address: RateLimiter::new(p.signups_per_hour, Duration::from_secs(3600)),
             search_by_account: RateLimiter::new(p.searches_per_minute, Duration::from_secs(60)),
             costly_by_account: RateLimiter::new(p.costly_reads_per_minute, Duration::from_secs(60)),
+            reset_by_address: RateLimiter::new(p.signups_per_hour, Duration::from_secs(3600)),
+            reset_by_account: RateLimiter::new(RESETS_PER_ACCOUNT_PER_HOUR, Duration::from_secs(3600)),
         }
     }
 }

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use smart_ticket_domain::Role;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::desk::accounts::{UserChange, authenticate, change_user, change_user_by_email, open_session, register};
+use crate::desk::accounts::{
+    UserChange, authenticate, change_user, change_user_by_email, open_session, register, request_password_reset,
+    reset_password,
+};
 use crate::desk::{AppError, AppResult, AuthUser, ClientAddr, Desk, into_page, page_limit};
 use crate::front::cookies::{session_cookie, set_sign_in_cookies};
 use crate::front::extract::{Admin, AppJson, AppPath, AppQuery};
@@ -21,6 +24,8 @@ pub fn router() -> Router<Desk> {
         .route("/api/auth/login", post(login))
         .route("/api/auth/logout", post(logout))
         .route("/api/auth/me", get(me))
+        .route("/api/auth/forgot", post(forgot))
+        .route("/api/auth/reset", post(reset))
         .route("/api/auth/users", get(list_users))
         .route("/api/auth/update-user", post(update_user_by_email))
         .route("/api/users/{id}", patch(update_user))
@@ -181,4 +186,46 @@ pub(crate) async fn update_user(
 ) -> AppResult<Json<UserBody>> {
     let user = change_user(&desk, &auth, id, body).await?;
     Ok(Json(UserBody { user }))
+}
+
+/// An account's e-mail address.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct ForgotBody {
+    #[schema(format = Email, max_length = 254)]
+    email: String,
+}
+
+/// What a reset request answers, whatever the address.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ForgotAnswer {
+    status: &'static str,
+}
+
+/// Mails a single-use link (valid for an hour) to set a new password, if the address has an account; the
+/// answer is the same either way. Rate-limited per client address and per account.
+#[utoipa::path(post, path = "/api/auth/forgot", tag = "accounts", request_body = ForgotBody, security(()),
+    responses((status = 202, description = "A link is mailed if the address has an account", body = ForgotAnswer)))]
+pub(crate) async fn forgot(
+    State(desk): State<Desk>,
+    client: ClientAddr,
+    AppJson(body): AppJson<ForgotBody>,
+) -> AppResult<(StatusCode, Json<ForgotAnswer>)> {
+    request_password_reset(&desk, client, &body.email).await?;
+    Ok((StatusCode::ACCEPTED, Json(ForgotAnswer { status: "if the address has an account, a link is on its way" })))
+}
+
+/// A reset link's token and the new password (8 to 128 characters).
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct ResetBody {
+    token: String,
+    #[schema(min_length = 8, max_length = 128)]
+    password: String,
+}
+
+/// Sets a new password through a reset link (once, before it expires); every session of the account ends.
+#[utoipa::path(post, path = "/api/auth/reset", tag = "accounts", request_body = ResetBody, security(()),
+    responses((status = 204, description = "The password is set")))]
+pub(crate) async fn reset(State(desk): State<Desk>, AppJson(body): AppJson<ResetBody>) -> AppResult<StatusCode> {
+    reset_password(&desk, &body.token, &body.password).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -22,7 +22,8 @@ use crate::front::error::ErrorBody;
                        Bearer <token>` from log-in or sign-up (browsers: the session cookie)."
     ),
     paths(
-        accounts::signup, accounts::login, accounts::logout, accounts::me, accounts::list_users,
+        accounts::signup, accounts::login, accounts::logout, accounts::me, accounts::list_users, accounts::forgot,
+        accounts::reset,
         accounts::update_user_by_email, accounts::update_user,
         tickets::list_tickets, tickets::create_ticket, tickets::get_ticket, tickets::update_ticket,
         tickets::list_comments, tickets::create_comment, tickets::list_events, tickets::suggestions,

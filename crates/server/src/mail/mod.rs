@@ -210,6 +210,18 @@ If this did not solve it, reply on the ticket to reopen it: {{ link }}\n",
 <blockquote style=\"white-space: pre-wrap\">{{ body }}</blockquote><p><a href=\"{{ link }}\">Answer</a></p>",
     ),
     (
+        "reset.txt",
+        "Hello,\n\nSomeone (we hope you) asked to set a new password for {{ email }} at Smart Ticket.\n\n\
+Set it here within {{ minutes }} minutes (the link works once): {{ link }}\n\n\
+If you did not ask, ignore this mail: your password stays as it is.\n",
+    ),
+    (
+        "reset.html",
+        "<p>Hello,</p><p>Someone (we hope you) asked to set a new password for {{ email }} at Smart Ticket.</p>\
+<p><a href=\"{{ link }}\">Set a new password</a> within {{ minutes }} minutes (the link works once).</p>\
+<p>If you did not ask, ignore this mail: your password stays as it is.</p>",
+    ),
+    (
         "sla.txt",
         "Ticket #{{ number }} \"{{ title }}\" ({{ priority }}) passed its response deadline {{ deadline }} and is still open.\n\
 Assignee: {{ assignee or \"nobody\" }}\n\nOpen it: {{ link }}\n",

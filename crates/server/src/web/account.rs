@@ -1,14 +1,16 @@
 //! Sign-up, log-in, log-out, and staff availability.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use super::{CsrfForm, CsrfToken, Page, Signed, WebError, describe, render, see_other};
-use crate::desk::accounts::{UserChange, authenticate, change_user, open_session, register};
+use crate::desk::accounts::{
+    UserChange, authenticate, change_user, open_session, register, request_password_reset, reset_password,
+};
 use crate::desk::{AppError, AuthUser, ClientAddr, Desk};
 use crate::front::cookies::{session_cookie, set_sign_in_cookies};
 
@@ -20,6 +22,8 @@ pub fn router() -> Router<Desk> {
         .route("/login", get(login_page).post(login))
         .route("/signup", get(signup_page).post(signup))
         .route("/logout", axum::routing::post(logout))
+        .route("/forgot", get(forgot_page).post(forgot))
+        .route("/reset", get(reset_page).post(reset))
         .route("/account", get(account_page).post(save_account))
 }
 
@@ -172,6 +176,82 @@ async fn save_account(
         Err(e @ AppError::Validation(_)) => {
             let page = AccountPage { user: &signed.auth.user, flash: None, error: Some(describe(&e)) };
             with_status(signed.page(&page), e.status())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The form asking for a reset link, or the answer once asked (the same whether or not the address exists).
+#[derive(Serialize, Default)]
+struct ForgotPage {
+    sent: bool,
+    email: String,
+    error: Option<String>,
+}
+
+impl Page for ForgotPage {
+    const TEMPLATE: &'static str = "forgot.html";
+}
+
+/// The form setting a new password through a reset link.
+#[derive(Serialize, Default)]
+struct ResetPage {
+    token: String,
+    error: Option<String>,
+}
+
+impl Page for ResetPage {
+    const TEMPLATE: &'static str = "reset.html";
+}
+
+async fn forgot_page(CsrfToken(csrf): CsrfToken) -> Result<Response, WebError> {
+    render(&ForgotPage::default(), &csrf)
+}
+
+#[derive(Deserialize)]
+struct ForgotForm {
+    #[serde(default)]
+    email: String,
+}
+
+async fn forgot(
+    State(desk): State<Desk>,
+    client: ClientAddr,
+    CsrfToken(csrf): CsrfToken,
+    CsrfForm(form): CsrfForm<ForgotForm>,
+) -> Result<Response, WebError> {
+    request_password_reset(&desk, client, &form.email).await?;
+    render(&ForgotPage { sent: true, email: form.email, error: None }, &csrf)
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+async fn reset_page(CsrfToken(csrf): CsrfToken, Query(q): Query<TokenQuery>) -> Result<Response, WebError> {
+    render(&ResetPage { token: q.token, error: None }, &csrf)
+}
+
+#[derive(Deserialize)]
+struct ResetForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn reset(
+    State(desk): State<Desk>,
+    CsrfToken(csrf): CsrfToken,
+    CsrfForm(form): CsrfForm<ResetForm>,
+) -> Result<Response, WebError> {
+    match reset_password(&desk, &form.token, &form.password).await {
+        Ok(()) => Ok(see_other("/login")),
+        Err(e @ AppError::Validation(_)) => {
+            let page = ResetPage { token: form.token, error: Some(describe(&e)) };
+            with_status(render(&page, &csrf), e.status())
         }
         Err(e) => Err(e.into()),
     }

@@ -213,6 +213,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../../templates/web/error.html")),
     ("login.html", include_str!("../../templates/web/login.html")),
     ("signup.html", include_str!("../../templates/web/signup.html")),
+    ("forgot.html", include_str!("../../templates/web/forgot.html")),
+    ("reset.html", include_str!("../../templates/web/reset.html")),
     ("account.html", include_str!("../../templates/web/account.html")),
     ("tickets.html", include_str!("../../templates/web/tickets.html")),
     ("_ticket_table.html", include_str!("../../templates/web/_ticket_table.html")),

@@ -19,6 +19,7 @@ on_both_backends!(
     the_last_admin_cannot_be_demoted,
     bad_bodies_get_clear_client_errors_and_store_nothing,
     the_user_create_command_makes_an_account_that_can_log_in,
+    a_password_is_reset_by_a_mailed_link_that_works_once,
 );
 
 async fn the_user_create_command_makes_an_account_that_can_log_in(backend: Backend) {
@@ -309,4 +310,47 @@ async fn bad_bodies_get_clear_client_errors_and_store_nothing(backend: Backend) 
     assert_eq!(list["tickets"].as_array().unwrap().len(), 0, "nothing stored half-way");
     let (status, body) = app.get("/api/no-such-route", Some(&ada.token)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+}
+
+/// The reset link mailed to the outbox (sent in the background: waits for it, at most 10 s).
+async fn mailed_reset_token(app: &TestApp, after: usize) -> String {
+    let outbox = app.dir.join("outbox");
+    for _ in 0..200 {
+        let mut mails: Vec<_> = std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.to_string_lossy().contains("reset_")).collect()
+            })
+            .unwrap_or_default();
+        if mails.len() > after {
+            mails.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+            let raw = std::fs::read(mails.last().unwrap()).unwrap();
+            let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            let text = msg.body_text(0).unwrap().into_owned();
+            let at = text.find("token=").expect("a link") + 6;
+            return text[at..at + 64].to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no reset mail in {}", outbox.display());
+}
+
+async fn a_password_is_reset_by_a_mailed_link_that_works_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ann = app.signup("ann@example.com").await;
+    let (status, known) = app.post("/api/auth/forgot", None, json!({ "email": "ann@example.com" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, unknown) = app.post("/api/auth/forgot", None, json!({ "email": "nobody@example.com" })).await;
+    assert_eq!((status, &unknown), (StatusCode::ACCEPTED, &known), "the same answer whether or not the address exists");
+    let token = mailed_reset_token(&app, 0).await;
+
+    let (status, b) = app.post("/api/auth/reset", None, json!({ "token": token, "password": "short" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (status, b) =
+        app.post("/api/auth/reset", None, json!({ "token": token, "password": "a new passphrase" })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(app.get("/api/auth/me", Some(&ann.token)).await.0, StatusCode::UNAUTHORIZED, "old sessions end");
+    app.login("ann@example.com", "a new passphrase").await;
+    let (status, b) = app.post("/api/auth/reset", None, json!({ "token": token, "password": "another one!" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a link works once: {b}");
+    assert_eq!(b["error"]["fields"]["token"].as_str().map(|m| m.contains("expired")), Some(true), "{b}");
 }

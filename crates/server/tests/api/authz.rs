@@ -34,6 +34,13 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
     type Row = (Method, String, Option<Value>, [u16; 6]);
     let rows: Vec<Row> = vec![
         (Method::GET, "/api/auth/me".into(), None, [401, 200, 200, 200, 200, 200]),
+        (Method::POST, "/api/auth/forgot".into(), Some(json!({ "email": "nobody@example.com" })), [202; 6]),
+        (
+            Method::POST,
+            "/api/auth/reset".into(),
+            Some(json!({ "token": "0".repeat(64), "password": "long enough" })),
+            [422; 6],
+        ),
         (Method::GET, "/api/auth/users".into(), None, [401, 403, 403, 403, 403, 200]),
         (
             Method::POST,

@@ -20,6 +20,8 @@ const OPERATIONS: &[&str] = &[
     "POST /api/auth/login",
     "POST /api/auth/logout",
     "GET /api/auth/me",
+    "POST /api/auth/forgot",
+    "POST /api/auth/reset",
     "GET /api/auth/users",
     "POST /api/auth/update-user",
     "PATCH /api/users/{id}",
