@@ -16,6 +16,8 @@ pub struct NewInbound<'a> {
     pub uid_validity: Option<i64>,
     pub uid: Option<i64>,
     pub message_id: Option<&'a str>,
+    /// The sender's address as the message gives it.
+    pub sender: Option<&'a str>,
     pub raw: &'a [u8],
 }
 
@@ -48,13 +50,14 @@ impl Db {
         on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO inbound_messages (source, uid_validity, uid, message_id, raw, received_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING RETURNING id",
+                "INSERT INTO inbound_messages (source, uid_validity, uid, message_id, sender, raw, received_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(m.source)
             .bind(m.uid_validity)
             .bind(m.uid)
             .bind(m.message_id)
+            .bind(m.sender.map(str::to_lowercase))
             .bind(m.raw)
             .bind(now)
             .fetch_optional(&mut *tx)
@@ -99,6 +102,21 @@ impl Db {
             .await?;
         })?;
         Ok(())
+    }
+
+    /// How many messages from `sender` arrived in the hour up to message `id` (itself included).
+    pub async fn inbound_from_in_hour_before(&self, sender: &str, id: i64, received_at: Ts) -> StoreResult<i64> {
+        let since = received_at + chrono::Duration::hours(-1);
+        on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_scalar::<DB, i64>(
+                "SELECT COUNT(*) FROM inbound_messages WHERE sender = $1 AND received_at >= $2 AND id <= $3",
+            )
+            .bind(sender.to_lowercase())
+            .bind(since)
+            .bind(id)
+            .fetch_one(pool)
+            .await?
+        })
     }
 
     /// The ticket the first of `message_ids` that we sent or received belongs to.

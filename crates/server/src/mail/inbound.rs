@@ -15,6 +15,10 @@ use smart_ticket_domain::{
 use crate::db::{Db, MailOrigin, NewInbound, StoreError, TicketPatch};
 use crate::model::{Actor, Ticket, User};
 
+/// Messages one sender may send in an hour before the rest are set aside (stops mail loops; an admin can
+/// retry them from the list of refused mail).
+pub const SENDER_LIMIT_PER_HOUR: i64 = 30;
+
 /// Where messages piped to `smart-ticket mail-in` are recorded as coming from.
 pub const MAIL_IN: &str = "mail-in";
 
@@ -152,7 +156,15 @@ pub async fn receive(db: &Db, raw: &[u8]) -> Result<bool, ReceiveError> {
     let parsed = MessageParser::default().parse(raw).filter(is_message);
     let Some(msg) = parsed else { return Err(ReceiveError::NotAMessage) };
     let message_id = msg.message_id().map(str::to_owned);
-    let m = NewInbound { source: MAIL_IN, uid_validity: None, uid: None, message_id: message_id.as_deref(), raw };
+    let sender = msg.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_owned);
+    let m = NewInbound {
+        source: MAIL_IN,
+        uid_validity: None,
+        uid: None,
+        message_id: message_id.as_deref(),
+        sender: sender.as_deref(),
+        raw,
+    };
     Ok(db.store_inbound(&m).await.map_err(ReceiveError::Storage)?.is_some())
 }
 
@@ -180,6 +192,11 @@ pub async fn ingest(db: &Db, id: i64) -> anyhow::Result<()> {
     if let Some(why) = parsed.automatic {
         tracing::info!(inbound_id = id, why, "automatic mail ignored");
         return Ok(db.set_inbound_outcome(id, InboundState::Ignored, why).await?);
+    }
+    if db.inbound_from_in_hour_before(parsed.from.as_str(), id, stored.received_at).await? > SENDER_LIMIT_PER_HOUR {
+        let why = format!("more than {SENDER_LIMIT_PER_HOUR} messages from this sender in an hour (a mail loop?)");
+        tracing::warn!(inbound_id = id, "mail from a sender over the hourly limit set aside");
+        return Ok(db.set_inbound_outcome(id, InboundState::Rejected, &why).await?);
     }
     let origin = MailOrigin { inbound: id, message_id: parsed.message_id.clone() };
     let sender = db.user_by_email(&parsed.from).await?;

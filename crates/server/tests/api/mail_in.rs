@@ -15,6 +15,7 @@ on_both_backends!(
     mail_in_stores_once_and_exits_as_an_mta_expects,
     a_staff_reply_goes_out_threaded_and_the_answer_comes_back,
     admins_see_set_aside_mail_and_retry_or_dismiss_it,
+    a_sender_over_the_hourly_limit_is_set_aside,
 );
 
 /// Pipes `raw` to `smart-ticket mail-in` against `app`'s database; its exit code.
@@ -183,6 +184,21 @@ async fn admins_see_set_aside_mail_and_retry_or_dismiss_it(backend: Backend) {
     let again = app.post(&format!("/api/admin/mail/{refused_id}/dismiss"), Some(&admin.token), json!({})).await.0;
     assert_eq!(again, StatusCode::CONFLICT, "only refused or ignored mail can be dismissed");
     assert_eq!(app.post("/api/admin/mail/999999/retry", Some(&admin.token), json!({})).await.0, StatusCode::NOT_FOUND);
+}
+
+async fn a_sender_over_the_hourly_limit_is_set_aside(backend: Backend) {
+    use smart_ticket::mail::inbound::{SENDER_LIMIT_PER_HOUR, receive};
+    let app = TestApp::spawn(backend).await;
+    for i in 0..=SENDER_LIMIT_PER_HOUR {
+        let m = message("loop@bot.example", &format!("Ticket update {i}"), "", "Automated status.");
+        assert!(receive(&app.db, m.as_bytes()).await.unwrap());
+    }
+    app.drain().await;
+    let refused = app.db.inbound_in_state(InboundState::Rejected, 10).await.unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].reason.as_deref().unwrap().contains("mail loop"), "{refused:?}");
+    let filed = app.db.inbound_in_state(InboundState::Ingested, 100).await.unwrap();
+    assert_eq!(filed.len() as i64, SENDER_LIMIT_PER_HOUR);
 }
 
 /// The mail written to the outbox under notification key `key`.

@@ -7,6 +7,8 @@ CREATE TABLE inbound_messages (
     uid_validity  INTEGER,
     uid           INTEGER,
     message_id    TEXT,
+    -- The sender's address as the message gives it (lower case), for the per-sender limit against mail loops.
+    sender        TEXT,
     raw           BLOB NOT NULL,
     state         TEXT NOT NULL DEFAULT 'stored'
                   CHECK (state IN ('stored', 'ingested', 'ignored', 'rejected', 'dismissed')),
@@ -18,6 +20,8 @@ CREATE TABLE inbound_messages (
 -- One row per mailbox message (a fetch repeated after a crash adds nothing) and per Message-ID.
 CREATE UNIQUE INDEX inbound_messages_uid_idx ON inbound_messages (source, uid_validity, uid) WHERE uid IS NOT NULL;
 CREATE UNIQUE INDEX inbound_messages_message_id_idx ON inbound_messages (message_id) WHERE message_id IS NOT NULL;
+
+CREATE INDEX inbound_messages_sender_idx ON inbound_messages (sender, received_at);
 
 -- Every Message-ID we sent or received about a ticket: a message naming one in In-Reply-To or References
 -- joins that ticket.
