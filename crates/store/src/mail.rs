@@ -5,8 +5,9 @@ use serde_json::json;
 use smart_ticket_domain::{InboundState, JobKind};
 
 use super::jobs::enqueue;
+use super::tickets::record_event;
 use super::{Db, NewJob, StoreResult, on_pool};
-use crate::model::{TicketId, Ts};
+use crate::model::{Actor, TicketId, Ts};
 
 /// A message as it arrived: where from (`mail-in`, or a mailbox with its UIDVALIDITY and the message's UID),
 /// its Message-ID, and its bytes.
@@ -206,6 +207,27 @@ impl Db {
             .rows_affected()
         })?;
         Ok(done == 1)
+    }
+
+    /// Records on `ticket`'s history that the mail with Message-ID `message_id` bounced (once per mail).
+    pub async fn note_undeliverable(&self, ticket: TicketId, message_id: &str) -> StoreResult<()> {
+        let now = Ts::now();
+        let value = json!({ "message_id": message_id });
+        on_pool!(self.writer(), |pool, DB, pg| {
+            let mut tx = pool.begin().await?;
+            let seen: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM ticket_events WHERE ticket_id = $1 AND field = 'mail_undeliverable' AND new_value = $2",
+            )
+            .bind(ticket)
+            .bind(sqlx::types::Json(&value))
+            .fetch_one(&mut *tx)
+            .await?;
+            if seen == 0 {
+                record_event!(&mut *tx, ticket, Actor::System, "mail_undeliverable", None, Some(value.clone()), now)?;
+            }
+            tx.commit().await?;
+        })?;
+        Ok(())
     }
 
     /// Messages in `state`, newest first (the admin's list of refused mail).

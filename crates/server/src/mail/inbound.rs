@@ -35,6 +35,8 @@ pub struct Parsed {
     pub references: Vec<String>,
     /// Why it is an automatic message (an auto-reply, a bounce, bulk mail), if it is one.
     pub automatic: Option<&'static str>,
+    /// For a bounce: the Message-ID of the mail that could not be delivered, when the report includes it.
+    pub bounced: Option<String>,
 }
 
 /// Why a message cannot be read as one.
@@ -65,6 +67,24 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, Unreadable> {
         text,
         references: references(&msg),
         automatic: automatic(&msg),
+        bounced: bounced_message_id(&msg),
+    })
+}
+
+/// The Message-ID of the mail a delivery report is about: from its attached original (`message/rfc822`) or
+/// the original's headers (`text/rfc822-headers`).
+fn bounced_message_id(msg: &Message<'_>) -> Option<String> {
+    use mail_parser::MimeHeaders;
+    msg.parts.iter().skip(1).find_map(|part| {
+        if let Some(inner) = part.message() {
+            return inner.message_id().map(str::to_owned);
+        }
+        let headers_only = part.content_type().is_some_and(|c| {
+            c.ctype().eq_ignore_ascii_case("text")
+                && c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers"))
+        });
+        let inner = headers_only.then(|| MessageParser::default().parse_headers(part.contents())).flatten()?;
+        inner.message_id().map(str::to_owned)
     })
 }
 
@@ -190,6 +210,12 @@ pub async fn ingest(db: &Db, id: i64) -> anyhow::Result<()> {
         Err(e) => return Ok(db.set_inbound_outcome(id, InboundState::Rejected, &e.to_string()).await?),
     };
     if let Some(why) = parsed.automatic {
+        if let Some(original) = &parsed.bounced
+            && let Some(ticket) = db.thread_ticket(std::slice::from_ref(original)).await?
+        {
+            // Staff see on the ticket that its mail did not reach the customer.
+            db.note_undeliverable(ticket, original).await?;
+        }
         tracing::info!(inbound_id = id, why, "automatic mail ignored");
         return Ok(db.set_inbound_outcome(id, InboundState::Ignored, why).await?);
     }

@@ -423,6 +423,7 @@ fn event_text(e: &TicketEvent, names: &HashMap<UserId, String>) -> String {
             _ => "looks like a duplicate".into(),
         },
         "merged_into" => format!("merged into #{}", show(&e.new_value)),
+        "mail_undeliverable" => "a mail about this ticket bounced: it did not reach its recipient".into(),
         "merged_from" => format!("#{} was merged into this ticket", show(&e.new_value)),
         field => format!("{} {} → {}", field.replace('_', " "), show(&e.old_value), show(&e.new_value)),
     }

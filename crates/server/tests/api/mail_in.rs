@@ -256,6 +256,24 @@ async fn a_staff_reply_goes_out_threaded_and_the_answer_comes_back(backend: Back
     let bodies: Vec<&str> =
         comments["comments"].as_array().unwrap().iter().map(|c| c["body"].as_str().unwrap()).collect();
     assert_eq!(bodies, ["Try the CSV option.", "CSV works, thanks!"]);
+
+    // Our reply bounces: no ticket, never answered, and staff see on the ticket that it did not arrive.
+    let bounce = format!(
+        "From: MAILER-DAEMON@mx.customer.example\r\nTo: support@example.com\r\nSubject: Undelivered Mail\r\n\
+         Return-Path: <>\r\nMessage-ID: <dsn-1@mx.customer.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n\
+         --b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; carl@customer.example\r\nAction: failed\r\n\r\n\
+         --b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{ours}>\r\nSubject: [#{number}] New reply\r\n\r\n--b--\r\n"
+    );
+    assert_eq!(mail_in(&app, &url, &bounce), Some(0));
+    app.drain().await;
+    assert_eq!(tickets(&app, &admin.token).await.len(), 1, "a bounce files nothing");
+    let (_, events) = app.get(&format!("/api/tickets/{id}/events"), Some(&admin.token)).await;
+    let bounced: Vec<&Value> =
+        events["events"].as_array().unwrap().iter().filter(|e| e["field"] == "mail_undeliverable").collect();
+    assert_eq!(bounced.len(), 1, "{events}");
+    assert_eq!(bounced[0]["new_value"]["message_id"], ours.as_str());
 }
 
 #[test]
