@@ -85,6 +85,14 @@ pub(crate) fn into_page<T, C>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) 
     }
 }
 
+/// A `?state=` filter: `default` when absent, else one of `T`'s names; the error names the allowed ones.
+pub(crate) fn state_filter<T>(raw: Option<&str>, default: T) -> Result<T, String>
+where
+    T: std::str::FromStr<Err = smart_ticket_domain::ParseError>,
+{
+    raw.map_or(Ok(default), |s| s.parse().map_err(|e: smart_ticket_domain::ParseError| format!("state {}", e.message)))
+}
+
 /// A page size from `?limit=`: 1 to 100, 25 when absent.
 pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, AppError> {
     match limit {

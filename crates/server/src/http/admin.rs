@@ -8,7 +8,7 @@ use smart_ticket_domain::JobState;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::desk::jobs::retry;
-use crate::desk::{AppError, AppResult, Desk, into_page, page_limit};
+use crate::desk::{AppError, AppResult, Desk, into_page, page_limit, state_filter};
 use crate::front::extract::{Admin, AppPath, AppQuery};
 
 pub fn router() -> Router<Desk> {
@@ -47,10 +47,7 @@ pub(crate) async fn list_jobs(
     AppQuery(q): AppQuery<JobQuery>,
 ) -> AppResult<Json<JobPage>> {
     let limit = page_limit(q.limit)?;
-    let job_state = match q.state.as_deref() {
-        None => JobState::Dead,
-        Some(s) => s.parse::<JobState>().map_err(|e| AppError::bad_query(format!("state {}", e.message)))?,
-    };
+    let job_state = state_filter(q.state.as_deref(), JobState::Dead).map_err(AppError::bad_query)?;
     let (jobs, next) = into_page(desk.db.list_jobs(job_state, q.cursor, limit).await?, limit, |j| j.id);
     Ok(Json(JobPage { jobs, next_cursor: next }))
 }

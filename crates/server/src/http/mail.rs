@@ -8,7 +8,7 @@ use smart_ticket_domain::InboundState;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::desk::mail::{MailView, dismiss_mail, list_mail, retry_mail};
-use crate::desk::{AppError, AppResult, Desk};
+use crate::desk::{AppError, AppResult, Desk, state_filter};
 use crate::front::extract::{Admin, AppPath, AppQuery};
 
 pub fn router() -> Router<Desk> {
@@ -44,12 +44,7 @@ pub(crate) async fn list(
     _admin: Admin,
     AppQuery(q): AppQuery<MailQuery>,
 ) -> AppResult<Json<MailList>> {
-    let state = match q.state.as_deref() {
-        None => InboundState::Rejected,
-        Some(s) => s
-            .parse()
-            .map_err(|e: smart_ticket_domain::ParseError| AppError::bad_query(format!("state {}", e.message)))?,
-    };
+    let state = state_filter(q.state.as_deref(), InboundState::Rejected).map_err(AppError::bad_query)?;
     Ok(Json(MailList { messages: list_mail(&desk, state).await? }))
 }
 

@@ -16,7 +16,7 @@ use crate::desk::ai_admin::{EngineStatus, Quality, engine_status, quality_since,
 use crate::desk::jobs::retry;
 use crate::desk::mail::{MailView, dismiss_mail, list_mail, retry_mail};
 use crate::desk::taxonomy::{delete_category as remove_category, save_category, save_skill};
-use crate::desk::{AppError, Desk, into_page};
+use crate::desk::{AppError, Desk, into_page, state_filter};
 use crate::model::{Ts, User, UserId};
 
 pub fn router() -> Router<Desk> {
@@ -355,10 +355,7 @@ async fn jobs(
     SignedAdmin(signed): SignedAdmin,
     Query(q): Query<JobQuery>,
 ) -> Result<Response, WebError> {
-    let job_state = match q.state.as_deref() {
-        None => JobState::Dead,
-        Some(s) => s.parse::<JobState>().map_err(|e| WebError::Form(format!("state {}", e.message)))?,
-    };
+    let job_state = state_filter(q.state.as_deref(), JobState::Dead).map_err(WebError::Form)?;
     signed.page(&jobs_context(&desk, job_state).await?)
 }
 
@@ -400,10 +397,7 @@ async fn mail_page(
     SignedAdmin(signed): SignedAdmin,
     Query(q): Query<JobQuery>,
 ) -> Result<Response, WebError> {
-    let state = match q.state.as_deref() {
-        None => InboundState::Rejected,
-        Some(s) => s.parse::<InboundState>().map_err(|e| WebError::Form(format!("state {}", e.message)))?,
-    };
+    let state = state_filter(q.state.as_deref(), InboundState::Rejected).map_err(WebError::Form)?;
     signed.page(&mail_context(&desk, state).await?)
 }
 
