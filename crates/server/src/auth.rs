@@ -18,6 +18,13 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Hashes a new password with argon2id on the blocking pool.
+/// The hash of a random password nobody knows: an account made with it cannot log in until its owner sets a
+/// password (through a reset link).
+pub async fn unusable_password_hash() -> anyhow::Result<String> {
+    let password = Password::parse(&random_token()).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    hash_password(password).await
+}
+
 pub async fn hash_password(password: Password) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || {
         Argon2::default()

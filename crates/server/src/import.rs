@@ -11,15 +11,13 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use smart_ticket_ai::MiniLm;
-use smart_ticket_domain::{
-    CategoryName, Email, JobKind, Password, Priority, Resolution, Role, Skills, TicketDescription, TicketTitle,
-};
+use smart_ticket_domain::{CategoryName, Email, JobKind, Priority, Resolution, Skills, TicketDescription, TicketTitle};
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::db::{Db, ImportedTicket, NewJob, StoreError};
+use crate::db::{Db, ImportedTicket, NewJob};
 use crate::model::{Ts, UserId};
 
 /// Tickets stored per transaction (and embedded per batch).
@@ -164,11 +162,8 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut reader = std::io::BufReader::new(file);
-    // Accounts made for requesters get one hash of a random password nobody knows: they cannot log in.
-    let locked_hash = crate::auth::hash_password(
-        Password::parse(&crate::auth::random_token()).map_err(|e| anyhow::anyhow!("{}", e.message))?,
-    )
-    .await?;
+    // Accounts made for requesters share one unusable password hash: they cannot log in.
+    let locked_hash = crate::auth::unusable_password_hash().await?;
     let mut import = Import {
         db,
         opts,
@@ -243,21 +238,10 @@ impl Import<'_> {
         if let Some(id) = self.people.get(email.as_str()) {
             return Ok(*id);
         }
-        let db = self.db;
-        let id = match db.user_by_email(email).await? {
-            Some(u) => u.id,
-            None => match db.create_user(email, &self.locked_hash, Role::User, &Skills::default()).await {
-                Ok(u) => {
-                    self.report.requesters_created += 1;
-                    u.id
-                }
-                // Created meanwhile by someone else: use theirs.
-                Err(StoreError::Duplicate(_)) => db.user_by_email(email).await?.context("account vanished")?.id,
-                Err(e) => return Err(e.into()),
-            },
-        };
-        self.people.insert(email.as_str().to_owned(), id);
-        Ok(id)
+        let (user, created) = self.db.user_or_new_requester(email, &self.locked_hash).await?;
+        self.report.requesters_created += usize::from(created);
+        self.people.insert(email.as_str().to_owned(), user.id);
+        Ok(user.id)
     }
 
     /// Reads every line of `reader`, storing good rows a batch at a time and skipping bad ones with their

@@ -27,6 +27,21 @@ pub struct UserPatch {
 }
 
 impl Db {
+    /// The account of `email`, or a new requester account (role user) with `password_hash` when there is
+    /// none; `true` when it was created here. A concurrent creation of the same account is used, not an error.
+    pub async fn user_or_new_requester(&self, email: &Email, password_hash: &str) -> StoreResult<(User, bool)> {
+        if let Some(u) = self.user_by_email(email).await? {
+            return Ok((u, false));
+        }
+        match self.create_user(email, password_hash, Role::User, &Skills::default()).await {
+            Ok(u) => Ok((u, true)),
+            Err(StoreError::Duplicate(_)) => {
+                self.user_by_email(email).await?.map(|u| (u, false)).ok_or(StoreError::NotFound)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates an account and, in the same transaction, the job that welcomes it.
     pub async fn create_user(
         &self,

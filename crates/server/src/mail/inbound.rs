@@ -8,9 +8,7 @@
 
 use anyhow::Context as _;
 use mail_parser::{Message, MessageParser};
-use smart_ticket_domain::{
-    CommentBody, Email, InboundState, Password, Role, Skills, Status, TicketDescription, TicketTitle,
-};
+use smart_ticket_domain::{CommentBody, Email, InboundState, Status, TicketDescription, TicketTitle};
 
 use crate::db::{Db, MailOrigin, NewInbound, StoreError, TicketPatch};
 use crate::model::{Actor, Ticket, User};
@@ -130,7 +128,7 @@ fn automatic(msg: &Message<'_>) -> Option<&'static str> {
 }
 
 /// Text as tickets store it: `\r\n` as `\n`, no control characters but tabs and line breaks, no
-/// bidirectional overrides or invisible formatting, trimmed.
+/// bidirectional overrides (which the ticket's text fields refuse), trimmed.
 fn clean(text: &str) -> String {
     text.replace("\r\n", "\n")
         .chars()
@@ -268,7 +266,7 @@ async fn reply(db: &Db, ticket: &Ticket, author: &User, p: &Parsed, origin: &Mai
 async fn new_ticket(db: &Db, sender: Option<User>, p: &Parsed, origin: &MailOrigin) -> anyhow::Result<()> {
     let requester = match sender {
         Some(u) => u,
-        None => requester_account(db, &p.from).await?,
+        None => db.user_or_new_requester(&p.from, &crate::auth::unusable_password_hash().await?).await?.0,
     };
     let first_line = p.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let subject = if p.subject.trim().chars().count() >= TicketTitle::MIN { p.subject.trim() } else { first_line };
@@ -280,18 +278,6 @@ async fn new_ticket(db: &Db, sender: Option<User>, p: &Parsed, origin: &MailOrig
     let ticket = db.create_ticket_from(&requester, &title, &description, Some(origin)).await?;
     tracing::info!(inbound_id = origin.inbound, ticket = ticket.number, "ticket filed by mail");
     Ok(())
-}
-
-/// The account for a new sender: role user, a password nobody knows.
-async fn requester_account(db: &Db, email: &Email) -> anyhow::Result<User> {
-    let locked = Password::parse(&crate::auth::random_token()).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let hash = crate::auth::hash_password(locked).await?;
-    match db.create_user(email, &hash, Role::User, &Skills::default()).await {
-        Ok(u) => Ok(u),
-        // Created meanwhile (another message from the same new sender): use it.
-        Err(StoreError::Duplicate(_)) => db.user_by_email(email).await?.context("the account vanished"),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The first `max` characters of `text`.
