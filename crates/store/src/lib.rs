@@ -18,7 +18,7 @@ mod users;
 
 pub use import::ImportedTicket;
 pub use jobs::{Job, NewJob, QueueStat};
-pub use mail::{InboundMessage, MailOrigin, NewInbound};
+pub use mail::{HEAD_BYTES, InboundMessage, InboundSummary, MailOrigin, NewInbound};
 pub use pipeline::{Breach, Routed};
 pub use reports::DashboardRow;
 pub use sessions::SessionKind;

@@ -36,6 +36,25 @@ pub struct InboundMessage {
     pub received_at: Ts,
 }
 
+/// A stored message as a list shows it: its first [`HEAD_BYTES`] (enough for its headers) and its size, not the
+/// whole of a message that may be megabytes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InboundSummary {
+    pub id: i64,
+    pub source: String,
+    pub message_id: Option<String>,
+    pub head: Vec<u8>,
+    pub size: i64,
+    #[sqlx(try_from = "String")]
+    pub state: InboundState,
+    pub reason: Option<String>,
+    pub ticket_id: Option<TicketId>,
+    pub received_at: Ts,
+}
+
+/// How much of each message a list reads.
+pub const HEAD_BYTES: i64 = 64 * 1024;
+
 /// Which received message a ticket or a comment is being made from.
 #[derive(Debug, Clone)]
 pub struct MailOrigin {
@@ -231,14 +250,15 @@ impl Db {
     }
 
     /// Messages in `state`, newest first (the admin's list of refused mail).
-    pub async fn inbound_in_state(&self, state: InboundState, limit: i64) -> StoreResult<Vec<InboundMessage>> {
+    pub async fn inbound_in_state(&self, state: InboundState, limit: i64) -> StoreResult<Vec<InboundSummary>> {
         on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
-                "SELECT id, source, message_id, raw, state, reason, ticket_id, received_at \
-                 FROM inbound_messages WHERE state = $1 ORDER BY id DESC LIMIT $2",
+                "SELECT id, source, message_id, substr(raw, 1, CAST($3 AS INTEGER)) AS head, CAST(length(raw) AS BIGINT) AS size, \
+                 state, reason, ticket_id, received_at FROM inbound_messages WHERE state = $1 ORDER BY id DESC LIMIT $2",
             )
             .bind(state.as_str())
             .bind(limit)
+            .bind(HEAD_BYTES)
             .fetch_all(pool)
             .await?
         })

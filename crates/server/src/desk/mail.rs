@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::error::{AppError, AppResult};
 use super::{AuthUser, Desk};
-use crate::db::InboundMessage;
+use crate::db::{InboundMessage, InboundSummary};
 use crate::model::{TicketId, Ts};
 
 /// A received message as the admin list shows it (its raw bytes stay stored).
@@ -29,8 +29,8 @@ pub struct MailView {
 }
 
 impl MailView {
-    fn of(m: InboundMessage) -> Self {
-        let parsed = mail_parser::MessageParser::default().parse_headers(&m.raw);
+    fn of(m: InboundSummary) -> Self {
+        let parsed = mail_parser::MessageParser::default().parse_headers(&m.head);
         let from = parsed
             .as_ref()
             .and_then(|p| p.from())
@@ -49,8 +49,25 @@ impl MailView {
             received_at: m.received_at,
             from,
             subject,
-            size: m.raw.len(),
+            size: usize::try_from(m.size).unwrap_or(0),
         }
+    }
+
+    fn of_message(m: InboundMessage) -> Self {
+        let size = i64::try_from(m.raw.len()).unwrap_or(i64::MAX);
+        let mut head = m.raw;
+        head.truncate(usize::try_from(crate::db::HEAD_BYTES).unwrap_or(usize::MAX));
+        MailView::of(InboundSummary {
+            id: m.id,
+            source: m.source,
+            message_id: m.message_id,
+            head,
+            size,
+            state: m.state,
+            reason: m.reason,
+            ticket_id: m.ticket_id,
+            received_at: m.received_at,
+        })
     }
 }
 
@@ -79,7 +96,7 @@ pub(crate) async fn dismiss_mail(desk: &Desk, admin: &AuthUser, id: i64) -> AppR
 }
 
 async fn current(desk: &Desk, id: i64) -> AppResult<MailView> {
-    desk.db.inbound(id).await?.map(MailView::of).ok_or(AppError::NotFound)
+    desk.db.inbound(id).await?.map(MailView::of_message).ok_or(AppError::NotFound)
 }
 
 /// 404 for no such message; 409 for one that is not refused or ignored.
