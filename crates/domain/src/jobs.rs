@@ -17,6 +17,7 @@ string_enum!(
         AiRetrain => "ai.retrain",
         AiVectors => "ai.vectors",
         MailIngest => "mail.ingest",
+        MailPoll => "mail.poll",
     }
 );
 

@@ -50,8 +50,13 @@ enum Command {
     /// Read one e-mail message (RFC 5322) on standard input and store it for the support desk, as an MTA's
     /// pipe delivers it (Postfix `mailbox_command`, an alias, procmail). Exits 0 once stored (or when it was
     /// stored before), 75 (EX_TEMPFAIL) when storage is unavailable so the MTA retries, 65 (EX_DATAERR) for
-    /// input that is not a message at all.
-    MailIn,
+    /// input that is not a message at all. A message over the size limit is kept as its header, refused, and
+    /// its sender told.
+    MailIn {
+        /// Largest message taken in, in megabytes.
+        #[arg(long, env = "MAIL_MAX_MESSAGE_MB", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        mail_max_message_mb: u64,
+    },
     Import {
         file: std::path::PathBuf,
         /// Who filed the tickets whose line names no `requester` (an account is made if missing).
@@ -179,7 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", crate::http::openapi::document().to_pretty_json()?);
             Ok(())
         }
-        Command::MailIn => mail_in(&cli.storage).await,
+        Command::MailIn { mail_max_message_mb } => mail_in(&cli.storage, mail_max_message_mb).await,
         Command::Migrate => {
             let db = Db::connect(cli.storage.database_url().expose(), 1).await?;
             db.migrate().await?;
@@ -242,20 +247,31 @@ const EX_DATAERR: u8 = 65;
 const EX_TEMPFAIL: u8 = 75;
 
 /// `mail-in`: one message from standard input, stored with the job that turns it into a ticket or a reply.
-async fn mail_in(storage: &StorageArgs) -> anyhow::Result<()> {
+async fn mail_in(storage: &StorageArgs, mail_max_message_mb: u64) -> anyhow::Result<()> {
     use crate::mail::inbound::{ReceiveError, receive};
     let exit = |code, message: String| anyhow::Error::new(Exit { code, message });
-    let mut raw = Vec::new();
-    std::io::stdin().read_to_end(&mut raw).map_err(|e| exit(EX_TEMPFAIL, format!("reading standard input: {e}")))?;
+    let max = (mail_max_message_mb << 20) as usize;
+    let (raw, size) = read_bounded(std::io::stdin().lock(), max)
+        .map_err(|e| exit(EX_TEMPFAIL, format!("reading standard input: {e}")))?;
     let db = Db::connect(storage.database_url().expose(), 1).await.map_err(|e| exit(EX_TEMPFAIL, format!("{e:#}")))?;
     db.migrate().await.map_err(|e| exit(EX_TEMPFAIL, format!("{e:#}")))?;
-    let stored = receive(&db, &raw).await.map_err(|e| match e {
+    let stored = receive(&db, &raw, size, max).await.map_err(|e| match e {
         ReceiveError::NotAMessage => exit(EX_DATAERR, e.to_string()),
         ReceiveError::Storage(_) => exit(EX_TEMPFAIL, e.to_string()),
     });
     db.close().await;
-    tracing::info!(new = stored?, bytes = raw.len(), "message received");
+    tracing::info!(new = stored?, bytes = size, "message received");
     Ok(())
+}
+
+/// Up to `max + 1` bytes of `input` (what is kept of a larger message is its start, for its header), and
+/// the input's whole size.
+fn read_bounded(mut input: impl Read, max: usize) -> std::io::Result<(Vec<u8>, usize)> {
+    let mut raw = Vec::new();
+    (&mut input).take(max as u64 + 1).read_to_end(&mut raw)?;
+    let rest = std::io::copy(&mut input, &mut std::io::sink())? as usize;
+    let size = raw.len() + rest;
+    Ok((raw, size))
 }
 
 /// `import`: past tickets from a JSON Lines file, with a progress bar; prints the report as JSON.

@@ -77,6 +77,35 @@ pub struct WorkerArgs {
     /// `starttls` (default), `tls` (implicit TLS) or `none` (plain, for a local relay).
     #[arg(long, env = "SMTP_TLS", value_enum, default_value_t = SmtpTls::StartTls)]
     pub smtp_tls: SmtpTls,
+    /// IMAP server of the support mailbox; unset: no mailbox is read (mail can still be piped to `mail-in`).
+    #[arg(long, env = "IMAP_HOST")]
+    pub imap_host: Option<String>,
+    /// Default 993 with TLS, 143 with STARTTLS or none.
+    #[arg(long, env = "IMAP_PORT")]
+    pub imap_port: Option<u16>,
+    #[arg(long, env = "IMAP_USERNAME")]
+    pub imap_username: Option<String>,
+    #[arg(long, env = "IMAP_PASSWORD", hide_env_values = true)]
+    pub imap_password: Option<Secret>,
+    /// The folder read for new mail.
+    #[arg(long, env = "IMAP_FOLDER", default_value = "INBOX")]
+    pub imap_folder: String,
+    /// `tls` (implicit TLS, default), `starttls` or `none` (plain, for a server on this machine).
+    #[arg(long, env = "IMAP_TLS", value_enum, default_value_t = SmtpTls::Tls)]
+    pub imap_tls: SmtpTls,
+    /// Seconds between polls of a mailbox whose server does not offer IDLE (and the longest IDLE wait).
+    #[arg(long, env = "IMAP_POLL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub imap_poll_seconds: u64,
+    /// A JSON file listing more mailboxes: `[{"name": "sales", "host": …, "port": …, "username": …,
+    /// "password": …, "folder": "INBOX", "tls": "tls"}]`.
+    #[arg(long, env = "IMAP_MAILBOXES_FILE")]
+    pub imap_mailboxes_file: Option<PathBuf>,
+    /// Largest message taken in, in megabytes: a larger one is kept as its header and its sender is told.
+    #[arg(long, env = "MAIL_MAX_MESSAGE_MB", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub mail_max_message_mb: u64,
+    /// Largest attachment, in megabytes (uploads and mail): a larger file is refused (413, or a note to the sender).
+    #[arg(long, env = "ATTACHMENT_MAX_MB", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub attachment_max_mb: u64,
     /// Triage engine: `local` (embedded, default), `gemini` or `openai` (also any OpenAI-compatible server).
     /// A provider failure always falls back to the embedded engine for that ticket.
     #[arg(long, env = "AI_PROVIDER", value_enum, default_value_t = Engine::Local)]
@@ -116,6 +145,54 @@ pub enum SmtpTls {
     StartTls,
     Tls,
     None,
+}
+
+/// One IMAP mailbox the desk reads.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ImapSettings {
+    /// Names the mailbox in the queue, the health checks and the metrics (`default` for the IMAP_* one).
+    pub name: String,
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub username: String,
+    pub password: Secret,
+    #[serde(default = "inbox")]
+    pub folder: String,
+    #[serde(default = "implicit_tls", deserialize_with = "tls_by_name")]
+    pub tls: SmtpTls,
+    /// Between polls without IDLE, and the longest IDLE wait.
+    #[serde(skip, default = "default_poll")]
+    pub poll: std::time::Duration,
+}
+
+impl ImapSettings {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(if self.tls == SmtpTls::Tls { 993 } else { 143 })
+    }
+
+    /// What mail from this mailbox is recorded as coming from.
+    pub fn source(&self) -> String {
+        format!("imap:{}", self.name)
+    }
+}
+
+fn inbox() -> String {
+    "INBOX".into()
+}
+
+fn implicit_tls() -> SmtpTls {
+    SmtpTls::Tls
+}
+
+fn default_poll() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+
+fn tls_by_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SmtpTls, D::Error> {
+    let name = <String as serde::Deserialize>::deserialize(d)?;
+    <SmtpTls as clap::ValueEnum>::from_str(&name, true)
+        .map_err(|_| serde::de::Error::custom(format!("tls must be tls, starttls or none, not {name:?}")))
 }
 
 /// Who answers an AI task: the embedded engine (`local`), or a language-model provider (which falls back to it).
@@ -160,8 +237,14 @@ pub struct MailSettings {
     pub tls: SmtpTls,
     /// Where mail goes without SMTP.
     pub outbox: PathBuf,
-    /// The address customers write to: the Reply-To of every mail about a ticket.
+    /// The address customers write to: the From and Reply-To of every mail about a ticket.
     pub support_address: Option<String>,
+    /// The mailboxes read for new mail.
+    pub mailboxes: Vec<ImapSettings>,
+    /// Largest message taken in, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest attachment, in bytes.
+    pub max_attachment_bytes: usize,
 }
 
 impl MailSettings {
@@ -176,6 +259,9 @@ impl MailSettings {
             tls: SmtpTls::StartTls,
             outbox,
             support_address: None,
+            mailboxes: Vec::new(),
+            max_message_bytes: 30 << 20,
+            max_attachment_bytes: 20 << 20,
         }
     }
 }
@@ -284,7 +370,43 @@ impl WorkerArgs {
             tls: self.smtp_tls,
             outbox: storage.data_dir.join("outbox"),
             support_address: self.support_address.clone(),
+            mailboxes: self.mailboxes()?,
+            max_message_bytes: (self.mail_max_message_mb << 20) as usize,
+            max_attachment_bytes: (self.attachment_max_mb << 20) as usize,
         })
+    }
+
+    /// The IMAP_* mailbox (named `default`) and those of IMAP_MAILBOXES_FILE.
+    fn mailboxes(&self) -> anyhow::Result<Vec<ImapSettings>> {
+        let poll = std::time::Duration::from_secs(self.imap_poll_seconds);
+        let mut all = Vec::new();
+        if let Some(host) = &self.imap_host {
+            let (Some(username), Some(password)) = (&self.imap_username, &self.imap_password) else {
+                anyhow::bail!("IMAP_HOST needs IMAP_USERNAME and IMAP_PASSWORD");
+            };
+            all.push(ImapSettings {
+                name: "default".into(),
+                host: host.clone(),
+                port: self.imap_port,
+                username: username.clone(),
+                password: password.clone(),
+                folder: self.imap_folder.clone(),
+                tls: self.imap_tls,
+                poll,
+            });
+        }
+        if let Some(file) = &self.imap_mailboxes_file {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let more: Vec<ImapSettings> = serde_json::from_str(&text)
+                .with_context(|| format!("IMAP_MAILBOXES_FILE {} is not a list of mailboxes", file.display()))?;
+            all.extend(more.into_iter().map(|m| ImapSettings { poll, ..m }));
+        }
+        let mut names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            anyhow::bail!("two mailboxes share a name (the IMAP_* mailbox is named \"default\")");
+        }
+        Ok(all)
     }
 }
 

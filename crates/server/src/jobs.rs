@@ -16,6 +16,12 @@ use crate::model::Ts;
 /// What a job kind does. Handlers must be idempotent: a job whose worker died mid-way runs again.
 pub trait JobHandler: Send + Sync + 'static {
     fn run<'a>(&'a self, job: &'a Job) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+    /// For a job that never ends (a mailbox's poll): the pause after a failed run. Such a job is queued again
+    /// after every run (at once after a success: the run itself waited for new work) and never dies.
+    fn recurring(&self) -> Option<chrono::Duration> {
+        None
+    }
 }
 
 /// What [`Worker::try_execute_one`] did.
@@ -70,6 +76,17 @@ impl Registry {
 
     pub fn with(mut self, kind: JobKind, handler: impl JobHandler) -> Self {
         self.handlers.insert(kind, Arc::new(handler));
+        self
+    }
+
+    /// [`Registry::with`] when `enabled`.
+    pub fn with_if<H: JobHandler>(self, enabled: bool, kind: JobKind, handler: impl FnOnce() -> H) -> Self {
+        if enabled { self.with(kind, handler()) } else { self }
+    }
+
+    /// This registry without `kind` (a test draining the queue leaves the never-ending mailbox polls out).
+    pub fn without(mut self, kind: JobKind) -> Self {
+        self.handlers.remove(&kind);
         self
     }
 
@@ -140,11 +157,14 @@ impl Worker {
         let kind = job.kind;
         let handler = self.registry.handlers.get(&job.kind).cloned();
         let started = std::time::Instant::now();
-        let result = match handler {
+        let result = match &handler {
             Some(h) => self.while_renewing(job.id, h.run(&job)).await,
             None => Err(anyhow::anyhow!("no handler for job kind {}", job.kind)),
         };
-        let outcome = self.settle(job, result).await?;
+        let outcome = match handler.and_then(|h| h.recurring()) {
+            Some(pause) => self.again(job, result, pause).await?,
+            None => self.settle(job, result).await?,
+        };
         crate::metrics::job_outcome(kind.as_str(), outcome.label(), started.elapsed().as_secs_f64());
         Ok(outcome)
     }
@@ -202,6 +222,23 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Queues a recurring job again after a run: at once after a success, after `pause` after a failure.
+    async fn again(&self, job: Job, result: anyhow::Result<()>, pause: chrono::Duration) -> anyhow::Result<Outcome> {
+        let (id, kind) = (job.id, job.kind);
+        let at = match &result {
+            Ok(()) => Ts::now(),
+            Err(e) => {
+                tracing::warn!(job_id = id, %kind, error = %format!("{e:#}"), "recurring job failed; runs again later");
+                Ts::now() + pause
+            }
+        };
+        Ok(match (self.db.run_again(id, &self.id, at).await?, result) {
+            (false, _) => Outcome::Lost { id, kind },
+            (true, Ok(())) => Outcome::Succeeded { id, kind },
+            (true, Err(_)) => Outcome::Retrying { id, kind },
+        })
     }
 
     /// Runs `concurrency` loops until `shutdown` turns true; a job in progress is finished, not abandoned.

@@ -70,3 +70,32 @@ pub fn queue(kind: &str, state: &str, count: i64, oldest_seconds: f64) {
     metrics::gauge!("job_queue_depth", &labels).set(count as f64);
     metrics::gauge!("job_queue_oldest_age_seconds", &labels).set(oldest_seconds);
 }
+
+/// Messages fetched from a mailbox, and how many of them were new.
+pub fn mail_fetched(mailbox: &str, fetched: usize, stored: usize) {
+    metrics::counter!("mail_fetched_total", "mailbox" => mailbox.to_owned()).increment(fetched as u64);
+    metrics::counter!("mail_stored_total", "mailbox" => mailbox.to_owned()).increment(stored as u64);
+}
+
+/// A poll of a mailbox that read everything new.
+pub fn mail_polled(mailbox: &str) {
+    metrics::counter!("mail_polls_total", "mailbox" => mailbox.to_owned(), "outcome" => "ok").increment(1);
+}
+
+/// A poll of a mailbox that failed (the server down, a refused login, a timeout).
+pub fn mail_poll_failed(mailbox: &str) {
+    metrics::counter!("mail_polls_total", "mailbox" => mailbox.to_owned(), "outcome" => "failed").increment(1);
+}
+
+/// What a received message became: `ticket`, `reply`, `ignored` or `rejected`, with why (a short code).
+pub fn mail_ingested(outcome: &'static str, reason: &'static str) {
+    metrics::counter!("mail_ingested_total", "outcome" => outcome, "reason" => reason).increment(1);
+}
+
+/// A mailbox's health as the database records it (shared by every process), at scrape time.
+pub fn mailbox(name: &str, last_success: Option<f64>, failing: bool, fetched: i64) {
+    let label = [("mailbox", name.to_owned())];
+    metrics::gauge!("mail_last_poll_success_timestamp_seconds", &label).set(last_success.unwrap_or(0.0));
+    metrics::gauge!("mail_mailbox_failing", &label).set(if failing { 1.0 } else { 0.0 });
+    metrics::gauge!("mail_mailbox_messages_stored", &label).set(fetched as f64);
+}

@@ -31,6 +31,8 @@ pub struct Pipeline {
     pub suggest_provider: Option<Arc<Provider>>,
     pub mailer: Arc<Mailer>,
     pub settings: Arc<PipelineSettings>,
+    /// Turns true when the process stops: long-running jobs (a mailbox waiting for mail) end early.
+    pub stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,7 +71,8 @@ impl Pipeline {
                 "triage uses a language model; the embedded engine is the fallback"
             );
         }
-        Ok(Self { db, ai, triage_provider, suggest_provider, mailer, settings: Arc::new(settings) })
+        let stop = Arc::new(tokio::sync::watch::channel(false).0);
+        Ok(Self { db, ai, triage_provider, suggest_provider, mailer, settings: Arc::new(settings), stop })
     }
 
     fn link(&self, ticket: TicketId) -> String {
@@ -108,6 +111,7 @@ impl Pipeline {
             .with(JobKind::AiVectors, Step(self.clone(), fill_search_vectors))
             .with(JobKind::MailIngest, Step(self.clone(), ingest_mail))
             .with(JobKind::TicketVectors, Step(self.clone(), ticket_vectors))
+            .with_if(!self.settings.mail.mailboxes.is_empty(), JobKind::MailPoll, || MailPoll(self.clone()))
     }
 
     /// Enqueues a retraining if enough tickets were labelled since the last one.
@@ -139,10 +143,13 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let answer = p.ai.triage(&p.db, &ticket, None).await?;
+    // The AI reads the ticket with what its text files (logs, JSON, CSV) say.
+    let mut read = ticket.clone();
+    read.description = crate::desk::attachments::with_file_text(&p.db, ticket.id, &ticket.description).await?;
+    let answer = p.ai.triage(&p.db, &read, None).await?;
     let (triage, remarks) = match &p.triage_provider {
         None => (answer.triage, Vec::new()),
-        Some(provider) => with_provider(provider, &ticket, answer.triage, &answer.taxonomy, &answer.similar).await,
+        Some(provider) => with_provider(provider, &read, answer.triage, &answer.taxonomy, &answer.similar).await,
     };
     let priority: Priority = triage.priority.value.parse().unwrap_or(Priority::Medium);
     let duplicate = duplicate_of(&p, &ticket, answer.embedding.clone()).await?;
@@ -386,7 +393,36 @@ const VECTOR_BATCH: i64 = 32;
 /// Turns a received message into a ticket or a reply ([`crate::mail::inbound::ingest`]).
 async fn ingest_mail(p: Pipeline, job: Job) -> anyhow::Result<()> {
     let id = job.payload["inbound_id"].as_i64().context("the job names no inbound_id")?;
-    crate::mail::inbound::ingest(&p.db, id).await
+    crate::mail::inbound::ingest(&p.db, id, &crate::mail::inbound::Limits::of(&p.settings.mail)).await
+}
+
+/// A mailbox's poll job ([`crate::mail::imap::poll`]): recurring, one per mailbox.
+struct MailPoll(Pipeline);
+
+impl JobHandler for MailPoll {
+    fn run<'a>(&'a self, job: &'a Job) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            let p = &self.0;
+            let name = job.payload["mailbox"].as_str().context("the job names no mailbox")?;
+            let mb = p.settings.mail.mailboxes.iter().find(|m| m.name == name);
+            let mb = mb.with_context(|| format!("mailbox {name:?} is not configured in this process"))?;
+            crate::mail::imap::poll(&p.db, mb, p.settings.mail.max_message_bytes, p.stop.subscribe()).await
+        })
+    }
+
+    fn recurring(&self) -> Option<chrono::Duration> {
+        let poll = self.0.settings.mail.mailboxes.first().map(|m| m.poll).unwrap_or_default();
+        chrono::Duration::from_std(poll).ok()
+    }
+}
+
+/// The poll job of mailbox `name`.
+pub fn mailbox_job(name: &str) -> NewJob {
+    NewJob {
+        kind: JobKind::MailPoll,
+        payload: serde_json::json!({ "mailbox": name }),
+        idempotency_key: format!("imap:{name}"),
+    }
 }
 
 /// Gives tickets filed before the multilingual model was installed their vector (a batch per job, then the next
@@ -458,9 +494,23 @@ async fn sla_check(p: Pipeline, _job: Job) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Enqueues an `sla.check` once a minute (one per minute across all processes: the key is the minute).
-pub async fn schedule(db: Db, wake: Arc<tokio::sync::Notify>, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Enqueues an `sla.check` once a minute (one per minute across all processes: the key is the minute), and
+/// makes sure each of `mailboxes` has its poll job (queued again should it ever have died).
+pub async fn schedule(
+    db: Db,
+    mailboxes: Vec<String>,
+    wake: Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
+        for name in &mailboxes {
+            let job = mailbox_job(name);
+            match db.enqueue_or_revive(&job).await {
+                Ok(true) => wake.notify_one(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, mailbox = name, "could not schedule the mailbox's poll"),
+            }
+        }
         let minute = Ts::now().0.timestamp() / 60;
         let job = NewJob {
             kind: JobKind::SlaCheck,

@@ -49,3 +49,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         s
     })
 }
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d).map(Secret)
+    }
+}

@@ -5,7 +5,7 @@ use smart_ticket_domain::{Email, Password, Role, Skills};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::auth::{TokenKeys, hash_password};
 use crate::config::{PipelineSettings, Settings};
@@ -58,7 +58,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, backend = self.desk.db.backend(), url = %self.desk.settings.app_url, "Smart Ticket is listening");
         let db = self.desk.db.clone();
-        let (stop, stopped) = watch::channel(false);
+        let stop = self.desk.pipeline.stop.clone();
+        let stopped = stop.subscribe();
         // The in-memory vector index, built from the database now rather than at the first search.
         let (ai, index_db) = (self.desk.pipeline.ai.clone(), db.clone());
         tokio::spawn(async move {
@@ -76,7 +77,8 @@ impl Application {
         let workers = (concurrency > 0).then(|| {
             let worker =
                 Worker::new(db.clone(), self.desk.pipeline.registry()).with_heartbeat(self.desk.heartbeat.clone());
-            tokio::spawn(crate::pipeline::schedule(db.clone(), self.desk.wake.clone(), stopped.clone()));
+            let mailboxes = self.desk.pipeline.settings.mail.mailboxes.iter().map(|m| m.name.clone()).collect();
+            tokio::spawn(crate::pipeline::schedule(db.clone(), mailboxes, self.desk.wake.clone(), stopped.clone()));
             tokio::spawn(worker.run(concurrency, self.desk.wake.clone(), stopped))
         });
         axum::serve(self.listener, app(self.desk).into_make_service_with_connect_info::<SocketAddr>())
@@ -97,10 +99,12 @@ impl Application {
 /// Runs workers only (`smart-ticket worker`) until SIGTERM or Ctrl-C. They handle the same job kinds as the
 /// workers inside `serve` ([`Pipeline::registry`]).
 pub async fn run_worker(db: Db, settings: PipelineSettings, concurrency: usize) -> anyhow::Result<()> {
-    let (stop, stopped) = watch::channel(false);
-    let registry = Pipeline::new(db.clone(), settings)?.registry();
+    let pipeline = Pipeline::new(db.clone(), settings)?;
+    let (stop, stopped) = (pipeline.stop.clone(), pipeline.stop.subscribe());
+    let registry = pipeline.registry();
     let wake = Arc::new(Notify::new());
-    tokio::spawn(crate::pipeline::schedule(db.clone(), wake.clone(), stopped.clone()));
+    let mailboxes = pipeline.settings.mail.mailboxes.iter().map(|m| m.name.clone()).collect();
+    tokio::spawn(crate::pipeline::schedule(db.clone(), mailboxes, wake.clone(), stopped.clone()));
     let worker = tokio::spawn(Worker::new(db.clone(), registry).run(concurrency, wake, stopped));
     shutdown_signal().await;
     let _ = stop.send(true);
@@ -150,6 +154,7 @@ pub async fn shutdown_signal() {
 
 /// The whole service: the JSON API and the pages behind the shared middleware.
 pub fn app(desk: Desk) -> axum::Router {
-    let routes = crate::http::router().merge(crate::web::router(desk.clone()));
+    let max_file = desk.pipeline.settings.mail.max_attachment_bytes;
+    let routes = crate::http::router(max_file).merge(crate::web::router(desk.clone()));
     crate::front::app(desk, routes)
 }

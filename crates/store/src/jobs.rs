@@ -112,6 +112,27 @@ impl Db {
         Ok(added == 1)
     }
 
+    /// Enqueues a recurring job, or queues it again when it has died or ended; `true` when it was (re)queued.
+    pub async fn enqueue_or_revive(&self, job: &NewJob) -> StoreResult<bool> {
+        if self.enqueue(job).await? {
+            return Ok(true);
+        }
+        let now = Ts::now();
+        let revived = on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query(
+                "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $3, locked_until = NULL, worker_id = NULL, \
+                 updated_at = $3 WHERE kind = $1 AND idempotency_key = $2 AND state IN ('dead', 'succeeded')",
+            )
+            .bind(job.kind.as_str())
+            .bind(job.idempotency_key.as_str())
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        })?;
+        Ok(revived == 1)
+    }
+
     /// Takes the oldest ready job of one of `kinds` and leases it to `worker` until `lease_until`.
     /// A running job whose lease has expired (its worker died) is ready again; one that has used all its
     /// attempts is declared dead instead.
@@ -237,6 +258,26 @@ impl Db {
                 .await?
                 .rows_affected()
         })
+    }
+
+    /// Queues a recurring job (a mailbox's poll) again for `at` with its attempts reset, once its worker is done
+    /// with this run; `false` when the lease was lost to another worker meanwhile.
+    pub async fn run_again(&self, id: i64, worker: &str, at: Ts) -> StoreResult<bool> {
+        let now = Ts::now();
+        let again = on_pool!(self.writer(), |pool, DB, pg| {
+            sqlx::query(
+                "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $3, locked_until = NULL, worker_id = NULL, \
+                 updated_at = $4 WHERE id = $1 AND worker_id = $2 AND state = 'running'",
+            )
+            .bind(id)
+            .bind(worker)
+            .bind(at)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        })?;
+        Ok(again == 1)
     }
 
     /// Gives a job back untouched (the worker is shutting down before starting it).

@@ -4,9 +4,11 @@
 //! Queries are written once with `$N` placeholders, which both backends accept; [`on_pool!`] runs the same
 //! code against whichever pool is configured, and the few dialect differences are spelled out where they occur.
 
+pub mod attachments;
 mod import;
 mod jobs;
 mod mail;
+mod mailboxes;
 pub mod model;
 mod pipeline;
 mod reports;
@@ -16,9 +18,11 @@ mod tickets;
 mod triage;
 mod users;
 
+pub use attachments::{AttachTo, Attachment, NewAttachment};
 pub use import::ImportedTicket;
 pub use jobs::{Job, NewJob, QueueStat};
 pub use mail::{HEAD_BYTES, InboundMessage, InboundSummary, MailOrigin, NewInbound};
+pub use mailboxes::MailboxState;
 pub use pipeline::{Breach, Routed};
 pub use reports::DashboardRow;
 pub use sessions::SessionKind;

@@ -20,6 +20,8 @@ pub struct NewInbound<'a> {
     /// The sender's address as the message gives it.
     pub sender: Option<&'a str>,
     pub raw: &'a [u8],
+    /// Set when `raw` is only the header of a message over the size limit: the size the message had.
+    pub oversize: Option<i64>,
 }
 
 /// A stored message and what became of it.
@@ -29,6 +31,8 @@ pub struct InboundMessage {
     pub source: String,
     pub message_id: Option<String>,
     pub raw: Vec<u8>,
+    /// The size of a message over the limit, of which `raw` is the header only.
+    pub oversize: Option<i64>,
     #[sqlx(try_from = "String")]
     pub state: InboundState,
     pub reason: Option<String>,
@@ -70,8 +74,9 @@ impl Db {
         on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO inbound_messages (source, uid_validity, uid, message_id, sender, raw, received_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING RETURNING id",
+                "INSERT INTO inbound_messages (source, uid_validity, uid, message_id, sender, raw, oversize, \
+                 received_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $8, $7, $7) ON CONFLICT DO NOTHING \
+                 RETURNING id",
             )
             .bind(m.source)
             .bind(m.uid_validity)
@@ -80,6 +85,7 @@ impl Db {
             .bind(m.sender.map(str::to_lowercase))
             .bind(m.raw)
             .bind(now)
+            .bind(m.oversize)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(id) = id {
@@ -99,7 +105,7 @@ impl Db {
     pub async fn inbound(&self, id: i64) -> StoreResult<Option<InboundMessage>> {
         on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
-                "SELECT id, source, message_id, raw, state, reason, ticket_id, received_at \
+                "SELECT id, source, message_id, raw, oversize, state, reason, ticket_id, received_at \
                  FROM inbound_messages WHERE id = $1",
             )
             .bind(id)

@@ -7,6 +7,7 @@ use smart_ticket_domain::{
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
+use super::attachments::{AttachTo, NewAttachment, insert_attachments};
 use super::jobs::enqueue;
 use super::mail::MailOrigin;
 use super::{Db, NewJob, StoreError, StoreResult, on_pool};
@@ -475,7 +476,7 @@ impl Db {
         title: &TicketTitle,
         description: &TicketDescription,
     ) -> StoreResult<Ticket> {
-        self.create_ticket_from(by, title, description, None).await
+        self.create_ticket_from(by, title, description, None, &[]).await
     }
 
     /// Files a ticket as [`Db::create_ticket`] does; for one that came by mail, in the same transaction its
@@ -486,6 +487,7 @@ impl Db {
         title: &TicketTitle,
         description: &TicketDescription,
         mail: Option<&MailOrigin>,
+        files: &[NewAttachment],
     ) -> StoreResult<Ticket> {
         let now = Ts::now();
         let id = TicketId::new();
@@ -512,6 +514,8 @@ impl Db {
             if let Some(mail) = mail {
                 settle_mail!(tx, mail, id, now)?;
             }
+            let to = AttachTo { ticket: id, comment: None, internal: false, by: Some(by.id) };
+            insert_attachments!(tx, to, files, now)?;
             tx.commit().await?;
             number
         })?;
@@ -733,7 +737,7 @@ impl Db {
         body: &CommentBody,
         internal: bool,
     ) -> StoreResult<Comment> {
-        self.add_comment_from(ticket, author, body, internal, None).await
+        self.add_comment_from(ticket, author, body, internal, None, &[]).await
     }
 
     /// Adds a comment as [`Db::add_comment`] does; for a reply that came by mail, in the same transaction its
@@ -745,11 +749,14 @@ impl Db {
         body: &CommentBody,
         internal: bool,
         mail: Option<&MailOrigin>,
+        files: &[NewAttachment],
     ) -> StoreResult<Comment> {
         let now = Ts::now();
         let id: i64 = on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             let id = insert_comment!(tx, ticket, author.id, body.as_str(), internal, now)?;
+            let to = AttachTo { ticket, comment: Some(id), internal, by: Some(author.id) };
+            insert_attachments!(tx, to, files, now)?;
             if let Some(mail) = mail {
                 settle_mail!(tx, mail, ticket, now)?;
             }
@@ -846,6 +853,19 @@ impl Db {
             .bind(ticket)
             .bind(include_internal)
             .fetch_all(pool)
+            .await?
+        })
+    }
+
+    /// One comment.
+    pub async fn comment(&self, id: i64) -> StoreResult<Option<Comment>> {
+        on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as(
+                "SELECT m.id, m.ticket_id, m.author_id, u.email AS author_email, m.body, m.internal, m.created_at \
+                 FROM comments m JOIN users u ON u.id = m.author_id WHERE m.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
             .await?
         })
     }

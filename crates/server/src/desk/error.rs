@@ -27,6 +27,9 @@ pub enum AppError {
     Unprocessable(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// A file over the attachment size limit: says which and the limit.
+    #[error("{0}")]
+    FileTooLarge(String),
     #[error("too many attempts; try again in {retry_after} seconds")]
     TooManyRequests { retry_after: u64 },
     #[error("expected a JSON body (Content-Type: application/json)")]

@@ -107,3 +107,64 @@ async fn missing_or_settled(desk: &Desk, id: i64) -> AppError {
         Err(e) => e.into(),
     }
 }
+
+/// A configured mailbox's health: read recently and without error since, or why not.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MailboxHealth {
+    pub name: String,
+    pub host: String,
+    pub folder: String,
+    pub healthy: bool,
+    /// `ok`, `waiting for the first poll`, or what is wrong.
+    pub state: String,
+    pub last_poll_at: Option<Ts>,
+    pub last_success_at: Option<Ts>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Ts>,
+    /// Messages stored from it, ever.
+    pub stored: i64,
+}
+
+/// Each configured mailbox's health, as the database records it (every process's polls).
+pub(crate) async fn mailbox_health(desk: &Desk) -> AppResult<Vec<MailboxHealth>> {
+    let mut out = Vec::new();
+    for mb in &desk.pipeline.settings.mail.mailboxes {
+        let state = desk.db.mailbox(&mb.name).await?;
+        let stale_after = chrono::Duration::from_std(mb.poll * 3).unwrap_or_default() + chrono::Duration::seconds(60);
+        let (healthy, summary) = judge(state.as_ref(), stale_after);
+        out.push(MailboxHealth {
+            name: mb.name.clone(),
+            host: format!("{}:{}", mb.host, mb.port()),
+            folder: mb.folder.clone(),
+            healthy,
+            state: summary,
+            last_poll_at: state.as_ref().and_then(|s| s.last_poll_at),
+            last_success_at: state.as_ref().and_then(|s| s.last_success_at),
+            last_error: state.as_ref().and_then(|s| s.last_error.clone()),
+            last_error_at: state.as_ref().and_then(|s| s.last_error_at),
+            stored: state.as_ref().map_or(0, |s| s.fetched),
+        });
+    }
+    Ok(out)
+}
+
+/// Healthy: no poll yet, or a successful one within `stale_after` and no error after it.
+fn judge(state: Option<&crate::db::MailboxState>, stale_after: chrono::Duration) -> (bool, String) {
+    let Some(s) = state.filter(|s| s.last_poll_at.is_some()) else {
+        return (true, "waiting for the first poll".into());
+    };
+    let failing_since = match (s.last_error_at, s.last_success_at) {
+        (Some(e), Some(ok)) if e > ok => Some(ok),
+        (Some(_), None) => s.last_error_at,
+        _ => None,
+    };
+    if let Some(since) = failing_since {
+        let error = s.last_error.as_deref().unwrap_or("unknown error");
+        return (false, format!("failing since {}: {error}", since.0.format("%Y-%m-%d %H:%M:%S UTC")));
+    }
+    match s.last_success_at {
+        Some(ok) if Ts::now().0 - ok.0 <= stale_after => (true, "ok".into()),
+        Some(ok) => (false, format!("not read since {} (is a worker running?)", ok.0.format("%Y-%m-%d %H:%M:%S UTC"))),
+        None => (true, "waiting for the first poll".into()),
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod ai_admin;
+pub mod attachments;
 pub mod error;
 pub mod jobs;
 pub mod limits;

@@ -26,9 +26,16 @@ pub(crate) async fn workable_ticket(desk: &Desk, auth: &AuthUser, id: TicketId) 
 }
 
 /// Files a ticket for `auth` and wakes the pipeline that triages it.
-pub(crate) async fn file_ticket(desk: &Desk, auth: &AuthUser, title: &str, description: &str) -> AppResult<Ticket> {
+pub(crate) async fn file_ticket(
+    desk: &Desk,
+    auth: &AuthUser,
+    title: &str,
+    description: &str,
+    files: Vec<super::attachments::Upload>,
+) -> AppResult<Ticket> {
     let (title, description) = parse_both(TicketTitle::parse(title), TicketDescription::parse(description))?;
-    let ticket = desk.db.create_ticket(&auth.user, &title, &description).await?;
+    let files = super::attachments::prepare(files, desk.pipeline.settings.mail.max_attachment_bytes)?;
+    let ticket = desk.db.create_ticket_from(&auth.user, &title, &description, None, &files).await?;
     desk.wake_workers();
     tracing::info!(ticket_id = %ticket.id, number = ticket.number, "ticket filed");
     Ok(ticket)
@@ -276,11 +283,13 @@ pub(crate) async fn post_comment(
     id: TicketId,
     body: &str,
     internal: bool,
+    files: Vec<super::attachments::Upload>,
 ) -> AppResult<crate::model::Comment> {
     let ticket = visible_ticket(desk, auth, id).await?;
     if internal && !ticket.workable_by(&auth.user) {
         return Err(AppError::Forbidden);
     }
     let text = CommentBody::parse(body)?;
-    Ok(desk.db.add_comment(id, &auth.user, &text, internal).await?)
+    let files = super::attachments::prepare(files, desk.pipeline.settings.mail.max_attachment_bytes)?;
+    Ok(desk.db.add_comment_from(id, &auth.user, &text, internal, None, &files).await?)
 }

@@ -4,6 +4,7 @@
 pub mod cookies;
 pub mod error;
 pub mod extract;
+pub mod upload;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

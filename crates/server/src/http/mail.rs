@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 use smart_ticket_domain::InboundState;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::desk::mail::{MailView, dismiss_mail, list_mail, retry_mail};
+use crate::desk::mail::{MailView, MailboxHealth, dismiss_mail, list_mail, mailbox_health, retry_mail};
 use crate::desk::{AppError, AppResult, Desk, state_filter};
 use crate::front::extract::{Admin, AppPath, AppQuery};
 
 pub fn router() -> Router<Desk> {
     Router::new()
         .route("/api/admin/mail", get(list))
+        .route("/api/admin/mailboxes", get(mailboxes))
         .route("/api/admin/mail/{id}/retry", post(retry))
         .route("/api/admin/mail/{id}/dismiss", post(dismiss))
 }
@@ -68,4 +69,16 @@ pub(crate) async fn dismiss(
     AppPath(id): AppPath<i64>,
 ) -> AppResult<Json<MailEnvelope>> {
     Ok(Json(MailEnvelope { message: dismiss_mail(&desk, &admin, id).await? }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Mailboxes {
+    mailboxes: Vec<MailboxHealth>,
+}
+
+/// Each configured IMAP mailbox: read recently and without error, or what is wrong (admins).
+#[utoipa::path(get, path = "/api/admin/mailboxes", tag = "admin",
+    responses((status = 200, description = "The mailboxes' health", body = Mailboxes)))]
+pub(crate) async fn mailboxes(State(desk): State<Desk>, _admin: Admin) -> AppResult<Json<Mailboxes>> {
+    Ok(Json(Mailboxes { mailboxes: mailbox_health(&desk).await? }))
 }

@@ -4,6 +4,7 @@
 pub(crate) mod accounts;
 pub(crate) mod admin;
 pub(crate) mod ai_admin;
+pub(crate) mod attachments;
 pub(crate) mod mail;
 pub mod openapi;
 mod ops;
@@ -14,9 +15,11 @@ use axum::Router;
 
 use crate::desk::Desk;
 
-/// Every API route (and `/healthz`, `/readyz`, `/metrics`, the OpenAPI document).
-pub fn router() -> Router<Desk> {
+/// Every API route (and `/healthz`, `/readyz`, `/metrics`, the OpenAPI document); uploads take files of
+/// up to `max_file` bytes.
+pub fn router(max_file: usize) -> Router<Desk> {
     Router::new()
+        .merge(attachments::router(max_file))
         .merge(accounts::router())
         .merge(tickets::router())
         .merge(admin::router())

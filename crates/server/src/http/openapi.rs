@@ -9,7 +9,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{accounts, admin, ai_admin as ai, mail, ops, taxonomy, tickets};
+use super::{accounts, admin, ai_admin as ai, attachments, mail, ops, taxonomy, tickets};
 use crate::desk::Desk;
 use crate::front::error::ErrorBody;
 
@@ -29,7 +29,8 @@ use crate::front::error::ErrorBody;
         tickets::list_comments, tickets::create_comment, tickets::list_events, tickets::suggestions,
         tickets::suggestion_feedback, tickets::similar, tickets::merge,
         taxonomy::get_taxonomy, taxonomy::put_category, taxonomy::delete_category, taxonomy::put_skill,
-        admin::list_jobs, admin::retry_job, mail::list, mail::retry, mail::dismiss,
+        admin::list_jobs, admin::retry_job, mail::list, mail::retry, mail::dismiss, mail::mailboxes,
+        attachments::upload_files, attachments::list_files, attachments::download_file,
         ai::quality, ai::status, ai::retrain,
         ops::healthz, ops::readyz, ops::metrics,
     ),

@@ -57,12 +57,20 @@ pub(crate) async fn readyz(State(desk): State<Desk>) -> Response {
         Err(e) => json!({ "failed": e }),
     };
     let ready = database.is_ok() && migrations.is_ok() && workers.is_ok();
+    // A mailbox that cannot be read degrades intake but not the service: it is reported, not made a failure.
+    let mailboxes = crate::desk::mail::mailbox_health(&desk).await.unwrap_or_default();
+    let degraded = mailboxes.iter().any(|m| !m.healthy);
+    let mailbox_checks: serde_json::Map<_, _> = mailboxes
+        .iter()
+        .map(|m| (m.name.clone(), if m.healthy { json!(m.state) } else { json!({ "failed": m.state }) }))
+        .collect();
     let body = json!({
-        "status": if ready { "ready" } else { "not ready" },
+        "status": if !ready { "not ready" } else if degraded { "degraded" } else { "ready" },
         "checks": {
             "database": show(&database.map(|()| "ok")),
             "migrations": show(&migrations.map(|()| "current")),
             "workers": show(&workers),
+            "mailboxes": mailbox_checks,
         },
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -88,6 +96,10 @@ pub(crate) async fn metrics(State(desk): State<Desk>) -> AppResult<Response> {
     for stat in desk.db.queue_stats().await? {
         let age = ((now.0 - stat.oldest.0).num_milliseconds() as f64 / 1000.0).max(0.0);
         crate::metrics::queue(stat.kind.as_str(), stat.state.as_str(), stat.count, age);
+    }
+    for m in crate::desk::mail::mailbox_health(&desk).await? {
+        let success = m.last_success_at.map(|t| t.0.timestamp_millis() as f64 / 1000.0);
+        crate::metrics::mailbox(&m.name, success, !m.healthy, m.stored);
     }
     handle.run_upkeep();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response())

@@ -9,6 +9,7 @@ use smart_ticket_domain::{Priority, Status};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::{AssigneeFilter, TicketFilter};
+use crate::desk::attachments::{AttachmentView, ticket_files, visible};
 use crate::desk::tickets::{
     SimilarTicket, TicketChange, change_ticket, file_ticket, find_tickets, mark_suggestion, merge_into, post_comment,
     similar_open_tickets, suggest, visible_ticket, workable_ticket,
@@ -45,12 +46,21 @@ pub(crate) struct NewTicket {
 /// requester.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct TicketBody {
-    ticket: TicketView,
+    ticket: TicketWithFiles,
+}
+
+/// A ticket with (when one ticket is asked for) the files sent with it; its comments' files are on them.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TicketWithFiles {
+    #[serde(flatten)]
+    view: TicketView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachments: Option<Vec<AttachmentView>>,
 }
 
 impl TicketBody {
     fn of(viewer: &User, ticket: Ticket) -> Self {
-        Self { ticket: TicketView::of(viewer, ticket) }
+        Self { ticket: TicketWithFiles { view: TicketView::of(viewer, ticket), attachments: None } }
     }
 }
 
@@ -63,7 +73,7 @@ pub(crate) async fn create_ticket(
     auth: AuthUser,
     AppJson(body): AppJson<NewTicket>,
 ) -> AppResult<(StatusCode, Json<TicketBody>)> {
-    let ticket = file_ticket(&desk, &auth, &body.title, &body.description).await?;
+    let ticket = file_ticket(&desk, &auth, &body.title, &body.description, Vec::new()).await?;
     Ok((StatusCode::CREATED, Json(TicketBody::of(&auth.user, ticket))))
 }
 
@@ -148,7 +158,10 @@ pub(crate) async fn get_ticket(
     AppPath(id): AppPath<TicketId>,
 ) -> AppResult<Json<TicketBody>> {
     let ticket = visible_ticket(&desk, &auth, id).await?;
-    Ok(Json(TicketBody::of(&auth.user, ticket)))
+    let files = ticket_files(&desk, &auth, &ticket).await?;
+    let mut body = TicketBody::of(&auth.user, ticket);
+    body.ticket.attachments = Some(files);
+    Ok(Json(body))
 }
 
 /// Works a ticket: the assignee or an admin changes status, labels (recorded as corrections of the AI),
@@ -272,12 +285,20 @@ pub(crate) struct NewComment {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct CommentEnvelope {
+    comment: CommentWithFiles,
+}
+
+/// A comment and the files sent with it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CommentWithFiles {
+    #[serde(flatten)]
     comment: Comment,
+    attachments: Vec<AttachmentView>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct CommentsBody {
-    comments: Vec<Comment>,
+    comments: Vec<CommentWithFiles>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -294,8 +315,8 @@ pub(crate) async fn create_comment(
     AppPath(id): AppPath<TicketId>,
     AppJson(body): AppJson<NewComment>,
 ) -> AppResult<(StatusCode, Json<CommentEnvelope>)> {
-    let comment = post_comment(&desk, &auth, id, &body.body, body.internal).await?;
-    Ok((StatusCode::CREATED, Json(CommentEnvelope { comment })))
+    let comment = post_comment(&desk, &auth, id, &body.body, body.internal, Vec::new()).await?;
+    Ok((StatusCode::CREATED, Json(CommentEnvelope { comment: CommentWithFiles { comment, attachments: Vec::new() } })))
 }
 
 /// The conversation, oldest first (internal notes only for those who work the ticket).
@@ -307,7 +328,16 @@ pub(crate) async fn list_comments(
     AppPath(id): AppPath<TicketId>,
 ) -> AppResult<Json<CommentsBody>> {
     let ticket = visible_ticket(&desk, &auth, id).await?;
-    let comments = desk.db.comments(id, sees_internal_notes(Audience::of(&auth.user, &ticket))).await?;
+    let audience = Audience::of(&auth.user, &ticket);
+    let comments = desk.db.comments(id, sees_internal_notes(audience)).await?;
+    let files = visible(&desk.db.attachments_of(id).await?, audience);
+    let comments = comments
+        .into_iter()
+        .map(|comment| {
+            let attachments = files.iter().filter(|a| a.comment_id == Some(comment.id)).cloned().collect();
+            CommentWithFiles { comment, attachments }
+        })
+        .collect();
     Ok(Json(CommentsBody { comments }))
 }
 

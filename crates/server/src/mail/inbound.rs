@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use mail_parser::{Message, MessageParser};
 use smart_ticket_domain::{CommentBody, Email, InboundState, Status, TicketDescription, TicketTitle};
 
-use crate::db::{Db, MailOrigin, NewInbound, StoreError, TicketPatch};
+use crate::db::{Db, InboundMessage, MailOrigin, NewInbound, StoreError, TicketPatch};
 use crate::model::{Actor, Ticket, User};
 
 /// Messages one sender may send in an hour before the rest are set aside (stops mail loops; an admin can
@@ -35,6 +35,17 @@ pub struct Parsed {
     pub automatic: Option<&'static str>,
     /// For a bounce: the Message-ID of the mail that could not be delivered, when the report includes it.
     pub bounced: Option<String>,
+    /// The files it carries (inline images of its HTML included, with their `cid:`).
+    pub files: Vec<MailFile>,
+}
+
+/// A file of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailFile {
+    pub file_name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+    pub content_id: Option<String>,
 }
 
 /// Why a message cannot be read as one.
@@ -46,6 +57,16 @@ pub enum Unreadable {
     /// A message, but not one a ticket can be made from.
     #[error("{0}")]
     Refused(String),
+}
+
+impl Unreadable {
+    /// The metrics' short name for why.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Unreadable::NotAMessage => "not_a_message",
+            Unreadable::Refused(_) => "unreadable",
+        }
+    }
 }
 
 /// Reads a message's sender, subject, text and threading headers.
@@ -66,7 +87,73 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, Unreadable> {
         references: references(&msg),
         automatic: automatic(&msg),
         bounced: bounced_message_id(&msg),
+        files: files(&msg),
     })
+}
+
+/// The message's attachments and inline parts that are not its text.
+fn files(msg: &Message<'_>) -> Vec<MailFile> {
+    use mail_parser::MimeHeaders;
+    msg.attachments()
+        .filter(|part| part.message().is_none())
+        .enumerate()
+        .map(|(i, part)| {
+            let content_type = part
+                .content_type()
+                .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")))
+                .unwrap_or_else(|| "application/octet-stream".into());
+            let file_name =
+                part.attachment_name().map(str::to_owned).unwrap_or_else(|| format!("attachment-{}", i + 1));
+            MailFile {
+                file_name,
+                content_type,
+                data: part.contents().to_vec(),
+                content_id: part.content_id().map(|c| c.trim_matches(['<', '>']).to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// The message's files that fit the limit, ready to store, and a line per file that did not.
+fn keep_files(p: &Parsed, max_bytes: usize) -> (Vec<crate::db::NewAttachment>, Vec<String>) {
+    let (mut kept, mut refused) = (Vec::new(), Vec::new());
+    for f in &p.files {
+        let name = crate::desk::attachments::safe_file_name(&f.file_name);
+        if f.data.len() > max_bytes {
+            refused.push(format!("{name} ({}, over the limit of {})", megabytes(f.data.len()), megabytes(max_bytes)));
+            continue;
+        }
+        let content_type = crate::desk::attachments::content_type_of(&f.content_type, &f.data);
+        kept.push(crate::db::NewAttachment::new(name, content_type, f.data.clone(), f.content_id.clone()));
+    }
+    (kept, refused)
+}
+
+/// Tells the sender which of their files were not kept (the rest of their message was).
+async fn note_refused_files(db: &Db, inbound: i64, p: &Parsed, refused: &[String]) -> anyhow::Result<()> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let ctx = minijinja::context! { subject => p.subject, files => refused };
+    let note = super::render(
+        "files_refused",
+        format!("files-refused:{inbound}"),
+        p.from.as_str(),
+        format!("Files not received: {}", if p.subject.is_empty() { "your message" } else { p.subject.as_str() }),
+        ctx,
+    )?;
+    queue_note(db, &note).await
+}
+
+/// Queues an automatic note to a sender (once: its key).
+async fn queue_note(db: &Db, note: &super::Email) -> anyhow::Result<()> {
+    db.enqueue(&crate::db::NewJob {
+        kind: smart_ticket_domain::JobKind::EmailSend,
+        idempotency_key: note.key.clone(),
+        payload: serde_json::to_value(note)?,
+    })
+    .await?;
+    Ok(())
 }
 
 /// The Message-ID of the mail a delivery report is about: from its attached original (`message/rfc822`) or
@@ -169,9 +256,27 @@ pub fn tagged_number(subject: &str) -> Option<i64> {
     subject[start..end].parse().ok().filter(|n| *n > 0)
 }
 
-/// Stores a message piped in (`smart-ticket mail-in`) with the job that ingests it. `Ok(false)`: seen before.
-pub async fn receive(db: &Db, raw: &[u8]) -> Result<bool, ReceiveError> {
-    let parsed = MessageParser::default().parse(raw).filter(is_message);
+/// A message's Message-ID and sender address, from its header alone (as the store records them).
+pub fn envelope(raw: &[u8]) -> (Option<String>, Option<String>) {
+    let Some(msg) = MessageParser::default().parse_headers(raw) else { return (None, None) };
+    let sender = msg.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_owned);
+    (msg.message_id().map(str::to_owned), sender)
+}
+
+/// The header block of a message (everything before the first empty line).
+pub fn header_of(raw: &[u8]) -> &[u8] {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let end = end.or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2));
+    &raw[..end.unwrap_or(raw.len())]
+}
+
+/// Stores a message piped in (`smart-ticket mail-in`) with the job that ingests it; `size` is the whole
+/// message's when `raw` is only its start (a message over the limit: its header is kept). `Ok(false)`: seen
+/// before.
+pub async fn receive(db: &Db, raw: &[u8], size: usize, max_bytes: usize) -> Result<bool, ReceiveError> {
+    let oversize = (size > max_bytes).then_some(size as i64);
+    let raw = if oversize.is_some() { header_of(raw) } else { raw };
+    let parsed = MessageParser::default().parse_headers(raw).filter(is_message);
     let Some(msg) = parsed else { return Err(ReceiveError::NotAMessage) };
     let message_id = msg.message_id().map(str::to_owned);
     let sender = msg.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_owned);
@@ -182,6 +287,7 @@ pub async fn receive(db: &Db, raw: &[u8]) -> Result<bool, ReceiveError> {
         message_id: message_id.as_deref(),
         sender: sender.as_deref(),
         raw,
+        oversize,
     };
     Ok(db.store_inbound(&m).await.map_err(ReceiveError::Storage)?.is_some())
 }
@@ -198,14 +304,20 @@ pub enum ReceiveError {
 /// Turns stored message `id` into a ticket or a reply (or records why not). Safe to run again: a message
 /// that was settled is left alone, and a ticket or comment is written in the same transaction that marks
 /// its message ingested.
-pub async fn ingest(db: &Db, id: i64) -> anyhow::Result<()> {
+pub async fn ingest(db: &Db, id: i64, limits: &Limits) -> anyhow::Result<()> {
     let Some(stored) = db.inbound(id).await? else { return Ok(()) };
     if stored.state != InboundState::Stored {
         return Ok(());
     }
+    if let Some(size) = stored.oversize {
+        return refuse_oversize(db, &stored, size, limits.max_message_bytes).await;
+    }
     let parsed = match parse(&stored.raw) {
         Ok(p) => p,
-        Err(e) => return Ok(db.set_inbound_outcome(id, InboundState::Rejected, &e.to_string()).await?),
+        Err(e) => {
+            crate::metrics::mail_ingested("rejected", e.code());
+            return Ok(db.set_inbound_outcome(id, InboundState::Rejected, &e.to_string()).await?);
+        }
     };
     if let Some(why) = parsed.automatic {
         if let Some(original) = &parsed.bounced
@@ -215,18 +327,23 @@ pub async fn ingest(db: &Db, id: i64) -> anyhow::Result<()> {
             db.note_undeliverable(ticket, original).await?;
         }
         tracing::info!(inbound_id = id, why, "automatic mail ignored");
+        crate::metrics::mail_ingested("ignored", if parsed.bounced.is_some() { "bounce" } else { "automatic" });
         return Ok(db.set_inbound_outcome(id, InboundState::Ignored, why).await?);
     }
     if db.inbound_from_in_hour_before(parsed.from.as_str(), id, stored.received_at).await? > SENDER_LIMIT_PER_HOUR {
         let why = format!("more than {SENDER_LIMIT_PER_HOUR} messages from this sender in an hour (a mail loop?)");
         tracing::warn!(inbound_id = id, "mail from a sender over the hourly limit set aside");
+        crate::metrics::mail_ingested("rejected", "sender_limit");
         return Ok(db.set_inbound_outcome(id, InboundState::Rejected, &why).await?);
     }
     let origin = MailOrigin { inbound: id, message_id: parsed.message_id.clone() };
     let sender = db.user_by_email(&parsed.from).await?;
+    let (files, refused) = keep_files(&parsed, limits.max_attachment_bytes);
+    // Queued first: a crash after the ticket is written still tells the sender (once: the key).
+    note_refused_files(db, id, &parsed, &refused).await?;
     match threaded(db, &parsed, sender.as_ref()).await? {
-        Some((ticket, author)) => reply(db, &ticket, &author, &parsed, &origin).await,
-        None => new_ticket(db, sender, &parsed, &origin).await,
+        Some((ticket, author)) => reply(db, &ticket, &author, &parsed, &origin, &files).await,
+        None => new_ticket(db, sender, &parsed, &origin, &files).await,
     }
 }
 
@@ -246,9 +363,17 @@ async fn threaded(db: &Db, p: &Parsed, sender: Option<&User>) -> anyhow::Result<
 }
 
 /// A reply by mail: a public comment on `ticket` (its requester's reply reopens it when resolved).
-async fn reply(db: &Db, ticket: &Ticket, author: &User, p: &Parsed, origin: &MailOrigin) -> anyhow::Result<()> {
+async fn reply(
+    db: &Db,
+    ticket: &Ticket,
+    author: &User,
+    p: &Parsed,
+    origin: &MailOrigin,
+    files: &[crate::db::NewAttachment],
+) -> anyhow::Result<()> {
     let text = Some(reply_text(&p.text)).filter(|t| !t.is_empty()).unwrap_or_else(|| p.text.clone());
     let Ok(body) = CommentBody::parse(&truncate(&text, CommentBody::MAX)) else {
+        crate::metrics::mail_ingested("rejected", "empty_reply");
         return Ok(db.set_inbound_outcome(origin.inbound, InboundState::Rejected, "the reply has no text").await?);
     };
     if ticket.created_by == author.id && matches!(ticket.status, Status::Resolved | Status::Closed) {
@@ -256,14 +381,21 @@ async fn reply(db: &Db, ticket: &Ticket, author: &User, p: &Parsed, origin: &Mai
         let patch = TicketPatch { status: Some(Status::Open), ..TicketPatch::default() };
         db.update_ticket(ticket.id, Actor::User(author.id), &patch).await?;
     }
-    db.add_comment_from(ticket.id, author, &body, false, Some(origin)).await?;
+    db.add_comment_from(ticket.id, author, &body, false, Some(origin), files).await?;
     tracing::info!(inbound_id = origin.inbound, ticket = ticket.number, "mail reply added");
+    crate::metrics::mail_ingested("reply", "threaded");
     Ok(())
 }
 
 /// A new ticket from the message's sender (a new requester account when the address is new: it cannot log
 /// in until its owner sets a password).
-async fn new_ticket(db: &Db, sender: Option<User>, p: &Parsed, origin: &MailOrigin) -> anyhow::Result<()> {
+async fn new_ticket(
+    db: &Db,
+    sender: Option<User>,
+    p: &Parsed,
+    origin: &MailOrigin,
+    files: &[crate::db::NewAttachment],
+) -> anyhow::Result<()> {
     let requester = match sender {
         Some(u) => u,
         None => db.user_or_new_requester(&p.from, &crate::auth::unusable_password_hash().await?).await?.0,
@@ -275,9 +407,53 @@ async fn new_ticket(db: &Db, sender: Option<User>, p: &Parsed, origin: &MailOrig
         .context("the fallback title")?;
     let text = if p.text.is_empty() { title.as_str().to_owned() } else { truncate(&p.text, TicketDescription::MAX) };
     let description = TicketDescription::parse(&text).context("a description from the mail")?;
-    let ticket = db.create_ticket_from(&requester, &title, &description, Some(origin)).await?;
+    let ticket = db.create_ticket_from(&requester, &title, &description, Some(origin), files).await?;
     tracing::info!(inbound_id = origin.inbound, ticket = ticket.number, "ticket filed by mail");
+    crate::metrics::mail_ingested("ticket", "new");
     Ok(())
+}
+
+/// The size limits of mail taken in.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_attachment_bytes: usize,
+}
+
+impl Limits {
+    pub fn of(settings: &crate::config::MailSettings) -> Self {
+        Self { max_message_bytes: settings.max_message_bytes, max_attachment_bytes: settings.max_attachment_bytes }
+    }
+}
+
+/// A message over the size limit (of which only the header was kept): refused, and its sender told why, unless
+/// it is automatic mail (never answered).
+async fn refuse_oversize(db: &Db, stored: &InboundMessage, size: i64, max: usize) -> anyhow::Result<()> {
+    let reason = format!("the message is {}, over the limit of {}", megabytes(size as usize), megabytes(max));
+    let header = MessageParser::default().parse_headers(&stored.raw);
+    let sender = header.as_ref().and_then(|m| m.from()?.first()?.address().map(str::to_owned));
+    let automatic = header.as_ref().and_then(automatic);
+    if let (Some(to), None) = (sender.and_then(|a| Email::parse(&a).ok()), automatic) {
+        let subject = header.as_ref().and_then(|m| m.subject()).map(clean).unwrap_or_default();
+        let ctx = minijinja::context! { subject, reason, max => megabytes(max) };
+        let note = super::render(
+            "mail_refused",
+            format!("mail-refused:{}", stored.id),
+            to.as_str(),
+            format!("Not received: {}", if subject.is_empty() { "your message" } else { subject.as_str() }),
+            ctx,
+        )?;
+        // Queued before the message is marked, so a crash in between still sends it (once: the key).
+        queue_note(db, &note).await?;
+    }
+    tracing::info!(inbound_id = stored.id, size, "mail over the size limit refused");
+    crate::metrics::mail_ingested("rejected", "oversize");
+    Ok(db.set_inbound_outcome(stored.id, InboundState::Rejected, &reason).await?)
+}
+
+/// `12.5 MB`.
+pub fn megabytes(bytes: usize) -> String {
+    format!("{:.1} MB", bytes as f64 / f64::from(1u32 << 20))
 }
 
 /// The first `max` characters of `text`.

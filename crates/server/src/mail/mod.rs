@@ -4,6 +4,7 @@
 //! Sending is a job (`email.send`) whose idempotency key names the notification; a key already recorded as
 //! sent is never sent again, so a retried job does not send twice.
 
+pub mod imap;
 pub mod inbound;
 
 use anyhow::Context;
@@ -127,7 +128,12 @@ impl Mailer {
     /// marked `Auto-Submitted` when the system wrote it on its own.
     fn message(&self, email: &Email) -> anyhow::Result<Message> {
         let to: Mailbox = email.to.parse().with_context(|| format!("{:?} is not an address", email.to))?;
-        let mut b = Message::builder().from(self.from().clone()).to(to).subject(&email.subject);
+        // Mail about a ticket comes from the support address (when set), so an answer comes back to the desk.
+        let from = match (&email.thread, self.reply_to()) {
+            (Some(_), Some(support)) => support,
+            _ => self.from(),
+        };
+        let mut b = Message::builder().from(from.clone()).to(to).subject(&email.subject);
         if let Some(t) = &email.thread {
             b = b.message_id(Some(format!("<{}>", t.message_id)));
             if let Some(root) = &t.root {
@@ -220,6 +226,26 @@ If you did not ask, ignore this mail: your password stays as it is.\n",
         "<p>Hello,</p><p>Someone (we hope you) asked to set a new password for {{ email }} at Smart Ticket.</p>\
 <p><a href=\"{{ link }}\">Set a new password</a> within {{ minutes }} minutes (the link works once).</p>\
 <p>If you did not ask, ignore this mail: your password stays as it is.</p>",
+    ),
+    (
+        "mail_refused.txt",
+        "Hello,\n\nWe could not take in your message \"{{ subject }}\": {{ reason }}.\n\n\
+Please send it again under {{ max }}, with large files shared as links.\n",
+    ),
+    (
+        "mail_refused.html",
+        "<p>Hello,</p><p>We could not take in your message “{{ subject }}”: {{ reason }}.</p>\
+<p>Please send it again under {{ max }}, with large files shared as links.</p>",
+    ),
+    (
+        "files_refused.txt",
+        "Hello,\n\nWe received your message \"{{ subject }}\", but not these files:\n\n\
+{% for f in files %}- {{ f }}\n{% endfor %}\nPlease share them as links, or send them smaller.\n",
+    ),
+    (
+        "files_refused.html",
+        "<p>Hello,</p><p>We received your message “{{ subject }}”, but not these files:</p>\
+<ul>{% for f in files %}<li>{{ f }}</li>{% endfor %}</ul><p>Please share them as links, or send them smaller.</p>",
     ),
     (
         "sla.txt",

@@ -14,7 +14,7 @@ use crate::db::{Category, DashboardRow, Job, SkillInfo};
 use crate::desk::accounts::{UserChange, change_user};
 use crate::desk::ai_admin::{EngineStatus, Quality, engine_status, quality_since, request_retrain};
 use crate::desk::jobs::retry;
-use crate::desk::mail::{MailView, dismiss_mail, list_mail, retry_mail};
+use crate::desk::mail::{MailView, MailboxHealth, dismiss_mail, list_mail, mailbox_health, retry_mail};
 use crate::desk::taxonomy::{delete_category as remove_category, save_category, save_skill};
 use crate::desk::{AppError, Desk, into_page, state_filter};
 use crate::model::{Ts, User, UserId};
@@ -379,6 +379,7 @@ async fn retry_form(
 /// Received mail in one state (refused by default), with retry and dismiss buttons.
 #[derive(Serialize)]
 struct MailPage {
+    mailboxes: Vec<MailboxHealth>,
     messages: Vec<MailView>,
     state: InboundState,
     states: &'static [InboundState],
@@ -389,7 +390,8 @@ impl Page for MailPage {
 }
 
 async fn mail_context(desk: &Desk, state: InboundState) -> Result<MailPage, WebError> {
-    Ok(MailPage { messages: list_mail(desk, state).await?, state, states: InboundState::ALL })
+    let mailboxes = mailbox_health(desk).await?;
+    Ok(MailPage { mailboxes, messages: list_mail(desk, state).await?, state, states: InboundState::ALL })
 }
 
 async fn mail_page(

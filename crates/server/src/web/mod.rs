@@ -30,7 +30,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 pub fn router(desk: Desk) -> Router<Desk> {
     Router::new()
         .merge(account::router())
-        .merge(tickets::router())
+        .merge(tickets::router(desk.pipeline.settings.mail.max_attachment_bytes))
         .merge(admin::router())
         .route("/static/{file}", get(static_file))
         .layer(axum::middleware::from_fn_with_state(desk, web_layer))
@@ -83,8 +83,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CsrfForm<T> {
     type Rejection = WebError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let expected = cookie(req.headers(), CSRF_COOKIE);
-        let from_header = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (expected, from_header) = csrf_expected(&req);
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 WebError::App(AppError::PayloadTooLarge)
@@ -94,15 +93,57 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CsrfForm<T> {
         })?;
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::Form("The form could not be read.".into()))?;
-        let submitted = from_header.or_else(|| pairs.into_iter().find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v));
-        match (expected, submitted) {
-            (Some(e), Some(s)) if constant_time_eq(e.as_bytes(), s.as_bytes()) => {}
-            _ => return Err(WebError::Csrf),
-        }
-        serde_urlencoded::from_bytes(&bytes)
-            .map(CsrfForm)
-            .map_err(|e| WebError::Form(format!("The form is not valid: {e}")))
+        checked_form(expected, from_header, pairs).map(CsrfForm)
     }
+}
+
+/// A form that may carry files (`multipart/form-data`; an url-encoded one has none), its CSRF token checked
+/// like [`CsrfForm`]'s.
+pub struct CsrfUpload<T>(pub T, pub Vec<crate::desk::attachments::Upload>);
+
+impl<T: DeserializeOwned> FromRequest<Desk> for CsrfUpload<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, desk: &Desk) -> Result<Self, Self::Rejection> {
+        let multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+        if !multipart {
+            return CsrfForm::<T>::from_request(req, desk).await.map(|CsrfForm(form)| CsrfUpload(form, Vec::new()));
+        }
+        let (expected, from_header) = csrf_expected(&req);
+        let form = axum::extract::Multipart::from_request(req, desk)
+            .await
+            .map_err(|_| WebError::Form("The form could not be read.".into()))?;
+        let limit = crate::front::upload::body_limit(desk.pipeline.settings.mail.max_attachment_bytes);
+        let (pairs, files) = crate::front::upload::read_multipart(form, limit).await?;
+        checked_form(expected, from_header, pairs).map(|form| CsrfUpload(form, files))
+    }
+}
+
+/// The CSRF cookie's token and the one in the request's header, if any.
+fn csrf_expected(req: &Request) -> (Option<String>, Option<String>) {
+    let expected = cookie(req.headers(), CSRF_COOKIE);
+    let from_header = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (expected, from_header)
+}
+
+/// The form read from `pairs` once its CSRF token (header or field) matches the cookie's; a 403 page otherwise.
+fn checked_form<T: DeserializeOwned>(
+    expected: Option<String>,
+    from_header: Option<String>,
+    pairs: Vec<(String, String)>,
+) -> Result<T, WebError> {
+    let submitted = from_header.or_else(|| pairs.iter().find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v.clone()));
+    match (expected, submitted) {
+        (Some(e), Some(s)) if constant_time_eq(e.as_bytes(), s.as_bytes()) => {}
+        _ => return Err(WebError::Csrf),
+    }
+    let encoded =
+        serde_urlencoded::to_string(&pairs).map_err(|_| WebError::Form("The form could not be read.".into()))?;
+    serde_urlencoded::from_str(&encoded).map_err(|e| WebError::Form(format!("The form is not valid: {e}")))
 }
 
 /// A signed-in visitor; anyone else is sent to the log-in page.
@@ -433,7 +474,9 @@ mod tests {
             ),
             (
                 "admin_mail.html",
-                json!({ "messages": [{ "id": 3, "from": "<b>x</b>", "subject": "<script>alert(1)</script>", "state": "rejected",
+                json!({ "mailboxes": [{ "name": "default", "host": "imap:993", "folder": "INBOX", "healthy": false,
+                "state": "failing", "last_success_at": null, "last_error": "<script>alert(1)</script>",
+                "last_error_at": "2026-11-27T06:31:33Z", "stored": 1 }], "messages": [{ "id": 3, "from": "<b>x</b>", "subject": "<script>alert(1)</script>", "state": "rejected",
                 "reason": "no sender", "received_at": "2026-11-27T06:31:33Z" }], "state": "rejected", "states": ["rejected"] }),
             ),
             ("error.html", json!({ "title": "t", "message": "m" })),

@@ -2,7 +2,7 @@
 //! actions (reply, internal note, corrections, status, resolve, reassign).
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use serde_json::Value;
 use smart_ticket_domain::{Priority, Role, Status};
 use std::collections::HashMap;
 
-use super::{CsrfForm, Page, Signed, WebError, comma_list, describe, render_string, see_other};
+use super::{CsrfForm, CsrfUpload, Page, Signed, WebError, comma_list, describe, render_string, see_other};
 use crate::db::{AssigneeFilter, TicketFilter};
 use crate::desk::tickets::{
     SimilarTicket, TicketChange, change_ticket, file_ticket, find_tickets, mark_suggestion, merge_into, post_comment,
@@ -21,16 +21,18 @@ use crate::desk::views::{Audience, TicketView, events_for, sees_internal_notes};
 use crate::desk::{AppError, Desk};
 use crate::model::{Ticket, TicketEvent, TicketId, Ts, UserId};
 
-pub fn router() -> Router<Desk> {
+/// The pages' routes; forms with files take up to `max_file` bytes a file.
+pub fn router(max_file: usize) -> Router<Desk> {
+    let upload_limit = crate::front::upload::body_limit(max_file);
     Router::new()
         .route("/tickets", get(list_page))
         .route("/tickets/list", get(list_fragment))
-        .route("/tickets/new", get(new_page).post(create))
+        .route("/tickets/new", get(new_page).post(create).layer(DefaultBodyLimit::max(upload_limit)))
         .route("/tickets/similar", post(similar_hint))
         .route("/tickets/{id}", get(ticket_page))
         .route("/tickets/number/{number}", get(ticket_by_number))
         .route("/tickets/{id}/live", get(live_fragment))
-        .route("/tickets/{id}/comments", post(comment))
+        .route("/tickets/{id}/comments", post(comment).layer(DefaultBodyLimit::max(upload_limit)))
         .route("/tickets/{id}/update", post(update))
         .route("/tickets/{id}/merge", post(merge))
         .route("/tickets/{id}/suggestions/{number}/feedback", post(feedback))
@@ -197,9 +199,9 @@ struct NewTicket {
 async fn create(
     State(desk): State<Desk>,
     signed: Signed,
-    CsrfForm(form): CsrfForm<NewTicket>,
+    CsrfUpload(form, files): CsrfUpload<NewTicket>,
 ) -> Result<Response, WebError> {
-    match file_ticket(&desk, &signed.auth, &form.title, &form.description).await {
+    match file_ticket(&desk, &signed.auth, &form.title, &form.description, files).await {
         Ok(t) => Ok(see_other(&format!("/tickets/{}", t.id))),
         Err(e @ AppError::Validation(_)) => {
             let page = NewTicketPage { error: Some(describe(&e)), title: form.title, description: form.description };
@@ -332,6 +334,8 @@ struct SuggestionLine {
 struct LiveParts {
     t: TicketRow,
     comments: Vec<crate::model::Comment>,
+    /// The files of the ticket and of the comments shown.
+    files: Vec<crate::desk::attachments::AttachmentView>,
     events: Vec<EventLine>,
 }
 
@@ -375,6 +379,7 @@ async fn live_parts(
 ) -> Result<LiveParts, WebError> {
     let audience = Audience::of(&signed.auth.user, ticket);
     let comments = desk.db.comments(ticket.id, sees_internal_notes(audience)).await?;
+    let files = crate::desk::attachments::visible(&desk.db.attachments_of(ticket.id).await?, audience);
     let events = events_for(audience, desk.db.events(ticket.id).await?);
     let names: HashMap<UserId, String> = ticket
         .assigned_to
@@ -390,7 +395,7 @@ async fn live_parts(
             text: event_text(e, &names),
         })
         .collect();
-    Ok(LiveParts { t: TicketRow::of(&signed.auth.user, ticket.clone(), Ts::now()), comments, events })
+    Ok(LiveParts { t: TicketRow::of(&signed.auth.user, ticket.clone(), Ts::now()), comments, files, events })
 }
 
 /// One history row in words.
@@ -489,10 +494,10 @@ async fn comment(
     State(desk): State<Desk>,
     signed: Signed,
     Path(id): Path<String>,
-    CsrfForm(form): CsrfForm<CommentForm>,
+    CsrfUpload(form, files): CsrfUpload<CommentForm>,
 ) -> Result<Response, WebError> {
     let id = ticket_id(&id)?;
-    let result = post_comment(&desk, &signed.auth, id, &form.body, form.internal.is_some()).await;
+    let result = post_comment(&desk, &signed.auth, id, &form.body, form.internal.is_some(), files).await;
     after_action(&desk, &signed, id, result.map(|_| ())).await
 }
 

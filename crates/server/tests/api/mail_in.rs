@@ -192,7 +192,7 @@ async fn a_sender_over_the_hourly_limit_is_set_aside(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     for i in 0..=SENDER_LIMIT_PER_HOUR {
         let m = message("loop@bot.example", &format!("Ticket update {i}"), "", "Automated status.");
-        assert!(receive(&app.db, m.as_bytes()).await.unwrap());
+        assert!(receive(&app.db, m.as_bytes(), m.len(), usize::MAX).await.unwrap());
     }
     app.drain().await;
     let refused = app.db.inbound_in_state(InboundState::Rejected, 10).await.unwrap();

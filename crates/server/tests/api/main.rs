@@ -4,12 +4,14 @@ mod helpers;
 
 mod accounts;
 mod ai;
+mod attachments;
 mod authz;
 mod browser;
 mod crash;
 mod duplicates;
 mod eval;
 mod hardening;
+mod imap;
 mod import;
 mod jobs;
 mod mail;
