@@ -238,7 +238,7 @@ impl Import<'_> {
         if let Some(id) = self.people.get(email.as_str()) {
             return Ok(*id);
         }
-        let (user, created) = self.db.user_or_new_requester(email, &self.locked_hash).await?;
+        let (user, created) = self.db.user_or_new_requester(email, &self.locked_hash, false).await?;
         self.report.requesters_created += usize::from(created);
         self.people.insert(email.as_str().to_owned(), user.id);
         Ok(user.id)

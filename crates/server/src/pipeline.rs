@@ -342,14 +342,34 @@ async fn notify_reply(p: Pipeline, job: Job) -> anyhow::Result<()> {
 #[derive(Debug, Deserialize)]
 struct UserPayload {
     user_id: UserId,
+    /// Made for someone who wrote in by e-mail: they have no password yet.
+    #[serde(default)]
+    by_mail: bool,
 }
 
+/// How long the link in the welcome of an account made by mail lets its owner set a first password.
+const FIRST_PASSWORD_TTL: chrono::Duration = chrono::Duration::days(7);
+
+/// Welcomes a new account; one made for someone who wrote in by e-mail gets a link to set its first password.
 async fn welcome(p: Pipeline, job: Job) -> anyhow::Result<()> {
-    let UserPayload { user_id } = payload(&job)?;
+    let UserPayload { user_id, by_mail } = payload(&job)?;
     let Some(u) = p.db.user_by_id(user_id).await? else { return Ok(()) };
-    let ctx = context! { email => u.email, link => p.settings.app_url };
-    p.queue_email(render("welcome", format!("welcome:{user_id}"), &u.email, "Welcome to Smart Ticket".into(), ctx)?)
-        .await
+    let key = format!("welcome:{user_id}");
+    if !by_mail {
+        let ctx = context! { email => u.email, link => p.settings.app_url };
+        return p.queue_email(render("welcome", key, &u.email, "Welcome to Smart Ticket".into(), ctx)?).await;
+    }
+    if p.db.email_sent(&key).await? {
+        return Ok(());
+    }
+    let token = crate::secret::random_token();
+    let until = Ts::now() + FIRST_PASSWORD_TTL;
+    p.db.create_password_reset(&crate::auth::session_id_for_cookie(&token), u.id, until).await?;
+    let link = format!("{}/reset?token={token}", p.settings.app_url);
+    let ctx = context! { email => u.email, link, days => FIRST_PASSWORD_TTL.num_days(), tickets => format!("{}/tickets", p.settings.app_url) };
+    let subject = "Your requests at Smart Ticket".to_owned();
+    // Keyed like every welcome: sent once, even if this job runs again (a spare link then simply expires).
+    p.queue_email(render("welcome_mail", key, &u.email, subject, ctx)?).await
 }
 
 /// Delivers one email unless its notification was sent before.

@@ -29,11 +29,17 @@ pub struct UserPatch {
 impl Db {
     /// The account of `email`, or a new requester account (role user) with `password_hash` when there is
     /// none; `true` when it was created here. A concurrent creation of the same account is used, not an error.
-    pub async fn user_or_new_requester(&self, email: &Email, password_hash: &str) -> StoreResult<(User, bool)> {
+    /// `by_mail`: the account is made for someone who wrote in by e-mail (its welcome says how to set a password).
+    pub async fn user_or_new_requester(
+        &self,
+        email: &Email,
+        password_hash: &str,
+        by_mail: bool,
+    ) -> StoreResult<(User, bool)> {
         if let Some(u) = self.user_by_email(email).await? {
             return Ok((u, false));
         }
-        match self.create_user(email, password_hash, Role::User, &Skills::default()).await {
+        match self.insert_user(email, password_hash, Role::User, &Skills::default(), by_mail).await {
             Ok(u) => Ok((u, true)),
             Err(StoreError::Duplicate(_)) => {
                 self.user_by_email(email).await?.map(|u| (u, false)).ok_or(StoreError::NotFound)
@@ -50,6 +56,17 @@ impl Db {
         role: Role,
         skills: &Skills,
     ) -> StoreResult<User> {
+        self.insert_user(email, password_hash, role, skills, false).await
+    }
+
+    async fn insert_user(
+        &self,
+        email: &Email,
+        password_hash: &str,
+        role: Role,
+        skills: &Skills,
+        by_mail: bool,
+    ) -> StoreResult<User> {
         let now = Ts::now();
         let user = User {
             id: UserId::new(),
@@ -63,7 +80,7 @@ impl Db {
         };
         let job = NewJob {
             kind: JobKind::UserSignedUp,
-            payload: json!({ "user_id": user.id }),
+            payload: json!({ "user_id": user.id, "by_mail": by_mail }),
             idempotency_key: user.id.to_string(),
         };
         let skeleton = email.skeleton();

@@ -7,6 +7,7 @@ use serde::Serialize;
 use smart_ticket_domain::{Priority, Status};
 use utoipa::ToSchema;
 
+use super::attachments::AttachmentView;
 use crate::model::{PersonRef, Ticket, TicketEvent, TicketId, Ts, User, UserId};
 
 /// Who is looking at a ticket.
@@ -32,6 +33,9 @@ pub struct StaffTicket {
     pub ticket: Ticket,
     pub requester: PersonRef,
     pub assignee: Option<PersonRef>,
+    /// The files sent with the ticket (when one ticket is asked for; its comments' files are on them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<AttachmentView>>,
 }
 
 /// A ticket as its requester sees it: the request, its state and its resolution; nothing of how the desk
@@ -58,6 +62,9 @@ pub struct RequesterTicket {
     pub merged_into: Option<i64>,
     pub requester: PersonRef,
     pub assignee: Option<PersonRef>,
+    /// The files sent with the ticket (when one ticket is asked for), internal notes' never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<AttachmentView>>,
 }
 
 /// A ticket as one viewer sees it: [`StaffTicket`] for those who work it, [`RequesterTicket`] for its requester.
@@ -78,7 +85,9 @@ impl TicketView {
         let requester = PersonRef { id: ticket.created_by, email: ticket.requester_email.clone() };
         let assignee = ticket.assigned_to.zip(ticket.assignee_email.clone()).map(|(id, email)| PersonRef { id, email });
         match audience {
-            Audience::Staff => TicketView::Staff(Box::new(StaffTicket { ticket, requester, assignee })),
+            Audience::Staff => {
+                TicketView::Staff(Box::new(StaffTicket { ticket, requester, assignee, attachments: None }))
+            }
             Audience::Requester => TicketView::Requester(Box::new(RequesterTicket {
                 id: ticket.id,
                 number: ticket.number,
@@ -96,8 +105,18 @@ impl TicketView {
                 merged_into: ticket.merged_into,
                 requester,
                 assignee,
+                attachments: None,
             })),
         }
+    }
+
+    /// This view listing `files` (the ticket's own, as its viewer may see them).
+    pub fn with_attachments(mut self, files: Vec<AttachmentView>) -> TicketView {
+        match &mut self {
+            TicketView::Staff(t) => t.attachments = Some(files),
+            TicketView::Requester(t) => t.attachments = Some(files),
+        }
+        self
     }
 }
 

@@ -2,7 +2,7 @@
 //! the browser (always `Content-Disposition: attachment` unless a raster image is asked for inline,
 //! `nosniff`, a sandboxing CSP).
 
-use axum::extract::{DefaultBodyLimit, Multipart, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use crate::desk::attachments::{AttachmentView, download, raster_image, upload, v
 use crate::desk::tickets::visible_ticket;
 use crate::desk::views::Audience;
 use crate::desk::{AppError, AppResult, AuthUser, Desk};
-use crate::front::extract::AppPath;
+use crate::front::extract::{AppPath, AppQuery};
 use crate::front::upload::{body_limit, read_multipart};
 use crate::model::TicketId;
 
@@ -91,12 +91,14 @@ pub(crate) struct DownloadQuery {
 
 /// A file's contents, for one who may see it (404 otherwise).
 #[utoipa::path(get, path = "/api/attachments/{id}", tag = "tickets", params(("id" = uuid::Uuid, Path), DownloadQuery),
-    responses((status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream")))]
+    responses((status = 200, description = "The file: raster images as their type, everything else as bytes", content(
+        (Vec<u8> = "application/octet-stream"), (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"),
+        (Vec<u8> = "image/gif"), (Vec<u8> = "image/webp")))))]
 pub(crate) async fn download_file(
     State(desk): State<Desk>,
     auth: AuthUser,
     AppPath(id): AppPath<uuid::Uuid>,
-    Query(q): Query<DownloadQuery>,
+    AppQuery(q): AppQuery<DownloadQuery>,
 ) -> AppResult<Response> {
     let (a, data) = download(&desk, &auth, id).await?;
     let image = raster_image(&a.content_type);

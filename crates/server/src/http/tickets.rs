@@ -46,21 +46,12 @@ pub(crate) struct NewTicket {
 /// requester.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct TicketBody {
-    ticket: TicketWithFiles,
-}
-
-/// A ticket with (when one ticket is asked for) the files sent with it; its comments' files are on them.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct TicketWithFiles {
-    #[serde(flatten)]
-    view: TicketView,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attachments: Option<Vec<AttachmentView>>,
+    ticket: TicketView,
 }
 
 impl TicketBody {
     fn of(viewer: &User, ticket: Ticket) -> Self {
-        Self { ticket: TicketWithFiles { view: TicketView::of(viewer, ticket), attachments: None } }
+        Self { ticket: TicketView::of(viewer, ticket) }
     }
 }
 
@@ -159,9 +150,7 @@ pub(crate) async fn get_ticket(
 ) -> AppResult<Json<TicketBody>> {
     let ticket = visible_ticket(&desk, &auth, id).await?;
     let files = ticket_files(&desk, &auth, &ticket).await?;
-    let mut body = TicketBody::of(&auth.user, ticket);
-    body.ticket.attachments = Some(files);
-    Ok(Json(body))
+    Ok(Json(TicketBody { ticket: TicketView::of(&auth.user, ticket).with_attachments(files) }))
 }
 
 /// Works a ticket: the assignee or an admin changes status, labels (recorded as corrections of the AI),

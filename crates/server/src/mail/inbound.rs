@@ -398,7 +398,7 @@ async fn new_ticket(
 ) -> anyhow::Result<()> {
     let requester = match sender {
         Some(u) => u,
-        None => db.user_or_new_requester(&p.from, &crate::auth::unusable_password_hash().await?).await?.0,
+        None => db.user_or_new_requester(&p.from, &crate::auth::unusable_password_hash().await?, true).await?.0,
     };
     let first_line = p.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let subject = if p.subject.trim().chars().count() >= TicketTitle::MIN { p.subject.trim() } else { first_line };

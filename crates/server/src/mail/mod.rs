@@ -197,6 +197,18 @@ Category: {{ category or \"none\" }}\nSkills: {{ skills|join(\", \") if skills e
         "<p>Welcome to Smart Ticket, {{ email }}!</p><p><a href=\"{{ link }}\">File a ticket</a> and we will route it to the right person.</p>",
     ),
     (
+        "welcome_mail.txt",
+        "Hello,\n\nWe received your message and opened a ticket for it; you will hear from us by e-mail.\n\n\
+To follow your tickets on the web too, set a password for {{ email }} within {{ days }} days \
+(the link works once): {{ link }}\n\nAfterwards your tickets are at {{ tickets }}\n",
+    ),
+    (
+        "welcome_mail.html",
+        "<p>Hello,</p><p>We received your message and opened a ticket for it; you will hear from us by e-mail.</p>\
+<p>To follow your tickets on the web too, <a href=\"{{ link }}\">set a password</a> for {{ email }} within {{ days }} days \
+(the link works once).</p>",
+    ),
+    (
         "resolved.txt",
         "Hello,\n\nYour ticket #{{ number }} \"{{ title }}\" was resolved:\n\n{{ resolution }}\n\n\
 If this did not solve it, reply on the ticket to reopen it: {{ link }}\n",

@@ -72,6 +72,15 @@ async fn a_new_sender_files_a_ticket_and_replies_thread_to_it(backend: Backend) 
     let (status, _) =
         app.post("/api/auth/login", None, json!({ "email": "ann@customer.example", "password": "password1" })).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Her welcome carries a link to set a first password, which lets her in.
+    let welcome = sent(&app, &format!("welcome:{}", ann.id));
+    let welcome = mail_parser::MessageParser::default().parse(&welcome).unwrap();
+    let text = welcome.body_text(0).unwrap().into_owned();
+    let token = text.split("/reset?token=").nth(1).expect("a set-password link").split_whitespace().next().unwrap();
+    let (status, b) =
+        app.post("/api/auth/reset", None, json!({ "token": token, "password": "her own passphrase" })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{b}");
+    app.login("ann@customer.example", "her own passphrase").await;
 
     // Her reply to her first message's id threads to the ticket, quoted history cut.
     let first_id = first.lines().find_map(|l| l.strip_prefix("Message-ID: ")).unwrap().trim().to_owned();

@@ -34,7 +34,13 @@ async fn filing_a_ticket_records_history_and_its_processing_job(backend: Backend
 
     let (status, got) = app.get(&format!("/api/tickets/{}", t["id"].as_str().unwrap()), Some(&ada.token)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(got["ticket"], t);
+    let mut got = got["ticket"].clone();
+    assert_eq!(
+        got.as_object_mut().unwrap().remove("attachments"),
+        Some(serde_json::json!([])),
+        "one ticket lists its files"
+    );
+    assert_eq!(got, t);
     let (_, events) = app.get(&format!("/api/tickets/{}/events", t["id"].as_str().unwrap()), Some(&ada.token)).await;
     let events = events["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
