@@ -20,9 +20,16 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 /// Hashes a new password with argon2id on the blocking pool.
 /// The hash of a random password nobody knows: an account made with it cannot log in until its owner sets a
 /// password (through a reset link).
+/// One hash per process (hashing is costly, and a mailbox may bring thousands of new senders at once).
 pub async fn unusable_password_hash() -> anyhow::Result<String> {
-    let password = Password::parse(&random_token()).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    hash_password(password).await
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let hash = HASH
+        .get_or_try_init(|| async {
+            let password = Password::parse(&random_token()).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            hash_password(password).await
+        })
+        .await?;
+    Ok(hash.clone())
 }
 
 pub async fn hash_password(password: Password) -> anyhow::Result<String> {

@@ -142,12 +142,13 @@ impl Db {
         }
         let now = Ts::now();
         on_pool!(self.writer(), |pool, DB, pg| {
-            // Ready jobs first, then jobs whose worker's lease ran out. Two separate conditions, so each is an
-            // ordered walk of the (state, run_at) index instead of a sort of the whole queue.
+            // Jobs whose worker's lease ran out first (a killed worker's jobs move on at once, however long the
+            // queue), then ready jobs. Two separate conditions, so each is an ordered walk of the
+            // (state, run_at) index instead of a sort of the whole queue.
             let mut claimed = None;
-            for expired in [false, true] {
+            for expired in [true, false] {
                 if expired {
-                    // Only when nothing is ready: a job whose worker died during its last attempt is dead.
+                    // A job whose worker died during its last attempt is dead.
                     sqlx::query(
                         "UPDATE jobs SET state = 'dead', locked_until = NULL, updated_at = $1, \
                      last_error = COALESCE(last_error, 'the worker stopped during its last attempt') \

@@ -70,34 +70,44 @@ impl Db {
     /// Stores a received message and queues its ingestion, in one transaction. `None` when it was stored
     /// before (the same mailbox UID, or the same Message-ID): a repeated delivery or fetch adds nothing.
     pub async fn store_inbound(&self, m: &NewInbound<'_>) -> StoreResult<Option<i64>> {
+        Ok(self.store_inbound_all(std::slice::from_ref(m)).await?.pop().flatten())
+    }
+
+    /// [`Db::store_inbound`] for several messages (a mailbox's fetch) in one transaction: each one's id, `None`
+    /// for one stored before.
+    pub async fn store_inbound_all(&self, messages: &[NewInbound<'_>]) -> StoreResult<Vec<Option<i64>>> {
         let now = Ts::now();
         on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO inbound_messages (source, uid_validity, uid, message_id, sender, raw, oversize, \
-                 received_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $8, $7, $7) ON CONFLICT DO NOTHING \
-                 RETURNING id",
-            )
-            .bind(m.source)
-            .bind(m.uid_validity)
-            .bind(m.uid)
-            .bind(m.message_id)
-            .bind(m.sender.map(str::to_lowercase))
-            .bind(m.raw)
-            .bind(now)
-            .bind(m.oversize)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = id {
-                let job = NewJob {
-                    kind: JobKind::MailIngest,
-                    payload: json!({ "inbound_id": id }),
-                    idempotency_key: id.to_string(),
-                };
-                enqueue!(&mut *tx, &job, now)?;
+            let mut ids = Vec::with_capacity(messages.len());
+            for m in messages {
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO inbound_messages (source, uid_validity, uid, message_id, sender, raw, oversize, \
+                     received_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $8, $7, $7) ON CONFLICT DO NOTHING \
+                     RETURNING id",
+                )
+                .bind(m.source)
+                .bind(m.uid_validity)
+                .bind(m.uid)
+                .bind(m.message_id)
+                .bind(m.sender.map(str::to_lowercase))
+                .bind(m.raw)
+                .bind(now)
+                .bind(m.oversize)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(id) = id {
+                    let job = NewJob {
+                        kind: JobKind::MailIngest,
+                        payload: json!({ "inbound_id": id }),
+                        idempotency_key: id.to_string(),
+                    };
+                    enqueue!(&mut *tx, &job, now)?;
+                }
+                ids.push(id);
             }
             tx.commit().await?;
-            id
+            ids
         })
     }
 

@@ -205,21 +205,22 @@ impl Reader {
         // Too large to take in: only the header is kept (the whole message stays on the server).
         fetched.extend(self.fetch(oversize.iter().map(|p| p.uid), "BODY.PEEK[HEADER]").await?);
         let source = mb.source();
-        let mut stored = 0;
-        for (uid, raw) in &fetched {
-            let oversize = oversize.iter().find(|p| p.uid == *uid).map(|p| p.size as i64);
-            let (message_id, sender) = super::inbound::envelope(raw);
-            let m = NewInbound {
+        let envelopes: Vec<_> = fetched.iter().map(|(_, raw)| super::inbound::envelope(raw)).collect();
+        let messages: Vec<NewInbound<'_>> = fetched
+            .iter()
+            .zip(&envelopes)
+            .map(|((uid, raw), (message_id, sender))| NewInbound {
                 source: &source,
                 uid_validity: Some(self.uid_validity),
                 uid: Some(i64::from(*uid)),
                 message_id: message_id.as_deref(),
                 sender: sender.as_deref(),
                 raw,
-                oversize,
-            };
-            stored += usize::from(db.store_inbound(&m).await?.is_some());
-        }
+                oversize: oversize.iter().find(|p| p.uid == *uid).map(|p| p.size as i64),
+            })
+            .collect();
+        // One transaction for the group: stored together, or (after a crash) fetched again together.
+        let stored = db.store_inbound_all(&messages).await?.iter().filter(|id| id.is_some()).count();
         let last = group.iter().map(|p| p.uid).max().unwrap_or(0);
         db.mailbox_read_to(&mb.name, self.uid_validity, i64::from(last), stored as i64).await?;
         self.flag_seen(group.iter().map(|p| p.uid)).await?;

@@ -23,6 +23,7 @@ on_both_backends!(
     a_mailbox_that_is_down_is_reported_and_read_when_it_returns,
     a_message_over_the_size_limit_is_kept_as_its_header_and_its_sender_told,
     workers_killed_while_fetching_lose_and_repeat_nothing,
+    a_whole_conversation_by_mail,
 );
 
 const USER: &str = "support";
@@ -419,4 +420,95 @@ async fn count_all(app: &TestApp) -> usize {
         n += app.db.inbound_in_state(*state, 1000).await.unwrap().len();
     }
     n
+}
+
+/// The mails the SMTP server received for `to`, oldest first.
+fn mails_to(smtp: &crate::mail::SmtpServer, to: &str) -> Vec<serde_json::Value> {
+    smtp.received().into_iter().filter(|m| m["to"][0] == to).collect()
+}
+
+async fn a_whole_conversation_by_mail(backend: Backend) {
+    use serde_json::json;
+    let server = ImapServer::start().await;
+    let (dir, url) = fresh_database(backend).await;
+    let smtp = crate::mail::SmtpServer::start(&dir.join("smtp"), 0);
+    let mut settings = pipeline_settings(&dir, model_dir());
+    settings.mail = smart_ticket::config::MailSettings {
+        smtp_host: Some("127.0.0.1".into()),
+        port: Some(smtp.port),
+        from: "Help Desk <noreply@desk.example>".into(),
+        tls: SmtpTls::None,
+        support_address: Some("Support <support@desk.example>".into()),
+        mailboxes: vec![server.mailbox()],
+        ..smart_ticket::config::MailSettings::outbox(dir.join("outbox"))
+    };
+    let app = TestApp::start_with(dir, url, settings).await;
+    let admin = app.admin().await;
+    let mb = server.mailbox();
+
+    // The customer writes.
+    let first_id = format!("{}@customer.example", uuid::Uuid::new_v4().simple());
+    let first = format!(
+        "From: Dora <dora@customer.example>\r\nTo: support@desk.example\r\nSubject: Label printer prints blank\r\n\
+         Message-ID: <{first_id}>\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\nEvery label comes out blank.\r\n"
+    );
+    server.append(&[first.into_bytes()]).await;
+    read_once(&app.db, &mb, 30 << 20).await.unwrap();
+    app.drain().await;
+    let (_, list) = app.get("/api/tickets", Some(&admin.token)).await;
+    let t = list["tickets"][0].clone();
+    let (id, number) = (t["id"].as_str().unwrap().to_owned(), t["number"].as_i64().unwrap());
+    assert!(t["ai"].is_object(), "triaged: {t}");
+    // Routed, and the assignee notified: automatic, threaded under the customer's message, tagged.
+    let assignee = t["assignee"]["email"].as_str().expect("routed").to_owned();
+    let notice = mails_to(&smtp, &assignee).pop().expect("the assignee is notified");
+    assert_eq!(notice["headers"]["Auto-Submitted"], "auto-generated");
+    assert_eq!(notice["headers"]["In-Reply-To"], format!("<{first_id}>"));
+    assert!(notice["subject"].as_str().unwrap().contains(&format!("[#{number}]")), "{notice}");
+
+    // Staff answer on the page (here the API); the customer receives it threaded, from the support address.
+    let (status, _) = app
+        .post(&format!("/api/tickets/{id}/comments"), Some(&admin.token), json!({ "body": "Replace the ribbon." }))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    app.drain().await;
+    let reply = mails_to(&smtp, "dora@customer.example").pop().expect("the customer gets the reply");
+    assert!(reply["text"].as_str().unwrap().contains("Replace the ribbon."));
+    assert_eq!(reply["headers"]["In-Reply-To"], format!("<{first_id}>"));
+    assert_eq!(reply["headers"]["From"], "Support <support@desk.example>");
+    assert_eq!(reply["headers"]["Reply-To"], "Support <support@desk.example>");
+    assert!(reply["headers"].get("Auto-Submitted").is_none(), "a person's words: {reply}");
+    let ours = reply["headers"]["Message-ID"].as_str().unwrap().to_owned();
+
+    // The customer answers by mail: a comment on the ticket, quoted history cut.
+    let answer = format!(
+        "From: dora@customer.example\r\nTo: support@desk.example\r\nSubject: Re: [#{number}] Label printer\r\n\
+         Message-ID: <{}@customer.example>\r\nIn-Reply-To: {ours}\r\nReferences: <{first_id}> {ours}\r\n\r\n\
+         That fixed it, thanks!\r\n\r\nOn Tue, Support wrote:\r\n> Replace the ribbon.\r\n",
+        uuid::Uuid::new_v4().simple()
+    );
+    server.append(&[answer.into_bytes()]).await;
+    read_once(&app.db, &mb, 30 << 20).await.unwrap();
+    app.drain().await;
+    let (_, comments) = app.get(&format!("/api/tickets/{id}/comments"), Some(&admin.token)).await;
+    let bodies: Vec<&str> =
+        comments["comments"].as_array().unwrap().iter().map(|c| c["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["Replace the ribbon.", "That fixed it, thanks!"]);
+
+    // Resolved: the customer is told, in the same thread.
+    let (status, _) = app
+        .patch(
+            &format!("/api/tickets/{id}"),
+            Some(&admin.token),
+            json!({ "status": "resolved", "resolution": "New ribbon." }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    app.drain().await;
+    let resolved = mails_to(&smtp, "dora@customer.example").pop().unwrap();
+    assert!(resolved["text"].as_str().unwrap().contains("New ribbon."), "{resolved}");
+    assert_eq!(resolved["headers"]["In-Reply-To"], format!("<{first_id}>"));
+    assert!(resolved["subject"].as_str().unwrap().contains(&format!("[#{number}]")));
+    let (_, list) = app.get("/api/tickets", Some(&admin.token)).await;
+    assert_eq!(list["tickets"].as_array().unwrap().len(), 1, "the whole conversation is one ticket");
 }

@@ -13,15 +13,15 @@ use crate::helpers::{Backend, TestApp, fresh_database, on_both_backends, pipelin
 on_both_backends!(mail_arrives_over_smtp_and_a_refusing_server_only_delays_it);
 
 /// The SMTP server, stopped when dropped.
-struct SmtpServer {
+pub struct SmtpServer {
     child: Child,
-    port: u16,
+    pub port: u16,
     dir: PathBuf,
 }
 
 impl SmtpServer {
     /// Starts it; the first `refuse` messages are answered "451 try again later".
-    fn start(dir: &Path, refuse: u32) -> SmtpServer {
+    pub fn start(dir: &Path, refuse: u32) -> SmtpServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let script =
             PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
@@ -41,7 +41,7 @@ impl SmtpServer {
         SmtpServer { child, port, dir: dir.to_owned() }
     }
 
-    fn received(&self) -> Vec<Value> {
+    pub fn received(&self) -> Vec<Value> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
