@@ -239,8 +239,9 @@ impl Reader {
             self.session.uid_fetch(&set, format!("(UID {query})")).await?.try_collect::<Vec<_>>().await
         })
         .await?;
+        // Each response dropped once copied, so a large message is not held twice for the whole group.
         Ok(fetches
-            .iter()
+            .into_iter()
             .filter_map(|f| {
                 let bytes = if header { f.header() } else { f.body() }?;
                 Some((f.uid?, bytes.to_vec()))

@@ -115,16 +115,17 @@ fn files(msg: &Message<'_>) -> Vec<MailFile> {
 }
 
 /// The message's files that fit the limit, ready to store, and a line per file that did not.
-fn keep_files(p: &Parsed, max_bytes: usize) -> (Vec<crate::db::NewAttachment>, Vec<String>) {
+fn keep_files(p: &mut Parsed, max_bytes: usize) -> (Vec<crate::db::NewAttachment>, Vec<String>) {
     let (mut kept, mut refused) = (Vec::new(), Vec::new());
-    for f in &p.files {
+    // Moved out, not copied: a large file is held once.
+    for f in std::mem::take(&mut p.files) {
         let name = crate::desk::attachments::safe_file_name(&f.file_name);
         if f.data.len() > max_bytes {
             refused.push(format!("{name} ({}, over the limit of {})", megabytes(f.data.len()), megabytes(max_bytes)));
             continue;
         }
         let content_type = crate::desk::attachments::content_type_of(&f.content_type, &f.data);
-        kept.push(crate::db::NewAttachment::new(name, content_type, f.data.clone(), f.content_id.clone()));
+        kept.push(crate::db::NewAttachment::new(name, content_type, f.data, f.content_id));
     }
     (kept, refused)
 }
@@ -319,6 +320,9 @@ pub async fn ingest(db: &Db, id: i64, limits: &Limits) -> anyhow::Result<()> {
             return Ok(db.set_inbound_outcome(id, InboundState::Rejected, &e.to_string()).await?);
         }
     };
+    // What is needed of the raw message is in `parsed` now: it is not held twice while the ticket is written.
+    let received_at = stored.received_at;
+    drop(stored);
     if let Some(why) = parsed.automatic {
         if let Some(original) = &parsed.bounced
             && let Some(ticket) = db.thread_ticket(std::slice::from_ref(original)).await?
@@ -330,7 +334,7 @@ pub async fn ingest(db: &Db, id: i64, limits: &Limits) -> anyhow::Result<()> {
         crate::metrics::mail_ingested("ignored", if parsed.bounced.is_some() { "bounce" } else { "automatic" });
         return Ok(db.set_inbound_outcome(id, InboundState::Ignored, why).await?);
     }
-    if db.inbound_from_in_hour_before(parsed.from.as_str(), id, stored.received_at).await? > SENDER_LIMIT_PER_HOUR {
+    if db.inbound_from_in_hour_before(parsed.from.as_str(), id, received_at).await? > SENDER_LIMIT_PER_HOUR {
         let why = format!("more than {SENDER_LIMIT_PER_HOUR} messages from this sender in an hour (a mail loop?)");
         tracing::warn!(inbound_id = id, "mail from a sender over the hourly limit set aside");
         crate::metrics::mail_ingested("rejected", "sender_limit");
@@ -338,7 +342,8 @@ pub async fn ingest(db: &Db, id: i64, limits: &Limits) -> anyhow::Result<()> {
     }
     let origin = MailOrigin { inbound: id, message_id: parsed.message_id.clone() };
     let sender = db.user_by_email(&parsed.from).await?;
-    let (files, refused) = keep_files(&parsed, limits.max_attachment_bytes);
+    let mut parsed = parsed;
+    let (files, refused) = keep_files(&mut parsed, limits.max_attachment_bytes);
     // Queued first: a crash after the ticket is written still tells the sender (once: the key).
     note_refused_files(db, id, &parsed, &refused).await?;
     match threaded(db, &parsed, sender.as_ref()).await? {
