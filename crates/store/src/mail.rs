@@ -279,4 +279,18 @@ impl Db {
             .await?
         })
     }
+
+    /// The messages that filed or replied on `ticket`, oldest first (what staff open as "the original").
+    pub async fn inbound_of_ticket(&self, ticket: TicketId) -> StoreResult<Vec<InboundSummary>> {
+        on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as(
+                "SELECT id, source, message_id, substr(raw, 1, CAST($2 AS INTEGER)) AS head, CAST(length(raw) AS BIGINT) AS size, \
+                 state, reason, ticket_id, received_at FROM inbound_messages WHERE ticket_id = $1 ORDER BY id LIMIT 200",
+            )
+            .bind(ticket)
+            .bind(HEAD_BYTES)
+            .fetch_all(pool)
+            .await?
+        })
+    }
 }

@@ -95,6 +95,19 @@ pub(crate) async fn dismiss_mail(desk: &Desk, admin: &AuthUser, id: i64) -> AppR
     current(desk, id).await
 }
 
+/// The messages a ticket was filed or answered by, for those who work it ("show original").
+pub(crate) async fn ticket_mail(desk: &Desk, auth: &AuthUser, ticket: TicketId) -> AppResult<Vec<MailView>> {
+    super::tickets::workable_ticket(desk, auth, ticket).await?;
+    Ok(desk.db.inbound_of_ticket(ticket).await?.into_iter().map(MailView::of).collect())
+}
+
+/// One of them as it came (raw, quoted history and signature included).
+pub(crate) async fn ticket_mail_raw(desk: &Desk, auth: &AuthUser, ticket: TicketId, id: i64) -> AppResult<Vec<u8>> {
+    super::tickets::workable_ticket(desk, auth, ticket).await?;
+    let m = desk.db.inbound(id).await?.filter(|m| m.ticket_id == Some(ticket)).ok_or(AppError::NotFound)?;
+    Ok(m.raw)
+}
+
 async fn current(desk: &Desk, id: i64) -> AppResult<MailView> {
     desk.db.inbound(id).await?.map(MailView::of_message).ok_or(AppError::NotFound)
 }

@@ -7,14 +7,20 @@ use serde::{Deserialize, Serialize};
 use smart_ticket_domain::InboundState;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::desk::mail::{MailView, MailboxHealth, dismiss_mail, list_mail, mailbox_health, retry_mail};
+use crate::desk::AuthUser;
+use crate::desk::mail::{
+    MailView, MailboxHealth, dismiss_mail, list_mail, mailbox_health, retry_mail, ticket_mail, ticket_mail_raw,
+};
 use crate::desk::{AppError, AppResult, Desk, state_filter};
 use crate::front::extract::{Admin, AppPath, AppQuery};
+use crate::model::TicketId;
 
 pub fn router() -> Router<Desk> {
     Router::new()
         .route("/api/admin/mail", get(list))
         .route("/api/admin/mailboxes", get(mailboxes))
+        .route("/api/tickets/{id}/mail", get(of_ticket))
+        .route("/api/tickets/{id}/mail/{mail_id}", get(original))
         .route("/api/admin/mail/{id}/retry", post(retry))
         .route("/api/admin/mail/{id}/dismiss", post(dismiss))
 }
@@ -81,4 +87,36 @@ pub(crate) struct Mailboxes {
     responses((status = 200, description = "The mailboxes' health", body = Mailboxes)))]
 pub(crate) async fn mailboxes(State(desk): State<Desk>, _admin: Admin) -> AppResult<Json<Mailboxes>> {
     Ok(Json(Mailboxes { mailboxes: mailbox_health(&desk).await? }))
+}
+
+/// The e-mails a ticket was filed or answered by (those who work it): open one to see it as it came.
+#[utoipa::path(get, path = "/api/tickets/{id}/mail", tag = "tickets", params(("id" = TicketId, Path)),
+    responses((status = 200, description = "The ticket's received mail", body = MailList)))]
+pub(crate) async fn of_ticket(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppPath(id): AppPath<TicketId>,
+) -> AppResult<Json<MailList>> {
+    Ok(Json(MailList { messages: ticket_mail(&desk, &auth, id).await? }))
+}
+
+/// One received e-mail as it came, quoted history and signature included ("show original"; those who work
+/// the ticket). Shown as plain text, never rendered.
+#[utoipa::path(get, path = "/api/tickets/{id}/mail/{mail_id}", tag = "tickets",
+    params(("id" = TicketId, Path), ("mail_id" = i64, Path)),
+    responses((status = 200, description = "The raw message", body = String, content_type = "text/plain")))]
+pub(crate) async fn original(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppPath((id, mail_id)): AppPath<(TicketId, i64)>,
+) -> AppResult<axum::response::Response> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let raw = ticket_mail_raw(&desk, &auth, id, mail_id).await?;
+    let headers = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"),
+    ];
+    Ok((headers, raw).into_response())
 }

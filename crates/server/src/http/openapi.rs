@@ -29,7 +29,7 @@ use crate::front::error::ErrorBody;
         tickets::list_comments, tickets::create_comment, tickets::list_events, tickets::suggestions,
         tickets::suggestion_feedback, tickets::similar, tickets::merge,
         taxonomy::get_taxonomy, taxonomy::put_category, taxonomy::delete_category, taxonomy::put_skill,
-        admin::list_jobs, admin::retry_job, mail::list, mail::retry, mail::dismiss, mail::mailboxes,
+        admin::list_jobs, admin::retry_job, mail::list, mail::retry, mail::dismiss, mail::mailboxes, mail::of_ticket, mail::original,
         attachments::upload_files, attachments::list_files, attachments::download_file,
         ai::quality, ai::status, ai::retrain,
         ops::healthz, ops::readyz, ops::metrics,

@@ -272,8 +272,10 @@ async fn render_ticket(
         suggestions: Vec::new(),
         draft: None,
         staff_list: Vec::new(),
+        originals: Vec::new(),
     };
     if workable {
+        page.originals = crate::desk::mail::ticket_mail(desk, &signed.auth, id).await?;
         page.ai = ticket.ai.as_ref().map(|a| a.0.clone());
         page.categories = desk.db.categories().await?.into_iter().map(|c| c.name).collect();
         // Suggestions help; their failure must not take the page down.
@@ -315,6 +317,8 @@ struct TicketPage {
     draft: Option<crate::providers::Draft>,
     /// Whom an admin may reassign to.
     staff_list: Vec<crate::model::User>,
+    /// The e-mails the ticket was filed or answered by, to open as they came.
+    originals: Vec<crate::desk::mail::MailView>,
 }
 
 impl Page for TicketPage {

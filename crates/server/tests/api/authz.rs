@@ -89,6 +89,7 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
         (Method::GET, format!("/api/tickets/{t}/comments"), None, [401, 200, 404, 200, 404, 200]),
         (Method::GET, format!("/api/tickets/{t}/events"), None, [401, 200, 404, 200, 404, 200]),
         (Method::GET, format!("/api/tickets/{t}/attachments"), None, [401, 200, 404, 200, 404, 200]),
+        (Method::GET, format!("/api/tickets/{t}/mail"), None, [401, 403, 404, 200, 404, 200]),
         (Method::GET, "/api/taxonomy".into(), None, [401, 200, 200, 200, 200, 200]),
         (
             Method::PUT,

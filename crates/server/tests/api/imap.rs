@@ -494,6 +494,21 @@ async fn a_whole_conversation_by_mail(backend: Backend) {
     let bodies: Vec<&str> =
         comments["comments"].as_array().unwrap().iter().map(|c| c["body"].as_str().unwrap()).collect();
     assert_eq!(bodies, ["Replace the ribbon.", "That fixed it, thanks!"]);
+    // Staff can still read the customer's mails as they came, quoted history included; the customer cannot.
+    let (_, mail) = app.get(&format!("/api/tickets/{id}/mail"), Some(&admin.token)).await;
+    let mail = mail["messages"].as_array().unwrap().clone();
+    assert_eq!(mail.len(), 2, "{mail:?}");
+    let raw = app
+        .client
+        .get(format!("{}/api/tickets/{id}/mail/{}", app.base, mail[1]["id"]))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.contains("> Replace the ribbon."), "{raw}");
 
     // Resolved: the customer is told, in the same thread.
     let (status, _) = app

@@ -46,6 +46,8 @@ const OPERATIONS: &[&str] = &[
     "POST /api/admin/mail/{id}/retry",
     "POST /api/admin/mail/{id}/dismiss",
     "GET /api/admin/mailboxes",
+    "GET /api/tickets/{id}/mail",
+    "GET /api/tickets/{id}/mail/{mail_id}",
     "POST /api/tickets/{id}/attachments",
     "GET /api/tickets/{id}/attachments",
     "GET /api/attachments/{id}",
