@@ -148,6 +148,16 @@ impl Db {
             let mut claimed = None;
             for expired in [true, false] {
                 if expired {
+                    // Almost always none: a read (no write lock on SQLite) keeps the two writes below off the
+                    // common claim.
+                    let any: Option<i64> =
+                        sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'running' AND locked_until < $1 LIMIT 1")
+                            .bind(now)
+                            .fetch_optional(pool)
+                            .await?;
+                    if any.is_none() {
+                        continue;
+                    }
                     // A job whose worker died during its last attempt is dead.
                     sqlx::query(
                         "UPDATE jobs SET state = 'dead', locked_until = NULL, updated_at = $1, \
