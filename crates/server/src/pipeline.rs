@@ -87,13 +87,12 @@ impl Pipeline {
     }
 
     async fn queue_email(&self, email: Email) -> anyhow::Result<()> {
-        let job = NewJob {
-            kind: JobKind::EmailSend,
-            idempotency_key: email.key.clone(),
-            payload: serde_json::to_value(&email)?,
-        };
-        self.db.enqueue(&job).await?;
-        Ok(())
+        crate::mail::queue(&self.db, &email).await
+    }
+
+    /// The names of the mailboxes this process reads (each has a poll job the scheduler keeps queued).
+    pub fn mailbox_names(&self) -> Vec<String> {
+        self.settings.mail.mailboxes.iter().map(|m| m.name.clone()).collect()
     }
 
     /// Every job kind of the pipeline with its handler.

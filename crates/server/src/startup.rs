@@ -77,7 +77,7 @@ impl Application {
         let workers = (concurrency > 0).then(|| {
             let worker =
                 Worker::new(db.clone(), self.desk.pipeline.registry()).with_heartbeat(self.desk.heartbeat.clone());
-            let mailboxes = self.desk.pipeline.settings.mail.mailboxes.iter().map(|m| m.name.clone()).collect();
+            let mailboxes = self.desk.pipeline.mailbox_names();
             tokio::spawn(crate::pipeline::schedule(db.clone(), mailboxes, self.desk.wake.clone(), stopped.clone()));
             tokio::spawn(worker.run(concurrency, self.desk.wake.clone(), stopped))
         });
@@ -103,8 +103,7 @@ pub async fn run_worker(db: Db, settings: PipelineSettings, concurrency: usize) 
     let (stop, stopped) = (pipeline.stop.clone(), pipeline.stop.subscribe());
     let registry = pipeline.registry();
     let wake = Arc::new(Notify::new());
-    let mailboxes = pipeline.settings.mail.mailboxes.iter().map(|m| m.name.clone()).collect();
-    tokio::spawn(crate::pipeline::schedule(db.clone(), mailboxes, wake.clone(), stopped.clone()));
+    tokio::spawn(crate::pipeline::schedule(db.clone(), pipeline.mailbox_names(), wake.clone(), stopped.clone()));
     let worker = tokio::spawn(Worker::new(db.clone(), registry).run(concurrency, wake, stopped));
     shutdown_signal().await;
     let _ = stop.send(true);

@@ -15,13 +15,19 @@ pub struct NewAttachment {
     pub data: Vec<u8>,
     /// The `cid:` an e-mail's HTML showed it under.
     pub content_id: Option<String>,
+    id: Uuid,
     sha256: String,
 }
 
 impl NewAttachment {
     pub fn new(file_name: String, content_type: String, data: Vec<u8>, content_id: Option<String>) -> Self {
         let sha256 = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
-        Self { file_name, content_type, data, content_id, sha256 }
+        Self { file_name, content_type, data, content_id, id: Uuid::new_v4(), sha256 }
+    }
+
+    /// The id it is stored under.
+    pub fn id(&self) -> Uuid {
+        self.id
     }
 
     pub fn sha256(&self) -> &str {
@@ -78,7 +84,7 @@ macro_rules! insert_attachments {
                     "INSERT INTO attachments (id, ticket_id, comment_id, internal, file_name, content_type, size, \
                      sha256, content_id, uploaded_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
-                .bind(uuid::Uuid::new_v4())
+                .bind(f.id())
                 .bind(to.ticket)
                 .bind(to.comment)
                 .bind(to.internal)
@@ -100,14 +106,30 @@ macro_rules! insert_attachments {
 pub(crate) use insert_attachments;
 
 impl Db {
-    /// Attaches `files` to a ticket or a comment, in one transaction.
-    pub async fn attach(&self, to: AttachTo, files: &[NewAttachment]) -> StoreResult<()> {
+    /// Attaches `files` to a ticket or a comment, in one transaction; the attachments as stored.
+    pub async fn attach(&self, to: AttachTo, files: &[NewAttachment]) -> StoreResult<Vec<Attachment>> {
         let now = Ts::now();
         on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             insert_attachments!(tx, to, files, now)?;
             tx.commit().await?;
-        })
+        })?;
+        Ok(files
+            .iter()
+            .map(|f| Attachment {
+                id: f.id,
+                ticket_id: to.ticket,
+                comment_id: to.comment,
+                internal: to.internal,
+                file_name: f.file_name.clone(),
+                content_type: f.content_type.clone(),
+                size: f.data.len() as i64,
+                sha256: f.sha256.clone(),
+                content_id: f.content_id.clone(),
+                uploaded_by: to.by,
+                created_at: now,
+            })
+            .collect())
     }
 
     /// Every attachment of ticket `id` (its own and its comments'), oldest first.

@@ -268,10 +268,9 @@ impl Db {
     /// Messages in `state`, newest first (the admin's list of refused mail).
     pub async fn inbound_in_state(&self, state: InboundState, limit: i64) -> StoreResult<Vec<InboundSummary>> {
         on_pool!(self.reader(), |pool, DB, pg| {
-            sqlx::query_as(
-                "SELECT id, source, message_id, substr(raw, 1, CAST($3 AS INTEGER)) AS head, CAST(length(raw) AS BIGINT) AS size, \
-                 state, reason, ticket_id, received_at FROM inbound_messages WHERE state = $1 ORDER BY id DESC LIMIT $2",
-            )
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SUMMARY_COLUMNS} FROM inbound_messages WHERE state = $1 ORDER BY id DESC LIMIT $2"
+            )))
             .bind(state.as_str())
             .bind(limit)
             .bind(HEAD_BYTES)
@@ -283,14 +282,18 @@ impl Db {
     /// The messages that filed or replied on `ticket`, oldest first (what staff open as "the original").
     pub async fn inbound_of_ticket(&self, ticket: TicketId) -> StoreResult<Vec<InboundSummary>> {
         on_pool!(self.reader(), |pool, DB, pg| {
-            sqlx::query_as(
-                "SELECT id, source, message_id, substr(raw, 1, CAST($2 AS INTEGER)) AS head, CAST(length(raw) AS BIGINT) AS size, \
-                 state, reason, ticket_id, received_at FROM inbound_messages WHERE ticket_id = $1 ORDER BY id LIMIT 200",
-            )
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SUMMARY_COLUMNS} FROM inbound_messages WHERE ticket_id = $1 ORDER BY id LIMIT $2"
+            )))
             .bind(ticket)
+            .bind(200i64)
             .bind(HEAD_BYTES)
             .fetch_all(pool)
             .await?
         })
     }
 }
+
+/// The columns of an [`InboundSummary`]; `$3` is [`HEAD_BYTES`].
+const SUMMARY_COLUMNS: &str = "id, source, message_id, substr(raw, 1, CAST($3 AS INTEGER)) AS head, \
+     CAST(length(raw) AS BIGINT) AS size, state, reason, ticket_id, received_at";

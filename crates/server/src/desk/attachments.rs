@@ -148,11 +148,7 @@ pub(crate) async fn upload(
     };
     let files = prepare(uploads, desk.pipeline.settings.mail.max_attachment_bytes)?;
     let to = AttachTo { ticket, comment, internal, by: Some(auth.user.id) };
-    desk.db.attach(to, &files).await?;
-    let all = desk.db.attachments_of(ticket).await?;
-    let hashes: Vec<&str> = files.iter().map(|f| f.sha256()).collect();
-    let added = all.iter().rev().filter(|a| a.comment_id == comment && hashes.contains(&a.sha256.as_str()));
-    Ok(added.take(files.len()).map(AttachmentView::of).collect::<Vec<_>>().into_iter().rev().collect())
+    Ok(desk.db.attach(to, &files).await?.iter().map(AttachmentView::of).collect())
 }
 
 /// A file and its contents, for one who may see it (404 otherwise: its existence is not revealed).

@@ -31,13 +31,7 @@ pub struct MailView {
 impl MailView {
     fn of(m: InboundSummary) -> Self {
         let parsed = mail_parser::MessageParser::default().parse_headers(&m.head);
-        let from = parsed
-            .as_ref()
-            .and_then(|p| p.from())
-            .and_then(|a| a.first())
-            .and_then(|a| a.address())
-            .unwrap_or("")
-            .to_owned();
+        let from = parsed.as_ref().and_then(crate::mail::inbound::sender_address).unwrap_or("").to_owned();
         let subject = parsed.as_ref().and_then(|p| p.subject()).unwrap_or("").chars().take(200).collect();
         MailView {
             id: m.id,

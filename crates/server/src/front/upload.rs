@@ -7,9 +7,6 @@ use axum::http::StatusCode;
 use crate::desk::attachments::Upload;
 use crate::desk::error::AppError;
 
-/// The name of the file fields of forms and uploads.
-pub const FILE_FIELD: &str = "file";
-
 /// A multipart body's text fields, in order, and its files (empty file inputs left out).
 pub async fn read_multipart(
     mut form: Multipart,

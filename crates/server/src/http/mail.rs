@@ -113,10 +113,5 @@ pub(crate) async fn original(
     use axum::http::header;
     use axum::response::IntoResponse;
     let raw = ticket_mail_raw(&desk, &auth, id, mail_id).await?;
-    let headers = [
-        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"),
-    ];
-    Ok((headers, raw).into_response())
+    Ok((super::attachments::INERT, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], raw).into_response())
 }

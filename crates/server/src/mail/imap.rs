@@ -142,11 +142,6 @@ struct Pending {
 }
 
 impl Reader {
-    /// Whether the server offers IDLE.
-    pub fn idles(&self) -> bool {
-        self.idle
-    }
-
     /// Fetches and stores everything new, then flags it `\Seen`.
     pub async fn read_new(&mut self, db: &Db, mb: &ImapSettings, max_bytes: usize) -> anyhow::Result<Read> {
         let mut total = Read::default();

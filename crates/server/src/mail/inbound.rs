@@ -72,11 +72,7 @@ impl Unreadable {
 /// Reads a message's sender, subject, text and threading headers.
 pub fn parse(raw: &[u8]) -> Result<Parsed, Unreadable> {
     let msg = MessageParser::default().parse(raw).filter(is_message).ok_or(Unreadable::NotAMessage)?;
-    let from = msg
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .ok_or_else(|| Unreadable::Refused("the message has no sender address".into()))?;
+    let from = sender_address(&msg).ok_or_else(|| Unreadable::Refused("the message has no sender address".into()))?;
     let from = Email::parse(from).map_err(|e| Unreadable::Refused(format!("the sender address {}", e.message)))?;
     let text = msg.body_text(0).map(|t| clean(&t)).unwrap_or_default();
     Ok(Parsed {
@@ -143,18 +139,7 @@ async fn note_refused_files(db: &Db, inbound: i64, p: &Parsed, refused: &[String
         format!("Files not received: {}", if p.subject.is_empty() { "your message" } else { p.subject.as_str() }),
         ctx,
     )?;
-    queue_note(db, &note).await
-}
-
-/// Queues an automatic note to a sender (once: its key).
-async fn queue_note(db: &Db, note: &super::Email) -> anyhow::Result<()> {
-    db.enqueue(&crate::db::NewJob {
-        kind: smart_ticket_domain::JobKind::EmailSend,
-        idempotency_key: note.key.clone(),
-        payload: serde_json::to_value(note)?,
-    })
-    .await?;
-    Ok(())
+    super::queue(db, &note).await
 }
 
 /// The Message-ID of the mail a delivery report is about: from its attached original (`message/rfc822`) or
@@ -257,11 +242,15 @@ pub fn tagged_number(subject: &str) -> Option<i64> {
     subject[start..end].parse().ok().filter(|n| *n > 0)
 }
 
+/// The address of a message's (first) sender, as it gives it.
+pub fn sender_address<'a>(msg: &'a Message<'_>) -> Option<&'a str> {
+    msg.from().and_then(|a| a.first()).and_then(|a| a.address())
+}
+
 /// A message's Message-ID and sender address, from its header alone (as the store records them).
 pub fn envelope(raw: &[u8]) -> (Option<String>, Option<String>) {
     let Some(msg) = MessageParser::default().parse_headers(raw) else { return (None, None) };
-    let sender = msg.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_owned);
-    (msg.message_id().map(str::to_owned), sender)
+    (msg.message_id().map(str::to_owned), sender_address(&msg).map(str::to_owned))
 }
 
 /// The header block of a message (everything before the first empty line).
@@ -279,14 +268,12 @@ pub async fn receive(db: &Db, raw: &[u8], size: usize, max_bytes: usize) -> Resu
     let raw = if oversize.is_some() { header_of(raw) } else { raw };
     let parsed = MessageParser::default().parse_headers(raw).filter(is_message);
     let Some(msg) = parsed else { return Err(ReceiveError::NotAMessage) };
-    let message_id = msg.message_id().map(str::to_owned);
-    let sender = msg.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_owned);
     let m = NewInbound {
         source: MAIL_IN,
         uid_validity: None,
         uid: None,
-        message_id: message_id.as_deref(),
-        sender: sender.as_deref(),
+        message_id: msg.message_id(),
+        sender: sender_address(&msg),
         raw,
         oversize,
     };
@@ -313,7 +300,7 @@ pub async fn ingest(db: &Db, id: i64, limits: &Limits) -> anyhow::Result<()> {
     if let Some(size) = stored.oversize {
         return refuse_oversize(db, &stored, size, limits.max_message_bytes).await;
     }
-    let parsed = match parse(&stored.raw) {
+    let mut parsed = match parse(&stored.raw) {
         Ok(p) => p,
         Err(e) => {
             crate::metrics::mail_ingested("rejected", e.code());
@@ -342,7 +329,6 @@ pub async fn ingest(db: &Db, id: i64, limits: &Limits) -> anyhow::Result<()> {
     }
     let origin = MailOrigin { inbound: id, message_id: parsed.message_id.clone() };
     let sender = db.user_by_email(&parsed.from).await?;
-    let mut parsed = parsed;
     let (files, refused) = keep_files(&mut parsed, limits.max_attachment_bytes);
     // Queued first: a crash after the ticket is written still tells the sender (once: the key).
     note_refused_files(db, id, &parsed, &refused).await?;
@@ -436,7 +422,7 @@ impl Limits {
 async fn refuse_oversize(db: &Db, stored: &InboundMessage, size: i64, max: usize) -> anyhow::Result<()> {
     let reason = format!("the message is {}, over the limit of {}", megabytes(size as usize), megabytes(max));
     let header = MessageParser::default().parse_headers(&stored.raw);
-    let sender = header.as_ref().and_then(|m| m.from()?.first()?.address().map(str::to_owned));
+    let sender = header.as_ref().and_then(sender_address).map(str::to_owned);
     let automatic = header.as_ref().and_then(automatic);
     if let (Some(to), None) = (sender.and_then(|a| Email::parse(&a).ok()), automatic) {
         let subject = header.as_ref().and_then(|m| m.subject()).map(clean).unwrap_or_default();
@@ -449,7 +435,7 @@ async fn refuse_oversize(db: &Db, stored: &InboundMessage, size: i64, max: usize
             ctx,
         )?;
         // Queued before the message is marked, so a crash in between still sends it (once: the key).
-        queue_note(db, &note).await?;
+        super::queue(db, &note).await?;
     }
     tracing::info!(inbound_id = stored.id, size, "mail over the size limit refused");
     crate::metrics::mail_ingested("rejected", "oversize");

@@ -286,6 +286,17 @@ fn templates() -> &'static Environment<'static> {
     })
 }
 
+/// Queues `email` as an `email.send` job keyed by its notification key (a key queued before adds nothing).
+pub async fn queue(db: &crate::db::Db, email: &Email) -> anyhow::Result<()> {
+    let job = crate::db::NewJob {
+        kind: smart_ticket_domain::JobKind::EmailSend,
+        idempotency_key: email.key.clone(),
+        payload: serde_json::to_value(email)?,
+    };
+    db.enqueue(&job).await?;
+    Ok(())
+}
+
 /// Renders the text and HTML parts of template `name` into an email.
 pub fn render(name: &str, key: String, to: &str, subject: String, ctx: minijinja::Value) -> anyhow::Result<Email> {
     let env = templates();
