@@ -8,12 +8,10 @@
 //! 384 MB) and only the rows a text uses are unpacked.
 
 use anyhow::{Context, bail, ensure};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::bert::{Bert, BertConfig, mean_pool_normalised};
+use crate::encoder::{Config as BertConfig, Encoder, batches};
 
 /// The weights file inside the model folder.
 pub const FILE: &str = "e5-small-q4.bin";
@@ -103,12 +101,11 @@ const SEED: [(&str, [&str; 6]); 5] = [
 /// The loaded model. Embedding is CPU-bound: call it off the async runtime.
 pub struct E5 {
     seed: crate::retrieval::Centering,
-    model: Bert,
+    model: Encoder,
     tokenizer: Unigram,
     /// The packed vocabulary table: `vocab` rows of `hidden / 32` blocks.
     words: Vec<u8>,
     hidden: usize,
-    device: Device,
 }
 
 impl std::fmt::Debug for E5 {
@@ -192,8 +189,7 @@ fn read_tensors(
     r: &mut Reader<'_>,
     bytes: &[u8],
     c: &BertConfig,
-    device: &Device,
-) -> anyhow::Result<(HashMap<String, Tensor>, Vec<u8>)> {
+) -> anyhow::Result<(HashMap<String, Vec<f32>>, Vec<u8>)> {
     let entries = r.i32()?;
     let mut tensors = HashMap::new();
     let mut words = None;
@@ -210,8 +206,8 @@ fn read_tensors(
             let len = c.vocab_size * c.hidden_size / BLOCK * BLOCK_BYTES;
             ensure!(data.len() >= len, "the vocabulary table is short");
             words = Some(data[..len].to_vec());
-        } else if let Some((key, values, shape)) = tensor_of(&name, data, c)? {
-            tensors.insert(key, Tensor::from_vec(values, shape, device)?);
+        } else if let Some((key, values, _shape)) = tensor_of(&name, data, c)? {
+            tensors.insert(key, values);
         }
     }
     Ok((tensors, words.context("the model file has no vocabulary table")?))
@@ -307,12 +303,12 @@ impl E5 {
             layer_norm_eps: f64::from(eps),
             hidden_act: "gelu".into(),
         };
-        let device = Device::Cpu;
-        let (tensors, words) = read_tensors(&mut r, bytes, &config, &device)?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let model = Bert::load(vb, &config).context("building the encoder")?;
+        let (mut tensors, words) = read_tensors(&mut r, bytes, &config)?;
+        let model =
+            Encoder::load(&config, &mut |name| tensors.remove(name).with_context(|| format!("no tensor {name}")))
+                .context("building the encoder")?;
         ensure!(tokenizer.pieces.len() <= vocab, "the vocabulary has more pieces than the table has rows");
-        let mut e5 = Self { seed: Default::default(), model, tokenizer, words, hidden, device };
+        let mut e5 = Self { seed: Default::default(), model, tokenizer, words, hidden };
         e5.seed = e5.centering_from_seed()?;
         Ok(e5)
     }
@@ -340,20 +336,56 @@ impl E5 {
 
     /// The unit-length embedding of `text` as e5 embeds symmetric-similarity inputs ("query: " first).
     pub fn embed(&self, text: &str) -> anyhow::Result<Vec<f32>> {
+        Ok(self.embed_batch(&[text]).pop().unwrap_or_default())
+    }
+
+    /// [`E5::embed`] of many texts, in order, computed in packed batches of similar lengths (see
+    /// [`crate::encoder`]): the fast way to embed more than one.
+    pub fn embed_batch(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.token_ids(t)).collect();
+        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let mut out = vec![Vec::new(); texts.len()];
+        for group in batches(&lens, crate::embed::BATCH_TOKENS, crate::embed::BATCH_TEXTS) {
+            let part: Vec<&[u32]> = group.iter().map(|&i| ids[i].as_slice()).collect();
+            let (mut x, lens) = self.inputs(&part);
+            self.model.run_layers(&mut x, &lens, 0, self.model.layers.len());
+            for (&i, v) in group.iter().zip(self.model.pool(&x, &lens)) {
+                out[i] = v;
+            }
+        }
+        out
+    }
+
+    /// The ids the encoder reads for `text`: the start mark, "query: " and the text (cut to fit), the end mark.
+    pub fn token_ids(&self, text: &str) -> Vec<u32> {
         let mut ids = vec![self.tokenizer.bos];
         let content = self.tokenizer.encode(&format!("query: {text}"));
         ids.extend(content.iter().take(MAX_CONTENT_TOKENS));
         ids.push(self.tokenizer.eos);
+        ids
+    }
+
+    /// The word vectors of a packed batch of token ids (each row unpacked from the 4-bit table).
+    pub fn word_vectors(&self, ids: &[&[u32]]) -> Vec<f32> {
         let row = self.hidden / BLOCK * BLOCK_BYTES;
-        let mut vectors = vec![0f32; ids.len() * self.hidden];
-        for (&id, out) in ids.iter().zip(vectors.chunks_exact_mut(self.hidden)) {
+        let total: usize = ids.iter().map(|i| i.len()).sum();
+        let mut words = vec![0f32; total * self.hidden];
+        for (&id, out) in ids.iter().flat_map(|i| i.iter()).zip(words.chunks_exact_mut(self.hidden)) {
             let start = id as usize * row;
             unpack(&self.words[start..start + row], out);
         }
-        let words = Tensor::from_vec(vectors, (1, ids.len(), self.hidden), &self.device)?;
-        let mask = Tensor::ones((1, ids.len()), DType::U32, &self.device)?;
-        let hidden = self.model.forward_words(&words, &mask)?;
-        Ok(mean_pool_normalised(&hidden, &mask)?.squeeze(0)?.to_vec1::<f32>()?)
+        words
+    }
+
+    /// The first layer's input for a packed batch of token ids, and each text's length.
+    pub fn inputs(&self, ids: &[&[u32]]) -> (Vec<f32>, Vec<usize>) {
+        let lens: Vec<usize> = ids.iter().map(|i| i.len()).collect();
+        (self.model.embed(self.word_vectors(ids), &lens), lens)
+    }
+
+    /// The encoder (for fine-tuning its top layers).
+    pub fn encoder(&self) -> &Encoder {
+        &self.model
     }
 
     /// Token ids of `text` (no start or end mark), for tests.

@@ -1,12 +1,10 @@
 //! Sentence embeddings with all-MiniLM-L6-v2: 384 dimensions, unit length, up to 256 tokens per text.
 
-use anyhow::{Context, anyhow};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use anyhow::{Context, anyhow, ensure};
 use std::path::Path;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
-use crate::bert::{Bert, BertConfig, mean_pool_normalised};
+use crate::encoder::{Config, Encoder, batches, safetensors_f32};
 
 pub const DIMENSIONS: usize = 384;
 /// Longer texts are cut here: the model was trained on up to 256 word pieces.
@@ -58,11 +56,13 @@ pub fn load_shared(dir: &Path) -> Option<std::sync::Arc<MiniLm>> {
     )
 }
 
-/// The loaded model. Embedding is CPU-bound: call it off the async runtime (`spawn_blocking`).
+/// The loaded model. Embedding is CPU-bound: call it off the async runtime (`spawn_blocking`); it spreads
+/// its work over the process's thread pool.
 pub struct MiniLm {
-    model: Bert,
+    encoder: Encoder,
+    /// The vocabulary's word vectors, `[vocab, hidden]`.
+    words: Vec<f32>,
     tokenizer: Tokenizer,
-    device: Device,
 }
 
 impl std::fmt::Debug for MiniLm {
@@ -71,6 +71,11 @@ impl std::fmt::Debug for MiniLm {
     }
 }
 
+/// Tokens and texts per packed batch: large enough for the matrix products to run at speed, small enough
+/// that a batch's working memory stays a few tens of megabytes.
+pub const BATCH_TOKENS: usize = 4096;
+pub const BATCH_TEXTS: usize = 256;
+
 impl MiniLm {
     /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir` (see `scripts/fetch-model`).
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
@@ -78,52 +83,104 @@ impl MiniLm {
             let path = dir.join(name);
             std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
         };
-        let config: BertConfig = serde_json::from_slice(&read("config.json")?).context("parsing config.json")?;
+        let config: Config = serde_json::from_slice(&read("config.json")?).context("parsing config.json")?;
         let mut tokenizer =
             Tokenizer::from_bytes(read("tokenizer.json")?).map_err(|e| anyhow!("tokenizer.json: {e}"))?;
-        // The shipped tokenizer pads and truncates to 128 tokens; we pad per batch and keep up to 256.
+        // The shipped tokenizer pads and truncates to 128 tokens; batches are packed (no padding) and keep 256.
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
             .map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
-        let device = Device::Cpu;
-        let vb = VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &device)
-            .context("loading model.safetensors")?;
-        let model = Bert::load(vb, &config).context("building the BERT model")?;
-        Ok(Self { model, tokenizer, device })
+        tokenizer.with_padding(None);
+        let bytes = read("model.safetensors")?;
+        let file = safetensors::SafeTensors::deserialize(&bytes).context("reading model.safetensors")?;
+        let encoder = Encoder::load(&config, &mut |name| safetensors_f32(&file, name))
+            .context("building the encoder from model.safetensors")?;
+        let words = safetensors_f32(&file, "embeddings.word_embeddings.weight")?;
+        ensure!(words.len() == config.vocab_size * config.hidden_size, "word embeddings: unexpected size");
+        Ok(Self { encoder, words, tokenizer })
     }
 
-    /// Unit-length embeddings of `texts`, in order, computed as one batch.
-    pub fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// The encoder (for fine-tuning its top layers).
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// Each text's token ids, as the model reads them (with its start and end marks, cut at [`MAX_TOKENS`]).
+    pub fn token_ids(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<u32>>> {
         let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| anyhow!("tokenizing: {e}"))?;
-        let tokens = encodings.first().map_or(0, |e| e.get_ids().len());
-        let mut ids = Vec::with_capacity(texts.len() * tokens);
-        let mut mask = Vec::with_capacity(texts.len() * tokens);
-        for e in &encodings {
-            ids.extend_from_slice(e.get_ids());
-            mask.extend_from_slice(e.get_attention_mask());
-        }
-        let ids = Tensor::from_vec(ids, (texts.len(), tokens), &self.device)?;
-        let mask = Tensor::from_vec(mask, (texts.len(), tokens), &self.device)?;
-        let hidden = self.model.forward(&ids, &mask)?;
-        Ok(mean_pool_normalised(&hidden, &mask)?.to_vec2::<f32>()?)
+        Ok(encodings.iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
-    /// Embeds many texts in batches of `batch` (similar lengths together pad less).
-    pub fn embed_all(&self, texts: &[&str], batch: usize) -> anyhow::Result<Vec<Vec<f32>>> {
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
-        let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(batch.max(1)) {
-            let part: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            for (&i, v) in chunk.iter().zip(self.embed(&part)?) {
+    /// The word vectors of a packed batch of token ids, `[tokens, hidden]`.
+    pub fn word_vectors(&self, ids: &[&[u32]]) -> Vec<f32> {
+        let h = self.encoder.hidden;
+        let vocab = self.words.len() / h;
+        let mut words = Vec::with_capacity(ids.iter().map(|i| i.len()).sum::<usize>() * h);
+        for &id in ids.iter().flat_map(|i| i.iter()) {
+            let id = (id as usize).min(vocab - 1);
+            words.extend_from_slice(&self.words[id * h..(id + 1) * h]);
+        }
+        words
+    }
+
+    /// The first layer's input for a packed batch of token ids: `[tokens, hidden]`, and each text's length.
+    pub fn inputs(&self, ids: &[&[u32]]) -> (Vec<f32>, Vec<usize>) {
+        let lens: Vec<usize> = ids.iter().map(|i| i.len()).collect();
+        (self.encoder.embed(self.word_vectors(ids), &lens), lens)
+    }
+
+    /// Unit-length embeddings of `texts`, in order, computed in packed batches of similar lengths.
+    pub fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let ids = self.token_ids(texts)?;
+        Ok(self.embed_ids(&ids))
+    }
+
+    /// [`MiniLm::embed`] of texts already tokenised.
+    pub fn embed_ids(&self, ids: &[Vec<u32>]) -> Vec<Vec<f32>> {
+        self.embed_ids_with(ids, None)
+    }
+
+    /// [`MiniLm::embed_ids`], with tuned top layers in place of the model's own when given.
+    pub fn embed_ids_with(&self, ids: &[Vec<u32>], top: Option<&crate::tune::TunedTop>) -> Vec<Vec<f32>> {
+        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let mut out = vec![Vec::new(); ids.len()];
+        let layers = self.encoder.layers.len();
+        for group in batches(&lens, BATCH_TOKENS, BATCH_TEXTS) {
+            let part: Vec<&[u32]> = group.iter().map(|&i| ids[i].as_slice()).collect();
+            let (mut x, lens) = self.inputs(&part);
+            match top.filter(|t| t.from + t.layers.len() == layers) {
+                Some(t) => {
+                    self.encoder.run_layers(&mut x, &lens, 0, t.from);
+                    t.layers.iter().for_each(|l| self.encoder.layer(l, &mut x, &lens));
+                }
+                None => self.encoder.run_layers(&mut x, &lens, 0, layers),
+            }
+            for (&i, v) in group.iter().zip(self.encoder.pool(&x, &lens)) {
                 out[i] = v;
             }
         }
-        Ok(out)
+        out
+    }
+
+    /// The hidden states after layers `0..to` of each text, `[len, hidden]` (the frozen part of fine-tuning).
+    pub fn lower_states(&self, ids: &[Vec<u32>], to: usize) -> Vec<Vec<f32>> {
+        let h = self.encoder.hidden;
+        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let mut out = vec![Vec::new(); ids.len()];
+        for group in batches(&lens, BATCH_TOKENS, BATCH_TEXTS) {
+            let part: Vec<&[u32]> = group.iter().map(|&i| ids[i].as_slice()).collect();
+            let (mut x, lens) = self.inputs(&part);
+            self.encoder.run_layers(&mut x, &lens, 0, to);
+            for (&i, (s, e)) in group.iter().zip(crate::encoder::spans(&lens)) {
+                out[i] = x[s * h..e * h].to_vec();
+            }
+        }
+        out
+    }
+
+    /// As [`MiniLm::embed`]; `batch` is kept for callers that chose one (batches are now sized by tokens).
+    pub fn embed_all(&self, texts: &[&str], _batch: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+        self.embed(texts)
     }
 }
 

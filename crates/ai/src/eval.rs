@@ -201,6 +201,9 @@ pub struct Report {
     pub engine: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub folds: Option<usize>,
+    /// What fine-tuning did, per split (absent when it was not tried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<Vec<crate::tune::Outcome>>,
 }
 
 /// Pools runs (one, or one per fold) into a report.
@@ -242,6 +245,7 @@ pub fn report(label: &str, runs: &[Run], folds: Option<usize>, engine: &str) -> 
         ms_per_ticket_p99: pct(0.99),
         engine: engine.to_owned(),
         folds,
+        finetune: None,
     }
 }
 

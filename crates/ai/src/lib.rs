@@ -1,10 +1,12 @@
 //! Smart Ticket's embedded AI: runs on the machine itself, with no network and no API key.
 
-pub mod bert;
 pub mod classifier;
 pub mod e5;
 pub mod embed;
+pub mod encoder;
 pub mod eval;
+pub mod finetune;
+pub mod gemm;
 pub mod lang;
 pub mod linear;
 pub mod note;
@@ -12,6 +14,7 @@ pub mod pii;
 pub mod retrieval;
 pub mod text;
 pub mod triage;
+pub mod tune;
 pub mod urgency;
 
 pub use embed::{DIMENSIONS, MiniLm, cosine};

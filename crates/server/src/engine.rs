@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
+use crate::batcher::Batcher;
 use crate::db::{Db, LabelledRow, NewJob, vector_from_bytes};
 use crate::model::{Ticket, Ts};
 use crate::providers::Grounding;
@@ -145,6 +146,9 @@ pub struct Ai {
     model: Option<Arc<MiniLm>>,
     /// The multilingual model: when present, the vector index (search, suggestions) holds its vectors.
     e5: Option<Arc<smart_ticket_ai::e5::E5>>,
+    /// The two models' embedding threads, which batch concurrent requests (see [`crate::batcher`]).
+    minilm_batcher: Option<Batcher>,
+    e5_batcher: Option<Batcher>,
     state: Mutex<State>,
     retrain_every: u32,
     /// Every ticket's embedding, for semantic search (see [`crate::search::index`]).
@@ -155,6 +159,14 @@ impl std::fmt::Debug for Ai {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ai").field("engine", &self.engine()).finish()
     }
+}
+
+/// A model's embedding thread; without one (the system refused a thread) the model is not used, logged.
+fn batcher<F>(name: &str, embed: F) -> Option<Batcher>
+where
+    F: Fn(&[&str]) -> anyhow::Result<Vec<Vec<f32>>> + Send + 'static,
+{
+    Batcher::spawn(name, embed).inspect_err(|e| tracing::error!(error = %format!("{e:#}"), "no embedding thread")).ok()
 }
 
 /// A labelled ticket as the engine keeps it. `with_embeddings`: use the stored embedding (this process has the
@@ -182,8 +194,13 @@ impl Ai {
         let space =
             if e5.is_some() { crate::search::index::Space::Multilingual } else { crate::search::index::Space::English };
         let index = crate::search::index::VectorIndex::new(space, e5.as_deref().map(|m| m.seed_centering()));
+        let model = smart_ticket_ai::embed::load_shared(model_dir);
+        let minilm_batcher = model.clone().and_then(|m| batcher("embed-minilm", move |t| m.embed(t)));
+        let e5_batcher = e5.clone().and_then(|m| batcher("embed-e5", move |t| Ok(m.embed_batch(t))));
         Arc::new(Ai {
-            model: smart_ticket_ai::embed::load_shared(model_dir),
+            model,
+            minilm_batcher,
+            e5_batcher,
             e5,
             state: Mutex::new(State::default()),
             retrain_every: retrain_every.max(1),
@@ -194,14 +211,9 @@ impl Ai {
     /// The multilingual vector of `text` and its language, computed off the async runtime; `None` without the
     /// multilingual model.
     pub async fn search_vector(&self, text: &str) -> anyhow::Result<Option<(Vec<f32>, Option<&'static str>)>> {
-        let Some(e5) = self.e5.clone() else { return Ok(None) };
-        let text = text.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let v = e5.embed(&text)?;
-            Ok(Some((v, smart_ticket_ai::lang::detect(&text))))
-        })
-        .await
-        .context("the embedding task failed")?
+        let Some(e5) = &self.e5_batcher else { return Ok(None) };
+        let v = e5.embed(text.to_owned()).await?;
+        Ok(Some((v, smart_ticket_ai::lang::detect(text))))
     }
 
     /// Whether the multilingual model is loaded (the vector index holds its vectors).
@@ -224,11 +236,8 @@ impl Ai {
 
     /// The sentence embedding of `text`, computed off the async runtime; `None` without the model.
     pub async fn embed(&self, text: &str) -> anyhow::Result<Option<Vec<f32>>> {
-        let Some(model) = self.model.clone() else { return Ok(None) };
-        let text = text.to_owned();
-        tokio::task::spawn_blocking(move || model.embed(&[text.as_str()]).map(|mut v| v.pop()))
-            .await
-            .context("the embedding task failed")?
+        let Some(model) = &self.minilm_batcher else { return Ok(None) };
+        model.embed(text.to_owned()).await.map(Some)
     }
 
     /// `ticket`'s English embedding (its text is `text`): the stored one, else computed now; `None` without

@@ -151,14 +151,15 @@ pub fn parse_line(line: &str) -> Result<Row, String> {
     Ok(Row { title, description, resolution, category, priority, skills, created_at, requester })
 }
 
-/// Imports `path` into `db`; `progress` is told how many bytes have been read.
+/// Imports `path` into `db`; `progress` is told after each batch how many bytes have been read and how many
+/// lines are done.
 pub async fn run(
     db: &Db,
     model: Option<Arc<MiniLm>>,
     e5: Option<Arc<smart_ticket_ai::e5::E5>>,
     path: &Path,
     opts: &Options,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64, usize),
 ) -> anyhow::Result<Report> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut reader = std::io::BufReader::new(file);
@@ -250,7 +251,7 @@ impl Import<'_> {
         &mut self,
         reader: &mut impl BufRead,
         path: &Path,
-        progress: &mut impl FnMut(u64),
+        progress: &mut impl FnMut(u64, usize),
     ) -> anyhow::Result<()> {
         let mut line = String::new();
         let mut read: u64 = 0;
@@ -276,11 +277,11 @@ impl Import<'_> {
             }
             if self.pending.len() >= BATCH {
                 self.store().await?;
-                progress(read);
+                progress(read, self.report.lines);
             }
         }
         self.store().await?;
-        progress(read);
+        progress(read, self.report.lines);
         Ok(())
     }
 
@@ -339,17 +340,16 @@ async fn english_vectors(model: Option<Arc<MiniLm>>, texts: Vec<String>) -> anyh
 /// A text's multilingual vector and language, so imported history is found across languages too.
 type SearchVector = Option<(Vec<f32>, Option<&'static str>)>;
 
-/// The multilingual vector of each text (none without the model), on the blocking pool.
+/// The multilingual vector of each text (none without the model), in packed batches on the blocking pool.
 async fn search_vectors(
     e5: Option<Arc<smart_ticket_ai::e5::E5>>,
     texts: Vec<String>,
 ) -> anyhow::Result<Vec<SearchVector>> {
     let Some(e5) = e5 else { return Ok(vec![None; texts.len()]) };
     tokio::task::spawn_blocking(move || {
-        texts
-            .iter()
-            .map(|t| e5.embed(t).map(|v| Some((v, smart_ticket_ai::lang::detect(t)))))
-            .collect::<anyhow::Result<Vec<SearchVector>>>()
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = e5.embed_batch(&refs);
+        Ok(texts.iter().zip(vectors).map(|(t, v)| Some((v, smart_ticket_ai::lang::detect(t)))).collect())
     })
     .await
     .context("the embedding task failed")?

@@ -4,6 +4,7 @@
 //! service runs it), `providers` (optional language models) and `search`.
 
 pub mod auth;
+pub mod batcher;
 pub mod cli;
 pub mod config;
 pub mod desk;

@@ -3,3 +3,4 @@
 mod classify;
 mod e5;
 mod embed;
+mod reference;

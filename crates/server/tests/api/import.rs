@@ -36,9 +36,11 @@ async fn history_is_imported_bad_lines_are_reported_and_a_second_import_adds_not
     let opts = Options { requester: Email::parse("history@example.com").unwrap(), create_categories: false };
     let model = smart_ticket_ai::embed::load_shared(&crate::helpers::model_dir());
     let e5 = smart_ticket_ai::e5::load_shared(&crate::helpers::model_dir().with_file_name("multilingual-e5-small"));
-    let mut seen = 0;
-    let report = run(&app.db, model.clone(), e5.clone(), &path, &opts, |n| seen = n).await.unwrap();
+    let (mut seen, mut done) = (0, 0);
+    let report =
+        run(&app.db, model.clone(), e5.clone(), &path, &opts, |n, lines| (seen, done) = (n, lines)).await.unwrap();
     assert_eq!(seen, std::fs::metadata(&path).unwrap().len(), "progress reaches the end of the file");
+    assert_eq!(done, 5, "and counts every line read");
     assert_eq!((report.lines, report.imported, report.skipped, report.already_imported), (5, 2, 3, 0), "{report:?}");
     let lines_reported: Vec<usize> = report.errors.iter().map(|e: &LineError| e.line).collect();
     assert_eq!(lines_reported, vec![2, 4, 6], "line numbers count the blank line: {:?}", report.errors);
@@ -66,7 +68,7 @@ async fn history_is_imported_bad_lines_are_reported_and_a_second_import_adds_not
 
     // Again, with the missing category allowed: only the new line comes in.
     let again = Options { create_categories: true, ..opts };
-    let report = run(&app.db, model, e5, &path, &again, |_| {}).await.unwrap();
+    let report = run(&app.db, model, e5, &path, &again, |_, _| {}).await.unwrap();
     assert_eq!((report.imported, report.already_imported, report.skipped), (1, 2, 2), "{report:?}");
     assert_eq!(report.categories_created, vec!["astrology".to_owned()]);
 
