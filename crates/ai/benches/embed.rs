@@ -30,12 +30,15 @@ fn texts(file: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+type Tokenise<'a> = dyn Fn(&str) -> Vec<u32> + 'a;
+type Embed<'a> = dyn Fn(&[&str]) -> Vec<Vec<f32>> + 'a;
+
 /// A model under test: how it tokenises and how it embeds a list of texts.
 struct Model<'a> {
     name: &'static str,
     encoder: &'a Encoder,
-    ids: Box<dyn Fn(&str) -> Vec<u32> + 'a>,
-    embed: Box<dyn Fn(&[&str]) -> Vec<Vec<f32>> + 'a>,
+    ids: Box<Tokenise<'a>>,
+    embed: Box<Embed<'a>>,
 }
 
 /// Seconds for `f`, the best of runs adding up to at least `budget` seconds (at least one).

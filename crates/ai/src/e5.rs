@@ -185,11 +185,7 @@ fn unpack(blocks: &[u8], out: &mut [f32]) {
 
 /// The file's tensor table: the encoder's tensors by their names in the encoder, and the packed vocabulary
 /// table (kept packed: 250,000 rows unpacked would be most of the memory).
-fn read_tensors(
-    r: &mut Reader<'_>,
-    bytes: &[u8],
-    c: &BertConfig,
-) -> anyhow::Result<(HashMap<String, Vec<f32>>, Vec<u8>)> {
+fn read_tensors(r: &mut Reader<'_>, bytes: &[u8], c: &BertConfig) -> anyhow::Result<(Tensors, Vec<u8>)> {
     let entries = r.i32()?;
     let mut tensors = HashMap::new();
     let mut words = None;
@@ -215,6 +211,8 @@ fn read_tensors(
 
 /// A tensor as the encoder names it, with its values and shape.
 type NamedTensor = (String, Vec<f32>, Vec<usize>);
+/// The encoder's tensors by Hugging Face name.
+type Tensors = HashMap<String, Vec<f32>>;
 
 /// Tensor `name` of the file (its bytes `data`) as the encoder's tensor: its name there, values and shape;
 /// `None` for a tensor the encoder does not use.

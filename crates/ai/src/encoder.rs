@@ -160,7 +160,7 @@ impl Encoder {
     /// Hugging Face names them under `embeddings.` and `encoder.layer.N.`).
     pub fn load(c: &Config, get: &mut dyn FnMut(&str) -> anyhow::Result<Vec<f32>>) -> anyhow::Result<Self> {
         ensure!(c.hidden_act == "gelu", "unsupported activation {}", c.hidden_act);
-        ensure!(c.num_attention_heads > 0 && c.hidden_size % c.num_attention_heads == 0, "unsupported heads");
+        ensure!(c.num_attention_heads > 0 && c.hidden_size.is_multiple_of(c.num_attention_heads), "unsupported heads");
         let (h, ff) = (c.hidden_size, c.intermediate_size);
         let eps = c.layer_norm_eps as f32;
         let mut norm = |name: &str| -> anyhow::Result<Norm> {

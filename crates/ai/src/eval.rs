@@ -120,18 +120,9 @@ pub enum Field {
     Skills,
 }
 
-/// Trains the triage engine on `train` exactly as from history and predicts `test`, calling `tick` after each
-/// prediction. Vectors (`Example::vector`) are used when present; each example's `embed_ms` is added to its
-/// prediction time, so the latency includes embedding.
-pub fn train_and_predict(
-    train: &[Example],
-    test: &[Example],
-    multi: bool,
-    engine: &str,
-    tick: &mut dyn FnMut(),
-) -> anyhow::Result<Run> {
-    let field = field_of(train, multi);
-    let past: Vec<Past> = train
+/// The examples as labelled past tickets (numbered by position), their labels in `field`.
+pub fn past_of(examples: &[Example], field: Field) -> Vec<Past> {
+    examples
         .iter()
         .enumerate()
         .map(|(i, e)| Past {
@@ -144,7 +135,21 @@ pub fn train_and_predict(
             skills: if field == Field::Skills { e.labels.clone() } else { Vec::new() },
             resolution: None,
         })
-        .collect();
+        .collect()
+}
+
+/// Trains the triage engine on `train` exactly as from history and predicts `test`, calling `tick` after each
+/// prediction. Vectors (`Example::vector`) are used when present; each example's `embed_ms` is added to its
+/// prediction time, so the latency includes embedding.
+pub fn train_and_predict(
+    train: &[Example],
+    test: &[Example],
+    multi: bool,
+    engine: &str,
+    tick: &mut dyn FnMut(),
+) -> anyhow::Result<Run> {
+    let field = field_of(train, multi);
+    let past = past_of(train, field);
     let mut names: Vec<String> = train.iter().flat_map(|e| e.labels.iter().cloned()).collect();
     names.sort();
     names.dedup();
@@ -164,8 +169,14 @@ pub fn train_and_predict(
     }
     // No descriptions in a file: the zero-shot signal stays silent and the labels' names alone do not vote.
     let zero_shot = ZeroShot::default();
-    let ctx =
-        TriageContext { taxonomy: &taxonomy, zero_shot: &zero_shot, trained: Some(&trained), past: &past, engine };
+    let ctx = TriageContext {
+        taxonomy: &taxonomy,
+        zero_shot: &zero_shot,
+        trained: Some(&trained),
+        past: &past,
+        engine,
+        tuned: None,
+    };
     let mut run = Run { n_train: train.len(), train_seconds, ..Default::default() };
     for e in test {
         let t = Instant::now();

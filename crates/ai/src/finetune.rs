@@ -357,7 +357,7 @@ mod tests {
         let mut x = vec![vec![3.0f32, -2.0]];
         let mut opt = Adam::new(0.1, 0.0);
         for _ in 0..300 {
-            let g = vec![x[0].iter().map(|v| 2.0 * v).collect::<Vec<f32>>()];
+            let g = [x[0].iter().map(|v| 2.0 * v).collect::<Vec<f32>>()];
             opt.step(x.iter_mut().collect(), g.iter().collect());
         }
         assert!(x[0].iter().all(|v| v.abs() < 0.05), "{x:?}");

@@ -176,6 +176,10 @@ pub struct Trained {
     pub skills: Option<MultiLabelClassifier>,
     /// Labelled tickets it learned from.
     pub n_labels: usize,
+    /// The fine-tuned encoder (its version in storage) whose vectors the models read; `None`: the frozen
+    /// model's (see [`crate::tune`]).
+    #[serde(default)]
+    pub tuned_version: Option<i64>,
 }
 
 impl Trained {
@@ -208,7 +212,7 @@ impl Trained {
             .flatten();
         let n_labels =
             past.iter().filter(|p| p.category.is_some() || p.priority.is_some() || !p.skills.is_empty()).count();
-        Trained { category, priority, skills, n_labels }
+        Trained { category, priority, skills, n_labels, tuned_version: None }
     }
 }
 
@@ -281,6 +285,18 @@ pub struct Context<'a> {
     pub past: &'a [Past],
     /// Names the engine in answers, e.g. `local:minilm` or `local:lexical`.
     pub engine: &'a str,
+    /// The ticket's vector from the fine-tuned encoder, which the supervised models read when they were
+    /// trained on such vectors ([`Trained::tuned_version`]).
+    pub tuned: Option<&'a [f32]>,
+}
+
+/// The vector the supervised models read: the tuned one when they were trained on tuned vectors (none at
+/// all if it is missing: the models then read the words alone), else the frozen embedding.
+fn classifier_vector<'a>(ctx: &'a Context, repr: &'a Repr) -> Option<&'a [f32]> {
+    match ctx.trained {
+        Some(t) if t.tuned_version.is_some() => ctx.tuned,
+        _ => repr.dense.as_deref(),
+    }
 }
 
 /// Triage of one ticket (`text` is title and description, `repr` its representation).
@@ -292,7 +308,7 @@ pub fn triage(ctx: &Context, text: &str, repr: &Repr, exclude: Option<i64>) -> T
 /// the note).
 pub fn triage_with(ctx: &Context, text: &str, repr: &Repr, near: &[Neighbour]) -> Triage {
     let nw = neighbour_weight(repr, near);
-    let dense = repr.dense.as_deref();
+    let dense = classifier_vector(ctx, repr);
     let supervised = |m: Option<&TextClassifier>| -> Option<Vec<(String, f32)>> {
         m.map(|m| m.labels().iter().cloned().zip(m.probabilities(text, dense)).collect())
     };
@@ -334,7 +350,9 @@ fn skills(ctx: &Context, text: &str, repr: &Repr, near: &[Neighbour], nw: f32, k
     let sup: BTreeMap<String, f32> = ctx
         .trained
         .and_then(|t| t.skills.as_ref())
-        .map(|m| m.probabilities(text, repr.dense.as_deref()).into_iter().map(|s| (s.label, s.confidence)).collect())
+        .map(|m| {
+            m.probabilities(text, classifier_vector(ctx, repr)).into_iter().map(|s| (s.label, s.confidence)).collect()
+        })
         .unwrap_or_default();
     let vote_mass: f32 = near.iter().map(|n| n.similarity.max(0.0).powi(4)).sum();
     let voted: BTreeMap<String, f32> = votes(near, |p| p.skills.iter().map(String::as_str).collect())
@@ -426,7 +444,8 @@ mod tests {
     fn zero_shot_on_words_alone_picks_the_described_category() {
         let tax = taxonomy();
         let zs = ZeroShot::build(&tax, None).unwrap();
-        let ctx = Context { taxonomy: &tax, zero_shot: &zs, trained: None, past: &[], engine: "local:lexical" };
+        let ctx =
+            Context { taxonomy: &tax, zero_shot: &zs, trained: None, past: &[], engine: "local:lexical", tuned: None };
         let text = "I was charged twice, please refund the payment";
         let t = triage(&ctx, text, &Repr::new(text, None), None);
         let c = t.category.unwrap();
@@ -448,7 +467,14 @@ mod tests {
         let zs = ZeroShot::build(&tax, None).unwrap();
         let text = "The export of the monthly report crashes with an error";
         let history = [past(7, text, "billing", "high", &["postgres"])];
-        let ctx = Context { taxonomy: &tax, zero_shot: &zs, trained: None, past: &history, engine: "local:lexical" };
+        let ctx = Context {
+            taxonomy: &tax,
+            zero_shot: &zs,
+            trained: None,
+            past: &history,
+            engine: "local:lexical",
+            tuned: None,
+        };
         let again = "The export of the monthly report crashes with an error!";
         let t = triage(&ctx, again, &Repr::new(again, None), None);
         let c = t.category.unwrap();
@@ -481,7 +507,8 @@ mod tests {
         let back: Trained = serde_json::from_str(&json).unwrap();
         let tax = Taxonomy::default();
         let zs = ZeroShot::default();
-        let ctx = Context { taxonomy: &tax, zero_shot: &zs, trained: Some(&back), past: &[], engine: "local" };
+        let ctx =
+            Context { taxonomy: &tax, zero_shot: &zs, trained: Some(&back), past: &[], engine: "local", tuned: None };
         let text = "the refund for my invoice";
         let t = triage(&ctx, text, &Repr::new(text, None), None);
         assert_eq!(t.category.unwrap().value, "billing");

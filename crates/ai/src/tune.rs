@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use crate::encoder::{Encoder, Layer, spans};
 use crate::eval::Example;
 use crate::finetune::{Adam, Cache, params_mut, zeros_like};
+use crate::triage::{Past, Repr, Trained};
 
 /// One labelling to learn: `labels[i]` are example i's classes (`None`: unlabelled for this task), one per
 /// example unless `multi`.
@@ -237,9 +238,8 @@ fn step(
     for k in (0..top.len()).rev() {
         d = encoder.backward(&top[k], &caches[k], &d, &lens, &mut grads[k]);
     }
-    let params: Vec<&mut Vec<f32>> = top.iter_mut().flat_map(|l| params_mut(l)).collect();
-    let g: Vec<Vec<f32>> =
-        grads.iter_mut().flat_map(|l| params_mut(l).into_iter().map(|p| std::mem::take(p))).collect();
+    let params: Vec<&mut Vec<f32>> = top.iter_mut().flat_map(params_mut).collect();
+    let g: Vec<Vec<f32>> = grads.iter_mut().flat_map(|l| params_mut(l).into_iter().map(std::mem::take)).collect();
     opt.step(params, g.iter().collect());
     let hp: Vec<&mut Vec<f32>> = heads.iter_mut().flat_map(|hd| [&mut hd.w, &mut hd.b]).collect();
     let hg: Vec<&Vec<f32>> = head_grads.iter().flat_map(|(w, b)| [w, b]).collect();
@@ -308,7 +308,8 @@ pub fn top_vectors(encoder: &Encoder, frozen: &Frozen, top: &[Layer], ids: &[usi
 pub struct Outcome {
     pub used: bool,
     pub held_back: usize,
-    /// The triage classifier's macro-F1 on the held-back slice with the frozen and the tuned vectors.
+    /// The supervised models' mean accuracy over their fields on the held-back slice, trained on the rest
+    /// with the frozen and with the tuned vectors.
     pub frozen_accuracy: f64,
     pub tuned_accuracy: f64,
     /// The heads' held-back accuracy after each pass.
@@ -330,52 +331,107 @@ pub fn task_of(examples: &[crate::eval::Example], multi: bool) -> Task {
     Task { classes: names.len(), multi, labels }
 }
 
-/// Fine-tunes `model`'s top layers on `train`'s labels and, when the triage classifier on the tuned vectors
-/// beats the one on the frozen vectors on the held-back slice (by macro-F1), replaces every example's vector
-/// (`train`'s in batches, `test`'s one at a time and timed, as triage embeds them) with the tuned one.
-/// `train`'s vectors must be the frozen model's on entry.
-pub fn tune_examples(
+/// A proven fine-tune: the tuned top layers and every past ticket's vector through them, in order.
+pub struct Proven {
+    pub top: TunedTop,
+    pub vectors: Vec<Vec<f32>>,
+}
+
+/// The tasks the labels of `past` allow, in the order category, priority, skills (each with two classes and
+/// [`crate::triage::MIN_LABELS`] labelled tickets at least).
+fn tasks_of(past: &[Past]) -> Vec<Task> {
+    let single = |get: &dyn Fn(&Past) -> Option<&String>| -> Option<Task> {
+        let mut names: Vec<&String> = past.iter().filter_map(get).collect();
+        names.sort();
+        names.dedup();
+        let labelled = past.iter().filter(|p| get(p).is_some()).count();
+        (names.len() >= 2 && labelled >= crate::triage::MIN_LABELS).then(|| Task {
+            classes: names.len(),
+            multi: false,
+            labels: past.iter().map(|p| get(p).map(|l| vec![names.binary_search(&l).unwrap_or(0)])).collect(),
+        })
+    };
+    let mut skills: Vec<&String> = past.iter().flat_map(|p| &p.skills).collect();
+    skills.sort();
+    skills.dedup();
+    let labelled = past.iter().filter(|p| !p.skills.is_empty()).count();
+    let multi = (skills.len() >= 2 && labelled >= crate::triage::MIN_LABELS).then(|| Task {
+        classes: skills.len(),
+        multi: true,
+        labels: past
+            .iter()
+            .map(|p| {
+                (!p.skills.is_empty()).then(|| p.skills.iter().map(|s| skills.binary_search(&s).unwrap_or(0)).collect())
+            })
+            .collect(),
+    });
+    [single(&|p| p.category.as_ref()), single(&|p| p.priority.as_ref()), multi].into_iter().flatten().collect()
+}
+
+/// Whether a model's answer for a past ticket (with its vector) is right; `None`: it has no such label.
+type Answer<'a> = dyn Fn(&Past, Option<&[f32]>) -> Option<bool> + 'a;
+
+/// The supervised models' mean accuracy on `held` (category and priority exactly, skills as the exact set),
+/// trained on `train` with each past ticket's vector from `vector`.
+fn held_back_accuracy(
+    past: &[Past],
+    train: &[usize],
+    held: &[usize],
+    vector: &dyn Fn(usize) -> Option<Vec<f32>>,
+) -> f64 {
+    let with = |i: usize| Past { repr: Repr::new(&past[i].text, vector(i)), ..past[i].clone() };
+    let trained = Trained::train(&train.iter().map(|&i| with(i)).collect::<Vec<_>>());
+    let mut scores = Vec::new();
+    let mut score = |right: &Answer| {
+        let answers: Vec<bool> = held.iter().filter_map(|&i| right(&past[i], vector(i).as_deref())).collect();
+        if !answers.is_empty() {
+            scores.push(answers.iter().filter(|a| **a).count() as f64 / answers.len() as f64);
+        }
+    };
+    if let Some(m) = &trained.category {
+        score(&|p, v| p.category.as_ref().map(|c| m.predict(&p.text, v).label == *c));
+    }
+    if let Some(m) = &trained.priority {
+        score(&|p, v| p.priority.as_ref().map(|c| m.predict(&p.text, v).label == *c));
+    }
+    if let Some(m) = &trained.skills {
+        score(&|p, v| {
+            let mut got: Vec<String> = m.predict(&p.text, v, 0.5).into_iter().map(|s| s.label).collect();
+            got.sort();
+            let mut want = p.skills.clone();
+            want.sort();
+            (!want.is_empty()).then_some(got == want)
+        });
+    }
+    if scores.is_empty() { 0.0 } else { scores.iter().sum::<f64>() / scores.len() as f64 }
+}
+
+/// The whole procedure on a team's labelled tickets (their `repr.dense` the frozen embeddings): tune the top
+/// layers with a head per task, then keep them only if the supervised models on their vectors beat those on
+/// the frozen ones on the held-back slice by more than `min_gain`. `tick(pass, passes)` after each pass.
+pub fn tune_past(
     model: &crate::MiniLm,
-    train: &mut [Example],
-    test: &mut [Example],
-    multi: bool,
-    engine: &str,
+    past: &[Past],
     cfg: &TuneConfig,
+    min_gain: f64,
     tick: &mut dyn FnMut(usize, usize),
-) -> anyhow::Result<(Outcome, Option<TunedTop>)> {
+) -> anyhow::Result<(Outcome, Option<Proven>)> {
     let started = std::time::Instant::now();
-    let texts: Vec<&str> = train.iter().map(|e| e.text.as_str()).collect();
+    let tasks = tasks_of(past);
+    anyhow::ensure!(!tasks.is_empty() && past.len() >= MIN_EXAMPLES, "too few labelled tickets to fine-tune on");
+    let texts: Vec<&str> = past.iter().map(|p| p.text.as_str()).collect();
     let ids = model.token_ids(&texts)?;
     let encoder = model.encoder();
     let from = encoder.layers.len().saturating_sub(cfg.layers.max(1));
     let frozen = Frozen { states: model.lower_states(&ids, from), from };
-    tracing::info!(examples = ids.len(), seconds = started.elapsed().as_secs_f64(), "fine-tuning: lower layers run");
-    let task = task_of(train, multi);
-    let (tr, held) = hold_back(&task);
-    let top = self::train(encoder, &frozen, std::slice::from_ref(&task), &tr, &held, cfg, tick);
-    let all: Vec<usize> = (0..train.len()).collect();
-    let tuned = top_vectors(encoder, &frozen, &top.layers, &all);
+    tracing::info!(tickets = ids.len(), seconds = started.elapsed().as_secs_f64(), "fine-tuning: lower layers run");
+    let (tr, held) = hold_back(&tasks[0]);
+    let top = self::train(encoder, &frozen, &tasks, &tr, &held, cfg, tick);
+    let vectors = top_vectors(encoder, &frozen, &top.layers, &(0..past.len()).collect::<Vec<_>>());
     tracing::info!(passes = ?top.history, seconds = started.elapsed().as_secs_f64(), "fine-tuning: trained");
-    let score = |vectors: &dyn Fn(usize) -> Option<Vec<f32>>| -> anyhow::Result<f64> {
-        let pick = |ids: &[usize]| -> Vec<Example> {
-            ids.iter().map(|&i| Example { vector: vectors(i), ..train[i].clone() }).collect()
-        };
-        let run = crate::eval::train_and_predict(&pick(&tr), &pick(&held), multi, engine, &mut || {})?;
-        Ok(crate::eval::report("", &[run], None, engine).macro_f1)
-    };
-    let frozen_accuracy = score(&|i| train[i].vector.clone())?;
-    let tuned_accuracy = score(&|i| Some(tuned[i].clone()))?;
-    tracing::info!(frozen_accuracy, tuned_accuracy, seconds = started.elapsed().as_secs_f64(), "fine-tuning: compared");
-    let used = tuned_accuracy > frozen_accuracy;
-    if used {
-        train.iter_mut().zip(tuned).for_each(|(e, v)| e.vector = Some(v));
-        for e in test.iter_mut() {
-            let t = std::time::Instant::now();
-            let ids = model.token_ids(&[e.text.as_str()])?;
-            e.vector = model.embed_ids_with(&ids, Some(&top)).pop();
-            e.embed_ms = t.elapsed().as_secs_f64() * 1e3;
-        }
-    }
+    let frozen_accuracy = held_back_accuracy(past, &tr, &held, &|i| past[i].repr.dense.clone());
+    let tuned_accuracy = held_back_accuracy(past, &tr, &held, &|i| Some(vectors[i].clone()));
+    let used = tuned_accuracy > frozen_accuracy + min_gain;
     let outcome = Outcome {
         used,
         held_back: held.len(),
@@ -384,5 +440,107 @@ pub fn tune_examples(
         passes: top.history.clone(),
         seconds: started.elapsed().as_secs_f64(),
     };
-    Ok((outcome, used.then_some(top)))
+    tracing::info!(?outcome, "fine-tuning: compared on the held-back slice");
+    Ok((outcome, used.then_some(Proven { top, vectors })))
+}
+
+/// `eval classify`'s fine-tuning, the product's procedure ([`tune_past`]) on a labelled file: when it proves
+/// itself, every example's vector is replaced by the tuned one (`train`'s from the run, `test`'s embedded one
+/// at a time and timed, as triage embeds them). `train`'s vectors must be the frozen model's on entry.
+pub fn tune_examples(
+    model: &crate::MiniLm,
+    train: &mut [Example],
+    test: &mut [Example],
+    multi: bool,
+    cfg: &TuneConfig,
+    tick: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<Outcome> {
+    let past = crate::eval::past_of(train, crate::eval::field_of(train, multi));
+    let (outcome, proven) = tune_past(model, &past, cfg, 0.0, tick)?;
+    if let Some(Proven { top, vectors }) = proven {
+        train.iter_mut().zip(vectors).for_each(|(e, v)| e.vector = Some(v));
+        for e in test.iter_mut() {
+            let t = std::time::Instant::now();
+            let ids = model.token_ids(&[e.text.as_str()])?;
+            e.vector = model.embed_ids_with(&ids, Some(&top)).pop();
+            e.embed_ms = t.elapsed().as_secs_f64() * 1e3;
+        }
+    }
+    Ok(outcome)
+}
+
+/// A ticket's number and its vector.
+pub type NumberedVector = (i64, Vec<f32>);
+
+/// The stored form of a proven fine-tune: the tuned layers' values (their shapes are the base model's) and
+/// the vectors of the tickets it was proven on, by ticket number, little-endian.
+pub fn encode_state(top: &TunedTop, vectors: &[(i64, Vec<f32>)]) -> Vec<u8> {
+    let mut out = b"STTUNE1\0".to_vec();
+    let put_u32 = |out: &mut Vec<u8>, v: usize| out.extend_from_slice(&(v as u32).to_le_bytes());
+    put_u32(&mut out, top.from);
+    put_u32(&mut out, top.layers.len());
+    let mut layers = top.layers.clone();
+    for l in &mut layers {
+        for p in params_mut(l) {
+            put_u32(&mut out, p.len());
+            p.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        }
+    }
+    put_u32(&mut out, vectors.len());
+    for (number, v) in vectors {
+        out.extend_from_slice(&number.to_le_bytes());
+        put_u32(&mut out, v.len());
+        v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+    }
+    out
+}
+
+/// Reads [`encode_state`]'s bytes back, the layers shaped like `base`'s; fails (never panics) on bytes that
+/// do not fit.
+pub fn decode_state(bytes: &[u8], base: &Encoder) -> anyhow::Result<(TunedTop, Vec<NumberedVector>)> {
+    let mut r = Bytes { bytes, at: 0 };
+    anyhow::ensure!(r.take(8)? == b"STTUNE1\0", "not a tuned model");
+    let (from, n) = (r.u32()?, r.u32()?);
+    anyhow::ensure!(n >= 1 && from + n == base.layers.len(), "the tuned model does not fit this encoder");
+    let mut layers = base.layers[from..].to_vec();
+    for l in &mut layers {
+        for p in params_mut(l) {
+            let len = r.u32()?;
+            anyhow::ensure!(len == p.len(), "a tuned layer's shape differs from the encoder's");
+            *p = r.floats(len)?;
+        }
+    }
+    let count = r.u32()?;
+    let mut vectors = Vec::with_capacity(count.min(1 << 20));
+    for _ in 0..count {
+        let number = i64::from_le_bytes(r.take(8)?.try_into()?);
+        let len = r.u32()?;
+        vectors.push((number, r.floats(len)?));
+    }
+    Ok((TunedTop { from, layers, history: Vec::new() }, vectors))
+}
+
+/// Little-endian reads that fail (not panic) past the end.
+struct Bytes<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Bytes<'a> {
+    fn take(&mut self, n: usize) -> anyhow::Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| anyhow::anyhow!("the tuned model is cut short"))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self) -> anyhow::Result<usize> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into()?) as usize)
+    }
+
+    fn floats(&mut self, n: usize) -> anyhow::Result<Vec<f32>> {
+        let b = self.take(n.checked_mul(4).ok_or_else(|| anyhow::anyhow!("a tensor size overflows"))?)?;
+        Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
 }

@@ -16,6 +16,7 @@ string_enum!(
         SlaCheck => "sla.check",
         AiRetrain => "ai.retrain",
         AiVectors => "ai.vectors",
+        AiFinetune => "ai.finetune",
         MailIngest => "mail.ingest",
         MailPoll => "mail.poll",
     }

@@ -9,6 +9,8 @@ use anyhow::{Context, anyhow};
 pub const MAX_BATCH: usize = 64;
 
 type Reply = tokio::sync::oneshot::Sender<anyhow::Result<Vec<f32>>>;
+/// Texts in, one vector per text out, in order.
+type Embed = dyn Fn(&[&str]) -> anyhow::Result<Vec<Vec<f32>>>;
 
 /// A handle on a model's embedding thread; the thread ends when the handle is dropped.
 pub struct Batcher {
@@ -44,7 +46,7 @@ impl Batcher {
 }
 
 /// The thread's loop: wait for one request, take the others waiting, embed them together, answer each.
-fn serve(rx: &std::sync::mpsc::Receiver<(String, Reply)>, embed: &dyn Fn(&[&str]) -> anyhow::Result<Vec<Vec<f32>>>) {
+fn serve(rx: &std::sync::mpsc::Receiver<(String, Reply)>, embed: &Embed) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {

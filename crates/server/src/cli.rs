@@ -411,7 +411,7 @@ fn eval_classify(model: Option<&MiniLm>, split: Split<'_>, label: &str, tune: Tu
     let mut tuned = Vec::new();
     if let Some(model) = model.filter(|_| tune == Tune::Auto) {
         for (train, test) in splits.iter_mut().filter(|(t, _)| t.len() >= smart_ticket_ai::tune::MIN_EXAMPLES) {
-            tuned.push(finetune(model, train, test, multi, engine)?);
+            tuned.push(finetune(model, train, test, multi)?);
         }
     }
     let bar = progress(splits.iter().map(|s| s.1.len()).sum(), "predicting");
@@ -437,12 +437,11 @@ fn finetune(
     train: &mut [Example],
     test: &mut [Example],
     multi: bool,
-    engine: &str,
 ) -> anyhow::Result<smart_ticket_ai::tune::Outcome> {
     let cfg = smart_ticket_ai::tune::TuneConfig::default();
     let bar = progress(cfg.max_epochs, "fine-tuning");
     let mut tick = |pass: usize, _: usize| bar.set_position(pass as u64);
-    let (outcome, _) = smart_ticket_ai::tune::tune_examples(model, train, test, multi, engine, &cfg, &mut tick)?;
+    let outcome = smart_ticket_ai::tune::tune_examples(model, train, test, multi, &cfg, &mut tick)?;
     bar.finish_and_clear();
     Ok(outcome)
 }

@@ -44,6 +44,17 @@ pub struct WorkerArgs {
     /// their category, priority or skills corrected by a person).
     #[arg(long, env = "AI_RETRAIN_EVERY", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub ai_retrain_every: u32,
+    /// Fine-tune the sentence model's top layer on the labelled tickets at most once per this many labels
+    /// (from 200 labelled tickets on); 0 never fine-tunes.
+    #[arg(long, env = "AI_FINETUNE_EVERY", default_value_t = 1000)]
+    pub ai_finetune_every: u32,
+    /// Threads a fine-tune may use (the rest of the machine keeps triaging).
+    #[arg(long, env = "AI_FINETUNE_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub ai_finetune_threads: u16,
+    /// How much better (mean held-back accuracy, 0 to 1) a fine-tuned encoder must be than the frozen one to
+    /// be used; 0: any improvement.
+    #[arg(long, env = "AI_FINETUNE_MIN_GAIN", default_value_t = 0.0)]
+    pub ai_finetune_min_gain: f64,
     /// Public URL of this service, used in links (and, when https, for Secure cookies).
     #[arg(long, env = "APP_URL")]
     pub app_url: Option<String>,
@@ -268,6 +279,21 @@ impl MailSettings {
 
 pub use smart_ticket_domain::sla::Sla;
 
+/// When and how the sentence model is fine-tuned on a team's labels (see `Ai::finetune`).
+#[derive(Debug, Clone, Copy)]
+pub struct FinetuneSettings {
+    /// Labels between two fine-tunes; 0: never.
+    pub every: u32,
+    pub threads: usize,
+    pub min_gain: f64,
+}
+
+impl Default for FinetuneSettings {
+    fn default() -> Self {
+        Self { every: 1000, threads: 1, min_gain: 0.0 }
+    }
+}
+
 /// What the background pipeline needs, shared by `serve` and `worker`.
 #[derive(Debug, Clone)]
 pub struct PipelineSettings {
@@ -276,6 +302,7 @@ pub struct PipelineSettings {
     pub model_dir: PathBuf,
     pub e5_dir: PathBuf,
     pub ai_retrain_every: u32,
+    pub finetune: FinetuneSettings,
     pub data_dir: PathBuf,
     pub mail: MailSettings,
     /// A language model for triage; `None`: the embedded engine alone.
@@ -308,11 +335,23 @@ impl WorkerArgs {
             model_dir: storage.model_dir.clone(),
             e5_dir: storage.e5_dir.clone(),
             ai_retrain_every: self.ai_retrain_every,
+            finetune: FinetuneSettings {
+                every: self.ai_finetune_every,
+                threads: usize::from(self.ai_finetune_threads),
+                min_gain: self.finetune_min_gain()?,
+            },
             data_dir: storage.data_dir.clone(),
             mail: self.mail(storage)?,
             triage_provider: self.provider(self.ai_triage_provider.unwrap_or(self.ai_provider).provider())?,
             suggest_provider: self.provider(self.ai_suggest_provider.unwrap_or(self.ai_provider).provider())?,
         })
+    }
+
+    /// `AI_FINETUNE_MIN_GAIN`, checked to lie between -1 and 1.
+    fn finetune_min_gain(&self) -> anyhow::Result<f64> {
+        let gain = self.ai_finetune_min_gain;
+        anyhow::ensure!((-1.0..=1.0).contains(&gain), "AI_FINETUNE_MIN_GAIN must be between -1 and 1");
+        Ok(gain)
     }
 
     /// The settings of provider `kind` (none for the embedded engine), checked.

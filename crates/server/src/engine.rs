@@ -9,6 +9,7 @@ use smart_ticket_ai::retrieval;
 use smart_ticket_ai::triage::{
     self, ENGINE_LEXICAL, ENGINE_MINILM, Label, Past, Repr, Taxonomy, Trained, Triage, ZeroShot,
 };
+use smart_ticket_ai::tune::{self, TunedTop};
 use smart_ticket_domain::JobKind;
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,6 +23,8 @@ use crate::providers::Grounding;
 
 /// Name of the triage model in `ai_models`.
 const MODEL: &str = "triage";
+/// Name of the fine-tuned encoder layers in `ai_models` (see [`Ai::finetune`]).
+const TUNED: &str = "encoder";
 /// Rows read per query when catching up with labelled tickets.
 const PAGE: i64 = 2000;
 
@@ -31,6 +34,8 @@ struct Snapshot {
     taxonomy: Arc<Taxonomy>,
     zero_shot: Arc<ZeroShot>,
     trained: Option<Arc<Trained>>,
+    /// The fine-tuned top layers the trained models read vectors from, with their stored version.
+    tuned: Option<(i64, Arc<TunedTop>)>,
     past: Arc<Vec<Past>>,
 }
 
@@ -140,6 +145,8 @@ pub struct Status {
     pub trained_at: Option<Ts>,
     pub labelled_tickets: i64,
     pub retrain_every: u32,
+    /// The stored fine-tuned encoder (its version), if one proved itself: the triage models read its vectors.
+    pub finetuned_version: Option<i64>,
 }
 
 pub struct Ai {
@@ -275,6 +282,13 @@ impl Ai {
             st.snapshot.trained = Some(Arc::new(trained));
             st.model_version = version;
         }
+        let wanted = st.snapshot.trained.as_ref().and_then(|t| t.tuned_version);
+        if wanted != st.snapshot.tuned.as_ref().map(|(v, _)| *v) {
+            st.snapshot.tuned = match wanted {
+                Some(v) => self.load_tuned(db, v).await?.map(|(top, _)| (v, Arc::new(top))),
+                None => None,
+            };
+        }
         Ok(st.snapshot.clone())
     }
 
@@ -317,6 +331,10 @@ impl Ai {
             None => self.embed(&text).await?,
         };
         let engine = self.engine();
+        let tuned = match &snapshot.tuned {
+            Some((_, top)) => self.tuned_vector(&text, top.clone()).await?,
+            None => None,
+        };
         let (title, description, number) = (ticket.title.clone(), ticket.description.clone(), ticket.number);
         let dense = embedding.clone();
         let taxonomy = snapshot.taxonomy.clone();
@@ -328,6 +346,7 @@ impl Ai {
                 trained: snapshot.trained.as_deref(),
                 past: &snapshot.past,
                 engine,
+                tuned: tuned.as_deref(),
             };
             // One scan of the past: the neighbours vote in triage, and the closest five feed the note.
             let near = triage::neighbours(&repr, snapshot.past.iter(), triage::NEIGHBOURS, Some(number));
@@ -463,29 +482,13 @@ impl Ai {
 
     /// Retrains the supervised models on every labelled ticket and stores them as the next version.
     pub async fn retrain(&self, db: &Db) -> anyhow::Result<Option<i64>> {
-        let mut rows = Vec::new();
-        let mut since = None;
-        loop {
-            let batch = db.labelled_since(since, 5000).await?;
-            let done = batch.len() < 5000;
-            since = batch.last().map(|r| r.labelled_at);
-            rows.extend(batch);
-            if done {
-                break;
-            }
-        }
-        // Pages overlap at equal timestamps: keep one row per ticket.
-        let mut seen = std::collections::HashSet::new();
-        let with_embeddings = self.model.is_some();
-        let past: Vec<Past> = rows
-            .into_iter()
-            .filter(|r| seen.insert(r.number))
-            .map(|r| past_from_row(r, with_embeddings, true))
-            .collect();
+        let mut past = self.labelled_past(db).await?;
         let n = past.len() as i64;
         let started = std::time::Instant::now();
+        let tuned_version = self.with_tuned_vectors(db, &mut past).await?;
         let state = tokio::task::spawn_blocking(move || {
-            let trained = Trained::train(&past);
+            let mut trained = Trained::train(&past);
+            trained.tuned_version = tuned_version;
             let any = trained.category.is_some() || trained.priority.is_some() || trained.skills.is_some();
             any.then(|| serde_json::to_vec(&trained)).transpose()
         })
@@ -503,6 +506,144 @@ impl Ai {
             "trained the triage model"
         );
         Ok(Some(version))
+    }
+
+    /// Every labelled ticket with its text and its frozen embedding (when this process has the model).
+    async fn labelled_past(&self, db: &Db) -> anyhow::Result<Vec<Past>> {
+        let mut rows = Vec::new();
+        let mut since = None;
+        loop {
+            let batch = db.labelled_since(since, 5000).await?;
+            let done = batch.len() < 5000;
+            since = batch.last().map(|r| r.labelled_at);
+            rows.extend(batch);
+            if done {
+                break;
+            }
+        }
+        // Pages overlap at equal timestamps: keep one row per ticket.
+        let mut seen = std::collections::HashSet::new();
+        let with_embeddings = self.model.is_some();
+        Ok(rows
+            .into_iter()
+            .filter(|r| seen.insert(r.number))
+            .map(|r| past_from_row(r, with_embeddings, true))
+            .collect())
+    }
+
+    /// The stored fine-tune of version `version` (its layers and the vectors it was proven on), if that is
+    /// the stored one and this process has the model it tunes.
+    async fn load_tuned(&self, db: &Db, version: i64) -> anyhow::Result<Option<(TunedTop, Vec<(i64, Vec<f32>)>)>> {
+        let Some(model) = self.model.clone() else { return Ok(None) };
+        let Some(stored) = db.ai_model(TUNED).await?.filter(|m| m.version == version) else { return Ok(None) };
+        let decoded = tokio::task::spawn_blocking(move || tune::decode_state(&stored.state, model.encoder())).await?;
+        match decoded {
+            Ok(d) => Ok(Some(d)),
+            Err(e) => {
+                tracing::warn!(version, error = %format!("{e:#}"), "the stored fine-tuned encoder is unreadable: not used");
+                Ok(None)
+            }
+        }
+    }
+
+    /// `text`'s vector through the tuned top layers (off the async runtime); `None` without the model.
+    async fn tuned_vector(&self, text: &str, top: Arc<TunedTop>) -> anyhow::Result<Option<Vec<f32>>> {
+        let Some(model) = self.model.clone() else { return Ok(None) };
+        let text = text.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let ids = model.token_ids(&[text.as_str()])?;
+            Ok(model.embed_ids_with(&ids, Some(&top)).pop())
+        })
+        .await
+        .context("the embedding task failed")?
+    }
+
+    /// With a stored fine-tune, gives every past ticket its tuned vector (the stored one, else computed now)
+    /// and returns the fine-tune's version; without one, leaves the frozen embeddings and returns `None`.
+    async fn with_tuned_vectors(&self, db: &Db, past: &mut Vec<Past>) -> anyhow::Result<Option<i64>> {
+        let Some(version) = db.ai_model_version(TUNED).await? else { return Ok(None) };
+        let (Some(model), Some((top, stored))) = (self.model.clone(), self.load_tuned(db, version).await?) else {
+            return Ok(None);
+        };
+        let taken = std::mem::take(past);
+        *past = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Past>> {
+            let stored: HashMap<i64, Vec<f32>> = stored.into_iter().collect();
+            let missing: Vec<&Past> = taken.iter().filter(|p| !stored.contains_key(&p.number)).collect();
+            let texts: Vec<&str> = missing.iter().map(|p| p.text.as_str()).collect();
+            let fresh: HashMap<i64, Vec<f32>> = missing
+                .iter()
+                .map(|p| p.number)
+                .zip(model.embed_ids_with(&model.token_ids(&texts)?, Some(&top)))
+                .collect();
+            Ok(taken
+                .into_iter()
+                .map(|p| {
+                    let v = stored.get(&p.number).or_else(|| fresh.get(&p.number)).cloned();
+                    Past { repr: Repr::new(&p.text, v), ..p }
+                })
+                .collect())
+        })
+        .await??;
+        Ok(Some(version))
+    }
+
+    /// Fine-tunes the sentence model's top layer on every labelled ticket (see [`tune::tune_past`]) on a pool
+    /// of `settings.threads` threads, so triage keeps the rest of the machine; when it beats the frozen model
+    /// on the held-back slice by more than `settings.min_gain`, stores it with the vectors it was proven on,
+    /// then the triage models trained on them (the previous models serve until both are stored). Returns the
+    /// stored version, or `None` when it did not prove itself (or there is too little to learn from).
+    pub async fn finetune(&self, db: &Db, settings: crate::config::FinetuneSettings) -> anyhow::Result<Option<i64>> {
+        let Some(model) = self.model.clone() else {
+            tracing::info!("fine-tuning skipped: no sentence model");
+            return Ok(None);
+        };
+        let past = self.labelled_past(db).await?;
+        if past.len() < tune::MIN_EXAMPLES {
+            tracing::info!(labelled = past.len(), "fine-tuning skipped: too few labelled tickets");
+            return Ok(None);
+        }
+        let (outcome, proven, past) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(settings.threads)
+                .thread_name(|i| format!("finetune-{i}"))
+                .build()?;
+            let cfg = tune::TuneConfig { threads: settings.threads, ..Default::default() };
+            let (outcome, proven) =
+                pool.install(|| tune::tune_past(&model, &past, &cfg, settings.min_gain, &mut |_, _| {}))?;
+            Ok((outcome, proven, past))
+        })
+        .await??;
+        let Some(tune::Proven { top, vectors }) = proven else {
+            tracing::info!(
+                ?outcome,
+                "the fine-tuned encoder was no better on the held-back slice: kept the frozen one"
+            );
+            return Ok(None);
+        };
+        let n = past.len() as i64;
+        let pairs: Vec<(i64, Vec<f32>)> = past.iter().map(|p| p.number).zip(vectors.iter().cloned()).collect();
+        let version = db.save_ai_model(TUNED, n, &tune::encode_state(&top, &pairs)).await?;
+        let state = tokio::task::spawn_blocking(move || {
+            let past: Vec<Past> =
+                past.into_iter().zip(vectors).map(|(p, v)| Past { repr: Repr::new(&p.text, Some(v)), ..p }).collect();
+            let mut trained = Trained::train(&past);
+            trained.tuned_version = Some(version);
+            serde_json::to_vec(&trained)
+        })
+        .await??;
+        db.save_ai_model(MODEL, n, &state).await?;
+        tracing::info!(version, ?outcome, "fine-tuned the encoder's top layer and retrained triage on it");
+        Ok(Some(version))
+    }
+
+    /// The fine-tune job to enqueue now that `labelled` tickets are labelled: at most one per `every` labels,
+    /// from [`tune::MIN_EXAMPLES`] on; never with `every` 0 or without the model.
+    pub fn finetune_job(&self, labelled: i64, every: u32) -> Option<NewJob> {
+        (every > 0 && self.model.is_some() && labelled >= tune::MIN_EXAMPLES as i64).then(|| NewJob {
+            kind: JobKind::AiFinetune,
+            payload: serde_json::json!({ "labelled": labelled }),
+            idempotency_key: format!("finetune-{}", labelled / i64::from(every)),
+        })
     }
 
     /// The retrain job to enqueue now that `labelled` tickets are labelled, if enough new ones arrived since the
@@ -530,6 +671,7 @@ impl Ai {
             trained_at: stored.as_ref().map(|m| m.trained_at),
             labelled_tickets: db.count_labelled().await?,
             retrain_every: self.retrain_every,
+            finetuned_version: db.ai_model_version(TUNED).await?,
         })
     }
 }

@@ -108,6 +108,7 @@ impl Pipeline {
             .with(JobKind::EmailSend, Step(self.clone(), send_email))
             .with(JobKind::SlaCheck, Step(self.clone(), sla_check))
             .with(JobKind::AiVectors, Step(self.clone(), fill_search_vectors))
+            .with(JobKind::AiFinetune, Step(self.clone(), finetune))
             .with(JobKind::MailIngest, Step(self.clone(), ingest_mail))
             .with(JobKind::TicketVectors, Step(self.clone(), ticket_vectors))
             .with_if(!self.settings.mail.mailboxes.is_empty(), JobKind::MailPoll, || MailPoll(self.clone()))
@@ -263,6 +264,16 @@ async fn with_provider(
 /// Retrains the AI on every labelled ticket.
 async fn retrain(p: Pipeline, _job: Job) -> anyhow::Result<()> {
     p.ai.retrain(&p.db).await?;
+    let labelled = p.db.count_labelled().await?;
+    if let Some(job) = p.ai.finetune_job(labelled, p.settings.finetune.every) {
+        p.db.enqueue(&job).await?;
+    }
+    Ok(())
+}
+
+/// Fine-tunes the sentence model on the labelled tickets, swapping it in only if it proves better.
+async fn finetune(p: Pipeline, _job: Job) -> anyhow::Result<()> {
+    p.ai.finetune(&p.db, p.settings.finetune).await?;
     Ok(())
 }
 

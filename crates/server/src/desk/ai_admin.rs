@@ -141,8 +141,18 @@ pub(crate) async fn engine_status(desk: &Desk) -> AppResult<EngineStatus> {
 
 /// Queues a retraining of the engine on every labelled ticket.
 pub(crate) async fn request_retrain(desk: &Desk, admin: &AuthUser) -> AppResult<()> {
+    request(desk, admin, JobKind::AiRetrain).await
+}
+
+/// Queues a fine-tune of the sentence model on the labelled tickets.
+pub(crate) async fn request_finetune(desk: &Desk, admin: &AuthUser) -> AppResult<()> {
+    request(desk, admin, JobKind::AiFinetune).await
+}
+
+/// Queues a job of `kind` asked for by `admin`, and wakes the workers.
+async fn request(desk: &Desk, admin: &AuthUser, kind: JobKind) -> AppResult<()> {
     let job = NewJob {
-        kind: JobKind::AiRetrain,
+        kind,
         payload: json!({ "requested_by": admin.user.id }),
         idempotency_key: format!("manual-{}", uuid::Uuid::new_v4()),
     };

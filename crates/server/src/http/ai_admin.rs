@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use smart_ticket_domain::JobKind;
 
-use crate::desk::ai_admin::{EngineStatus, Quality, engine_status, quality_since, request_retrain};
+use crate::desk::ai_admin::{EngineStatus, Quality, engine_status, quality_since, request_finetune, request_retrain};
 use crate::desk::{AppError, AppResult, Desk};
 use crate::front::extract::{Admin, AppQuery};
 use crate::model::Ts;
@@ -17,6 +17,7 @@ pub fn router() -> Router<Desk> {
         .route("/api/ai/quality", get(quality))
         .route("/api/admin/ai", get(status))
         .route("/api/admin/ai/retrain", post(retrain))
+        .route("/api/admin/ai/finetune", post(finetune))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -61,7 +62,7 @@ pub(crate) async fn status(State(desk): State<Desk>, _admin: Admin) -> AppResult
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct QueuedBody {
-    /// The job kind queued: `ai.retrain`.
+    /// The job kind queued: `ai.retrain` or `ai.finetune`.
     queued: JobKind,
 }
 
@@ -74,4 +75,16 @@ pub(crate) async fn retrain(
 ) -> AppResult<(StatusCode, Json<QueuedBody>)> {
     request_retrain(&desk, &admin).await?;
     Ok((StatusCode::ACCEPTED, Json(QueuedBody { queued: JobKind::AiRetrain })))
+}
+
+/// Queues a fine-tune of the sentence model on the labelled tickets, used only if it beats the frozen model
+/// on a held-back slice (admins).
+#[utoipa::path(post, path = "/api/admin/ai/finetune", tag = "ai",
+    responses((status = 202, description = "Queued", body = QueuedBody)))]
+pub(crate) async fn finetune(
+    State(desk): State<Desk>,
+    Admin(admin): Admin,
+) -> AppResult<(StatusCode, Json<QueuedBody>)> {
+    request_finetune(&desk, &admin).await?;
+    Ok((StatusCode::ACCEPTED, Json(QueuedBody { queued: JobKind::AiFinetune })))
 }

@@ -31,7 +31,7 @@ use crate::front::error::ErrorBody;
         taxonomy::get_taxonomy, taxonomy::put_category, taxonomy::delete_category, taxonomy::put_skill,
         admin::list_jobs, admin::retry_job, mail::list, mail::retry, mail::dismiss, mail::mailboxes, mail::of_ticket, mail::original,
         attachments::upload_files, attachments::list_files, attachments::download_file,
-        ai::quality, ai::status, ai::retrain,
+        ai::quality, ai::status, ai::retrain, ai::finetune,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(ErrorBody)),
@@ -42,7 +42,7 @@ use crate::front::error::ErrorBody;
         (name = "tickets", description = "Filing, reading and working tickets; suggestions and duplicates"),
         (name = "taxonomy", description = "Categories, priorities, skills"),
         (name = "admin", description = "The job queue; received mail that was refused or ignored"),
-        (name = "ai", description = "The AI engine: quality, status, retraining"),
+        (name = "ai", description = "The AI engine: quality, status, retraining, fine-tuning"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -56,6 +56,7 @@ pub fn pipeline_settings(dir: &std::path::Path, model_dir: PathBuf) -> PipelineS
         e5_dir: model_dir.with_file_name("multilingual-e5-small"),
         model_dir,
         ai_retrain_every: 20,
+        finetune: Default::default(),
         data_dir: dir.to_owned(),
         mail: MailSettings::outbox(dir.join("outbox")),
         triage_provider: None,

@@ -10,6 +10,7 @@ mod browser;
 mod crash;
 mod duplicates;
 mod eval;
+mod finetune;
 mod hardening;
 mod imap;
 mod import;

@@ -54,6 +54,7 @@ const OPERATIONS: &[&str] = &[
     "GET /api/ai/quality",
     "GET /api/admin/ai",
     "POST /api/admin/ai/retrain",
+    "POST /api/admin/ai/finetune",
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
