@@ -11,7 +11,7 @@ use anyhow::{Context, bail, ensure};
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::encoder::{Config as BertConfig, Encoder, batches};
+use crate::encoder::{Config as BertConfig, Encoder, in_batches};
 
 /// The weights file inside the model folder.
 pub const FILE: &str = "e5-small-q4.bin";
@@ -341,17 +341,12 @@ impl E5 {
     /// [`crate::encoder`]): the fast way to embed more than one.
     pub fn embed_batch(&self, texts: &[&str]) -> Vec<Vec<f32>> {
         let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.token_ids(t)).collect();
-        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let mut out = vec![Vec::new(); texts.len()];
-        for group in batches(&lens, crate::embed::BATCH_TOKENS, crate::embed::BATCH_TEXTS) {
+        in_batches(&ids.iter().map(Vec::len).collect::<Vec<_>>(), |group| {
             let part: Vec<&[u32]> = group.iter().map(|&i| ids[i].as_slice()).collect();
             let (mut x, lens) = self.inputs(&part);
             self.model.run_layers(&mut x, &lens, 0, self.model.layers.len());
-            for (&i, v) in group.iter().zip(self.model.pool(&x, &lens)) {
-                out[i] = v;
-            }
-        }
-        out
+            self.model.pool(&x, &lens)
+        })
     }
 
     /// The ids the encoder reads for `text`: the start mark, "query: " and the text (cut to fit), the end mark.

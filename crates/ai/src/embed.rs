@@ -4,7 +4,7 @@ use anyhow::{Context, anyhow, ensure};
 use std::path::Path;
 use tokenizers::{Tokenizer, TruncationParams};
 
-use crate::encoder::{Config, Encoder, batches, safetensors_f32};
+use crate::encoder::{Config, Encoder, in_batches, safetensors_f32};
 
 pub const DIMENSIONS: usize = 384;
 /// Longer texts are cut here: the model was trained on up to 256 word pieces.
@@ -142,40 +142,31 @@ impl MiniLm {
 
     /// [`MiniLm::embed_ids`], with tuned top layers in place of the model's own when given.
     pub fn embed_ids_with(&self, ids: &[Vec<u32>], top: Option<&crate::tune::TunedTop>) -> Vec<Vec<f32>> {
-        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let mut out = vec![Vec::new(); ids.len()];
         let layers = self.encoder.layers.len();
-        for group in batches(&lens, BATCH_TOKENS, BATCH_TEXTS) {
+        let top = top.filter(|t| t.from + t.layers.len() == layers);
+        in_batches(&ids.iter().map(Vec::len).collect::<Vec<_>>(), |group| {
             let part: Vec<&[u32]> = group.iter().map(|&i| ids[i].as_slice()).collect();
             let (mut x, lens) = self.inputs(&part);
-            match top.filter(|t| t.from + t.layers.len() == layers) {
+            match top {
                 Some(t) => {
                     self.encoder.run_layers(&mut x, &lens, 0, t.from);
                     t.layers.iter().for_each(|l| self.encoder.layer(l, &mut x, &lens));
                 }
                 None => self.encoder.run_layers(&mut x, &lens, 0, layers),
             }
-            for (&i, v) in group.iter().zip(self.encoder.pool(&x, &lens)) {
-                out[i] = v;
-            }
-        }
-        out
+            self.encoder.pool(&x, &lens)
+        })
     }
 
     /// The hidden states after layers `0..to` of each text, `[len, hidden]` (the frozen part of fine-tuning).
     pub fn lower_states(&self, ids: &[Vec<u32>], to: usize) -> Vec<Vec<f32>> {
         let h = self.encoder.hidden;
-        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let mut out = vec![Vec::new(); ids.len()];
-        for group in batches(&lens, BATCH_TOKENS, BATCH_TEXTS) {
+        in_batches(&ids.iter().map(Vec::len).collect::<Vec<_>>(), |group| {
             let part: Vec<&[u32]> = group.iter().map(|&i| ids[i].as_slice()).collect();
             let (mut x, lens) = self.inputs(&part);
             self.encoder.run_layers(&mut x, &lens, 0, to);
-            for (&i, (s, e)) in group.iter().zip(crate::encoder::spans(&lens)) {
-                out[i] = x[s * h..e * h].to_vec();
-            }
-        }
-        out
+            crate::encoder::spans(&lens).into_iter().map(|(s, e)| x[s * h..e * h].to_vec()).collect()
+        })
     }
 
     /// As [`MiniLm::embed`]; `batch` is kept for callers that chose one (batches are now sized by tokens).

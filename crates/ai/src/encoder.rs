@@ -35,7 +35,7 @@ fn gelu_name() -> String {
 }
 
 /// A dense layer: `y = x · Wᵀ + b`, `W` row-major `[out, inp]`.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Clone)]
 pub struct Linear {
     pub w: Vec<f32>,
     pub b: Vec<f32>,
@@ -70,7 +70,7 @@ impl Linear {
 }
 
 /// Layer normalisation over each row, with a gain and a bias.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Clone)]
 pub struct Norm {
     pub gain: Vec<f32>,
     pub bias: Vec<f32>,
@@ -78,6 +78,18 @@ pub struct Norm {
 }
 
 impl Norm {
+    /// The norm `name` (its `.weight` and `.bias`), `h` values each.
+    fn load(
+        get: &mut dyn FnMut(&str) -> anyhow::Result<Vec<f32>>,
+        name: &str,
+        h: usize,
+        eps: f32,
+    ) -> anyhow::Result<Self> {
+        let (gain, bias) = (get(&format!("{name}.weight"))?, get(&format!("{name}.bias"))?);
+        ensure!(gain.len() == h && bias.len() == h, "{name}: expected {h} values");
+        Ok(Norm { gain, bias, eps })
+    }
+
     pub fn forward(&self, x: &mut [f32]) {
         let h = self.gain.len();
         x.par_chunks_mut(h * 64).for_each(|rows| pulp::Arch::new().dispatch(NormRows { norm: self, rows }));
@@ -115,7 +127,7 @@ impl pulp::WithSimd for NormRows<'_> {
 }
 
 /// One transformer layer.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Clone)]
 pub struct Layer {
     /// Query, key and value stacked: `[3 · hidden, hidden]`.
     pub qkv: Linear,
@@ -163,12 +175,7 @@ impl Encoder {
         ensure!(c.num_attention_heads > 0 && c.hidden_size.is_multiple_of(c.num_attention_heads), "unsupported heads");
         let (h, ff) = (c.hidden_size, c.intermediate_size);
         let eps = c.layer_norm_eps as f32;
-        let mut norm = |name: &str| -> anyhow::Result<Norm> {
-            let (gain, bias) = (get(&format!("{name}.weight"))?, get(&format!("{name}.bias"))?);
-            ensure!(gain.len() == h && bias.len() == h, "{name}: expected {h} values");
-            Ok(Norm { gain, bias, eps })
-        };
-        let embed_norm = norm("embeddings.LayerNorm")?;
+        let embed_norm = Norm::load(get, "embeddings.LayerNorm", h, eps)?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
             let p = format!("encoder.layer.{i}");
@@ -185,18 +192,13 @@ impl Encoder {
             let attn_out = linear("attention.output.dense", h, h)?;
             let up = linear("intermediate.dense", ff, h)?;
             let down = linear("output.dense", h, ff)?;
-            let mut norm = |name: &str| -> anyhow::Result<Norm> {
-                let (gain, bias) = (get(&format!("{p}.{name}.weight"))?, get(&format!("{p}.{name}.bias"))?);
-                ensure!(gain.len() == h && bias.len() == h, "{p}.{name}: expected {h} values");
-                Ok(Norm { gain, bias, eps })
-            };
             layers.push(Layer {
                 qkv,
                 attn_out,
-                attn_norm: norm("attention.output.LayerNorm")?,
+                attn_norm: Norm::load(get, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
                 up,
                 down,
-                out_norm: norm("output.LayerNorm")?,
+                out_norm: Norm::load(get, &format!("{p}.output.LayerNorm"), h, eps)?,
             });
         }
         let positions = get("embeddings.position_embeddings.weight")?;
@@ -260,45 +262,42 @@ impl Encoder {
 
     /// Scaled dot-product attention of each text's tokens over its own tokens, per head: `[tokens, hidden]`.
     fn attention(&self, qkv: &[f32], lens: &[usize]) -> Vec<f32> {
+        self.attention_with(qkv, lens, false).0
+    }
+
+    /// [`Encoder::attention`], and (when `keep`) each (text, head)'s attention weights, `len × len`, text by
+    /// text and head by head (what the backward pass needs).
+    pub(crate) fn attention_with(&self, qkv: &[f32], lens: &[usize], keep: bool) -> (Vec<f32>, Vec<Vec<f32>>) {
         let (h, heads) = (self.hidden, self.heads);
         let d = h / heads;
         let spans = spans(lens);
         let scale = 1.0 / (d as f32).sqrt();
-        let parts: Vec<Vec<f32>> = (0..spans.len() * heads)
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = (0..spans.len() * heads)
             .into_par_iter()
             .map(|j| {
                 let ((start, end), head) = (spans[j / heads], j % heads);
-                attend(&qkv[start * 3 * h..end * 3 * h], end - start, h, head * d, d, scale)
+                let (ctx, weights) = attend(&qkv[start * 3 * h..end * 3 * h], end - start, h, head * d, d, scale);
+                (ctx, if keep { weights } else { Vec::new() })
             })
             .collect();
         let mut ctx = vec![0f32; qkv.len() / 3];
-        for (j, part) in parts.iter().enumerate() {
+        let mut kept = Vec::with_capacity(if keep { parts.len() } else { 0 });
+        for (j, (part, weights)) in parts.into_iter().enumerate() {
             let ((start, _), head) = (spans[j / heads], j % heads);
             for (t, row) in part.chunks_exact(d).enumerate() {
                 let at = (start + t) * h + head * d;
                 ctx[at..at + d].copy_from_slice(row);
             }
+            if keep {
+                kept.push(weights);
+            }
         }
-        ctx
+        (ctx, kept)
     }
 
     /// Unit-length mean of each text's rows of `x`.
     pub fn pool(&self, x: &[f32], lens: &[usize]) -> Vec<Vec<f32>> {
-        let h = self.hidden;
-        spans(lens)
-            .into_iter()
-            .map(|(start, end)| {
-                let mut mean = vec![0f32; h];
-                for row in x[start * h..end * h].chunks_exact(h) {
-                    mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
-                }
-                let n = (end - start).max(1) as f32;
-                mean.iter_mut().for_each(|m| *m /= n);
-                let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                mean.iter_mut().for_each(|m| *m /= norm);
-                mean
-            })
-            .collect()
+        pool_with_norms(x, lens, self.hidden).into_iter().map(|(v, _)| v).collect()
     }
 
     /// Sentence vectors of a packed batch: every layer, then [`Encoder::pool`].
@@ -309,9 +308,40 @@ impl Encoder {
     }
 }
 
+/// Each text's unit-length mean of its rows of `x` (`h` wide), with the length of the mean before scaling.
+pub fn pool_with_norms(x: &[f32], lens: &[usize], h: usize) -> Vec<(Vec<f32>, f32)> {
+    spans(lens)
+        .into_iter()
+        .map(|(start, end)| {
+            let mut mean = vec![0f32; h];
+            for row in x[start * h..end * h].chunks_exact(h) {
+                mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+            }
+            let n = (end - start).max(1) as f32;
+            mean.iter_mut().for_each(|m| *m /= n);
+            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            mean.iter_mut().for_each(|m| *m /= norm);
+            (mean, norm)
+        })
+        .collect()
+}
+
+/// Runs `embed` on each of [`batches`]'s groups of `lens` (it gets the group's indexes and returns one result
+/// per index, in order) and puts the results back in the original order.
+pub fn in_batches<T: Clone + Default>(lens: &[usize], mut embed: impl FnMut(&[usize]) -> Vec<T>) -> Vec<T> {
+    let mut out = vec![T::default(); lens.len()];
+    for group in batches(lens, crate::embed::BATCH_TOKENS, crate::embed::BATCH_TEXTS) {
+        for (&i, v) in group.iter().zip(embed(&group)) {
+            out[i] = v;
+        }
+    }
+    out
+}
+
 /// One head of attention over one text: `qkv` holds the text's `len` rows of stacked query, key and value
-/// (`3 · h` wide); the head's columns start at `col` in each. Returns the head's context, `[len, d]`.
-fn attend(qkv: &[f32], len: usize, h: usize, col: usize, d: usize, scale: f32) -> Vec<f32> {
+/// (`3 · h` wide); the head's columns start at `col` in each. Returns the head's context, `[len, d]`, and its
+/// attention weights, `[len, len]`.
+fn attend(qkv: &[f32], len: usize, h: usize, col: usize, d: usize, scale: f32) -> (Vec<f32>, Vec<f32>) {
     let q = View::rows(&qkv[col..], len, d, 3 * h);
     let k = View::rows(&qkv[h + col..], len, d, 3 * h);
     let v = View::rows(&qkv[2 * h + col..], len, d, 3 * h);
@@ -320,7 +350,7 @@ fn attend(qkv: &[f32], len: usize, h: usize, col: usize, d: usize, scale: f32) -
     softmax_rows(&mut scores, len, scale);
     let mut out = vec![0f32; len * d];
     matmul(&mut out, d, View::rows(&scores, len, len, len), v, false, Threads::One);
-    out
+    (out, scores)
 }
 
 /// Softmax of each `width`-long row of `x · scale`, in place.

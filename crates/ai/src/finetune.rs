@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::encoder::{Encoder, Layer, Linear, Norm, exp, gelu_in_place, softmax_rows, spans};
+use crate::encoder::{Encoder, Layer, Linear, Norm, exp, gelu_in_place, spans};
 use crate::gemm::{Threads, View, matmul};
 
 /// What a layer's backward pass needs of its forward pass over one packed batch.
@@ -91,7 +91,7 @@ impl Encoder {
     pub fn forward_keep(&self, l: &Layer, x: Vec<f32>, lens: &[usize]) -> (Vec<f32>, Cache) {
         let rows = x.len() / self.hidden;
         let qkv = l.qkv.forward(&x, rows);
-        let (ctx, probs) = self.attention_keep(&qkv, lens);
+        let (ctx, probs) = self.attention_with(&qkv, lens, true);
         let mut attended = x.clone();
         l.attn_out.forward_into(&ctx, rows, &mut attended, true);
         let (attn_hat, attn_rstd) = norm_keep(&l.attn_norm, &mut attended);
@@ -102,42 +102,6 @@ impl Encoder {
         l.down.forward_into(&act, rows, &mut out, true);
         let (out_hat, out_rstd) = norm_keep(&l.out_norm, &mut out);
         (out, Cache { x, qkv, probs, ctx, attn_hat, attn_rstd, attended, up, act, out_hat, out_rstd })
-    }
-
-    /// Attention as in the forward pass, keeping each (text, head)'s weights.
-    fn attention_keep(&self, qkv: &[f32], lens: &[usize]) -> (Vec<f32>, Vec<Vec<f32>>) {
-        let (h, heads) = (self.hidden, self.heads);
-        let d = h / heads;
-        let spans = spans(lens);
-        let scale = 1.0 / (d as f32).sqrt();
-        let parts: Vec<(Vec<f32>, Vec<f32>)> = (0..spans.len() * heads)
-            .into_par_iter()
-            .map(|j| {
-                let ((start, end), head) = (spans[j / heads], j % heads);
-                let len = end - start;
-                let block = &qkv[start * 3 * h..end * 3 * h];
-                let q = View::rows(&block[head * d..], len, d, 3 * h);
-                let k = View::rows(&block[h + head * d..], len, d, 3 * h);
-                let v = View::rows(&block[2 * h + head * d..], len, d, 3 * h);
-                let mut p = vec![0f32; len * len];
-                matmul(&mut p, len, q, k.t(), false, Threads::One);
-                softmax_rows(&mut p, len, scale);
-                let mut c = vec![0f32; len * d];
-                matmul(&mut c, d, View::rows(&p, len, len, len), v, false, Threads::One);
-                (c, p)
-            })
-            .collect();
-        let mut ctx = vec![0f32; qkv.len() / 3];
-        let mut probs = Vec::with_capacity(parts.len());
-        for (j, (c, p)) in parts.into_iter().enumerate() {
-            let ((start, _), head) = (spans[j / heads], j % heads);
-            for (t, row) in c.chunks_exact(d).enumerate() {
-                let at = (start + t) * h + head * d;
-                ctx[at..at + d].copy_from_slice(row);
-            }
-            probs.push(p);
-        }
-        (ctx, probs)
     }
 
     /// The backward pass of layer `l`: adds its weights' gradients to `g` and returns the input's gradient.

@@ -25,7 +25,7 @@ pub struct Task {
 }
 
 /// Settings of a run; the defaults are what the product and `eval classify` use.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy)]
 pub struct TuneConfig {
     /// How many top layers are trained.
     pub layers: usize,
@@ -38,28 +38,16 @@ pub struct TuneConfig {
     pub scale: f32,
     /// Passes without improvement on the held-back slice before stopping.
     pub patience: usize,
-    /// Threads the run may use (the pool it runs in is built with this many).
-    pub threads: usize,
 }
 
 impl Default for TuneConfig {
     fn default() -> Self {
-        Self {
-            layers: 1,
-            max_epochs: 6,
-            batch: 32,
-            lr: 1e-4,
-            head_lr: 3e-3,
-            decay: 0.01,
-            scale: 20.0,
-            patience: 1,
-            threads: 2,
-        }
+        Self { layers: 1, max_epochs: 6, batch: 32, lr: 1e-4, head_lr: 3e-3, decay: 0.01, scale: 20.0, patience: 1 }
     }
 }
 
 /// The tuned top layers: replace the encoder's layers from `from` on.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Clone)]
 pub struct TunedTop {
     pub from: usize,
     pub layers: Vec<Layer>,
@@ -152,23 +140,6 @@ fn pack(frozen: &Frozen, ids: &[usize], hidden: usize) -> (Vec<f32>, Vec<usize>)
     (x, ids.iter().map(|&i| frozen.states[i].len() / hidden).collect())
 }
 
-/// Each text's normalised mean vector of the rows of `y`, with the norm of its mean.
-fn pooled(y: &[f32], lens: &[usize], h: usize) -> Vec<(Vec<f32>, f32)> {
-    spans(lens)
-        .into_iter()
-        .map(|(s, e)| {
-            let mut m = vec![0f32; h];
-            for row in y[s * h..e * h].chunks_exact(h) {
-                m.iter_mut().zip(row).for_each(|(a, b)| *a += b);
-            }
-            m.iter_mut().for_each(|v| *v /= (e - s) as f32);
-            let norm = m.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            m.iter_mut().for_each(|v| *v /= norm);
-            (m, norm)
-        })
-        .collect()
-}
-
 fn logits(head: &Head, v: &[f32], scale: f32) -> Vec<f32> {
     let h = v.len();
     (0..head.classes)
@@ -211,7 +182,7 @@ fn step(
         caches.push(c);
         x = y;
     }
-    let pools = pooled(&x, &lens, h);
+    let pools = crate::encoder::pool_with_norms(&x, &lens, h);
     let mut d_pool = vec![vec![0f32; h]; ids.len()];
     let mut head_grads: Vec<(Vec<f32>, Vec<f32>)> =
         heads.iter().map(|hd| (vec![0f32; hd.w.len()], vec![0f32; hd.classes])).collect();
@@ -320,16 +291,6 @@ pub struct Outcome {
 /// Fewer labelled examples than this and fine-tuning is not tried (the held-back slice would be too small
 /// to tell a better model from luck).
 pub const MIN_EXAMPLES: usize = 200;
-
-/// The task of a labelled set (labels by name, in sorted order of names).
-pub fn task_of(examples: &[crate::eval::Example], multi: bool) -> Task {
-    let mut names: Vec<&String> = examples.iter().flat_map(|e| &e.labels).collect();
-    names.sort();
-    names.dedup();
-    let index: std::collections::HashMap<&String, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let labels = examples.iter().map(|e| Some(e.labels.iter().map(|l| index[l]).collect())).collect();
-    Task { classes: names.len(), multi, labels }
-}
 
 /// A proven fine-tune: the tuned top layers and every past ticket's vector through them, in order.
 pub struct Proven {

@@ -607,7 +607,7 @@ impl Ai {
                 .num_threads(settings.threads)
                 .thread_name(|i| format!("finetune-{i}"))
                 .build()?;
-            let cfg = tune::TuneConfig { threads: settings.threads, ..Default::default() };
+            let cfg = tune::TuneConfig::default();
             let (outcome, proven) =
                 pool.install(|| tune::tune_past(&model, &past, &cfg, settings.min_gain, &mut |_, _| {}))?;
             Ok((outcome, proven, past))
