@@ -7,7 +7,7 @@
 //! banking77's 10,003 texts end to end, and one ticket's latency. `BENCH_QUICK=1` takes fewer texts.
 
 use smart_ticket_ai::encoder::Encoder;
-use smart_ticket_ai::gemm::measure_rate;
+use smart_ticket_ai::gemm::{Kernel, load_blas, measure_rate};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -56,21 +56,30 @@ fn best_of(budget: f64, mut f: impl FnMut()) -> f64 {
 fn main() -> anyhow::Result<()> {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let threads = rayon::current_num_threads();
-    println!("# f32 matrix products (GFLOP/s, best of runs; {threads} threads in the pool)");
-    println!("| shape m×k·k×n | one thread | pool |");
-    println!("|---|---|---|");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    match load_blas(&root.join("openblas/libscipy_openblas.so")) {
+        Ok(about) => println!("kernel: {about}"),
+        Err(e) => println!("kernel: the gemm crate (OpenBLAS not loaded: {e}; run scripts/fetch-model)"),
+    }
+    println!("\n# f32 matrix products (GFLOP/s, best of runs; {threads} threads in the pool)");
+    println!("| shape m×k·k×n | gemm crate, one thread | gemm crate, pool | kernel in use, one thread | pool |");
+    println!("|---|---|---|---|---|");
     let mut limit: f64 = 0.0;
     for (m, k, n) in [(4096, 384, 1152), (4096, 384, 1536), (4096, 1536, 384), (100, 384, 1152)] {
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?.install(|| measure_rate(m, k, n, 1.0));
-        let pool = measure_rate(m, k, n, 1.0);
+        let one_pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+        let rates: Vec<f64> = [Kernel::Crate, Kernel::Best]
+            .into_iter()
+            .flat_map(|kernel| {
+                [one_pool.install(|| measure_rate(kernel, m, k, n, 1.0)), measure_rate(kernel, m, k, n, 1.0)]
+            })
+            .collect();
         if m == 4096 {
-            limit = limit.max(pool);
+            limit = limit.max(rates[1]).max(rates[3]);
         }
-        println!("| {m}×{k}·{k}×{n} | {one:.1} | {pool:.1} |");
+        println!("| {m}×{k}·{k}×{n} | {:.1} | {:.1} | {:.1} | {:.1} |", rates[0], rates[1], rates[2], rates[3]);
     }
     println!("\nthe limit used below: {limit:.1} GFLOP/s (the best large product on the pool)\n");
 
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
     let minilm = smart_ticket_ai::MiniLm::load(&root.join("all-minilm-l6-v2"))?;
     let e5 = smart_ticket_ai::e5::E5::load(&root.join("multilingual-e5-small"))?;
     let models = [

@@ -49,8 +49,13 @@ impl Linear {
         Ok(Self { w, b, out, inp })
     }
 
-    /// `out = x · Wᵀ + b + out` when `residual`, else `x · Wᵀ + b`, for `rows` rows of `x`.
+    /// `out = x · Wᵀ + b + out` when `residual`, else `x · Wᵀ + b`, for `rows` rows of `x`, on the pool.
     pub fn forward_into(&self, x: &[f32], rows: usize, out: &mut [f32], residual: bool) {
+        self.forward_into_on(x, rows, out, residual, Threads::Pool)
+    }
+
+    /// [`Linear::forward_into`] on the given threads.
+    fn forward_into_on(&self, x: &[f32], rows: usize, out: &mut [f32], residual: bool, threads: Threads) {
         for r in out.chunks_exact_mut(self.out).take(rows) {
             if residual {
                 r.iter_mut().zip(&self.b).for_each(|(o, b)| *o += b);
@@ -59,12 +64,16 @@ impl Linear {
             }
         }
         let w = View::rows(&self.w, self.out, self.inp, self.inp).t();
-        matmul(out, self.out, View::rows(x, rows, self.inp, self.inp), w, true, Threads::Pool);
+        matmul(out, self.out, View::rows(x, rows, self.inp, self.inp), w, true, threads);
     }
 
     pub fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        self.forward_on(x, rows, Threads::Pool)
+    }
+
+    fn forward_on(&self, x: &[f32], rows: usize, threads: Threads) -> Vec<f32> {
         let mut out = vec![0f32; rows * self.out];
-        self.forward_into(x, rows, &mut out, false);
+        self.forward_into_on(x, rows, &mut out, false, threads);
         out
     }
 }
@@ -253,9 +262,7 @@ impl Encoder {
         let mut attended = std::mem::take(x);
         l.attn_out.forward_into(&ctx, rows, &mut attended, true);
         l.attn_norm.forward(&mut attended);
-        let mut inner = l.up.forward(&attended, rows);
-        gelu_in_place(&mut inner);
-        l.down.forward_into(&inner, rows, &mut attended, true);
+        feed_forward(l, &mut attended, self.hidden);
         l.out_norm.forward(&mut attended);
         *x = attended;
     }
@@ -276,8 +283,7 @@ impl Encoder {
             .into_par_iter()
             .map(|j| {
                 let ((start, end), head) = (spans[j / heads], j % heads);
-                let (ctx, weights) = attend(&qkv[start * 3 * h..end * 3 * h], end - start, h, head * d, d, scale);
-                (ctx, if keep { weights } else { Vec::new() })
+                attend(&qkv[start * 3 * h..end * 3 * h], end - start, Head { h, col: head * d, d, scale }, keep)
             })
             .collect();
         let mut ctx = vec![0f32; qkv.len() / 3];
@@ -307,6 +313,23 @@ impl Encoder {
         self.pool(&x, lens)
     }
 }
+
+/// The feed-forward half of a layer, `x + down(gelu(up(x))) + biases`, in place, by blocks of rows spread
+/// over the pool: each block's intermediate (`ff` wide, 4× the hidden size) stays in the core's cache where
+/// one `[rows, ff]` buffer would go through memory twice.
+fn feed_forward(l: &Layer, x: &mut [f32], h: usize) {
+    let rows = x.len() / h;
+    let block = rows.div_ceil(rayon::current_num_threads()).clamp(8, FF_BLOCK_ROWS);
+    x.par_chunks_mut(block * h).for_each(|part| {
+        let n = part.len() / h;
+        let mut inner = l.up.forward_on(part, n, Threads::One);
+        pulp::Arch::new().dispatch(Gelu(&mut inner));
+        l.down.forward_into_on(&inner, n, part, true, Threads::One);
+    });
+}
+
+/// Rows of a feed-forward block: 128 × 1536 floats of intermediate (768 KB) fit a core's L2.
+const FF_BLOCK_ROWS: usize = 128;
 
 /// Each text's unit-length mean of its rows of `x` (`h` wide), with the length of the mean before scaling.
 pub fn pool_with_norms(x: &[f32], lens: &[usize], h: usize) -> Vec<(Vec<f32>, f32)> {
@@ -338,19 +361,41 @@ pub fn in_batches<T: Clone + Default>(lens: &[usize], mut embed: impl FnMut(&[us
     out
 }
 
-/// One head of attention over one text: `qkv` holds the text's `len` rows of stacked query, key and value
-/// (`3 · h` wide); the head's columns start at `col` in each. Returns the head's context, `[len, d]`, and its
-/// attention weights, `[len, len]`.
-fn attend(qkv: &[f32], len: usize, h: usize, col: usize, d: usize, scale: f32) -> (Vec<f32>, Vec<f32>) {
-    let q = View::rows(&qkv[col..], len, d, 3 * h);
+/// Where one head's columns are in a row of stacked query, key and value (`3 · h` wide: the head's start at
+/// `col` in each, `d` wide), and its score scale.
+#[derive(Clone, Copy)]
+struct Head {
+    h: usize,
+    col: usize,
+    d: usize,
+    scale: f32,
+}
+
+/// Query rows a block of attention scores covers: 64 × 512 scores (128 KB) stay in a core's cache.
+const ATTEND_BLOCK_ROWS: usize = 64;
+
+/// One head of attention over one text: `qkv` holds the text's `len` rows of stacked query, key and value.
+/// Returns the head's context, `[len, d]`, and (when `keep`) its attention weights, `[len, len]`. Works by
+/// blocks of query rows, so the scores of a long text never leave the cache.
+fn attend(qkv: &[f32], len: usize, head: Head, keep: bool) -> (Vec<f32>, Vec<f32>) {
+    let Head { h, col, d, scale } = head;
     let k = View::rows(&qkv[h + col..], len, d, 3 * h);
     let v = View::rows(&qkv[2 * h + col..], len, d, 3 * h);
-    let mut scores = vec![0f32; len * len];
-    matmul(&mut scores, len, q, k.t(), false, Threads::One);
-    softmax_rows(&mut scores, len, scale);
     let mut out = vec![0f32; len * d];
-    matmul(&mut out, d, View::rows(&scores, len, len, len), v, false, Threads::One);
-    (out, scores)
+    let mut kept = Vec::with_capacity(if keep { len * len } else { 0 });
+    let mut scores = vec![0f32; ATTEND_BLOCK_ROWS.min(len) * len];
+    for start in (0..len).step_by(ATTEND_BLOCK_ROWS) {
+        let rows = ATTEND_BLOCK_ROWS.min(len - start);
+        let block = &mut scores[..rows * len];
+        let q = View::rows(&qkv[start * 3 * h + col..], rows, d, 3 * h);
+        matmul(block, len, q, k.t(), false, Threads::One);
+        softmax_rows(block, len, scale);
+        matmul(&mut out[start * d..(start + rows) * d], d, View::rows(block, rows, len, len), v, false, Threads::One);
+        if keep {
+            kept.extend_from_slice(block);
+        }
+    }
+    (out, kept)
 }
 
 /// Softmax of each `width`-long row of `x · scale`, in place.
@@ -369,21 +414,30 @@ impl pulp::WithSimd for Softmax<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
         for row in self.x.chunks_exact_mut(self.width) {
-            let mut max = f32::NEG_INFINITY;
-            for &v in row.iter() {
-                max = max.max(v);
-            }
-            let mut sum = 0.0;
+            let max = lanes(row, f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
             for v in row.iter_mut() {
                 *v = exp((*v - max) * self.scale);
-                sum += *v;
             }
-            let inv = 1.0 / sum;
+            let inv = 1.0 / lanes(row, 0.0, |s, v| s + v);
             for v in row.iter_mut() {
                 *v *= inv;
             }
         }
     }
+}
+
+/// `row` folded with `f` from `init` over eight independent lanes, then across them: a reduction the compiler
+/// can keep in vector registers (one running value would be a chain of dependent scalar steps).
+#[inline(always)]
+fn lanes(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            acc[i] = f(acc[i], c[i]);
+        }
+    }
+    chunks.remainder().iter().chain(&acc).fold(init, |a, &v| f(a, v))
 }
 
 /// GELU (the exact, erf form) of every element, in place, spread over the pool.
@@ -427,7 +481,8 @@ pub fn erf(x: f32) -> f32 {
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    // Ties to even, which vectorises (`round`'s ties away from zero is a library call per element).
+    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let p = 1.0
         + r * (1.0 + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));

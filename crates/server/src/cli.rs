@@ -173,6 +173,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::engine::load_kernels(&cli.storage.blas_library);
     match cli.command {
         Command::Serve(serve) => {
             let settings = Settings::resolve(&cli.storage, &serve)?;

@@ -24,6 +24,10 @@ pub struct StorageArgs {
     /// Folder holding multilingual-e5-small (see `scripts/fetch-model`): cross-language similarity.
     #[arg(long, env = "E5_MODEL_DIR", default_value = "models/multilingual-e5-small", global = true)]
     pub e5_dir: PathBuf,
+    /// OpenBLAS library for the encoder's matrix products (see `scripts/fetch-model`); missing or empty: the
+    /// built-in kernels, about 3× slower.
+    #[arg(long, env = "AI_BLAS_LIBRARY", default_value = "models/openblas/libscipy_openblas.so", global = true)]
+    pub blas_library: PathBuf,
 }
 
 impl StorageArgs {

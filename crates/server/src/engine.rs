@@ -193,6 +193,21 @@ fn past_from_row(r: LabelledRow, with_embeddings: bool, keep_text: bool) -> Past
     }
 }
 
+/// Loads OpenBLAS from `library` for the encoder's matrix products (empty: keep the built-in kernels), once
+/// per process, and logs which kernels run.
+pub fn load_kernels(library: &Path) {
+    if library.as_os_str().is_empty() {
+        tracing::info!("matrix products on the built-in kernels (AI_BLAS_LIBRARY is empty)");
+        return;
+    }
+    match smart_ticket_ai::gemm::load_blas(library) {
+        Ok(about) => tracing::info!(kernel = about, "matrix products on OpenBLAS"),
+        Err(e) => tracing::warn!(
+            "OpenBLAS not loaded ({e}): matrix products on the built-in kernels, about 3x slower; run scripts/fetch-model"
+        ),
+    }
+}
+
 impl Ai {
     /// Loads the embedding model from `model_dir`; without it the engine runs on words alone (logged once).
     /// The multilingual model from `e5_dir`, if there, serves similarity across languages.

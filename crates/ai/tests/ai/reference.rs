@@ -154,8 +154,12 @@ fn least_cosine(fast: &[Vec<f32>], reference: &[Vec<f32>]) -> f32 {
     fast.iter().zip(reference).map(|(a, b)| smart_ticket_ai::cosine(a, b)).fold(1.0, f32::min)
 }
 
+/// The models folder, with OpenBLAS loaded from it so the fast path runs on the product's kernel (the products'
+/// own unit test checks the gemm crate's kernels against the same definition).
 fn models() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    smart_ticket_ai::gemm::load_blas(&root.join("openblas/libscipy_openblas.so")).expect("run scripts/fetch-model");
+    root
 }
 
 #[test]

@@ -47,8 +47,11 @@ pub fn model_dir() -> PathBuf {
         .join("../../models/all-minilm-l6-v2")
 }
 
-/// Pipeline settings for tests: defaults, the fetched model.
+/// Pipeline settings for tests: defaults, the fetched model (and OpenBLAS, fetched beside it, for the
+/// process's matrix products, as `smart-ticket` loads it at start).
 pub fn pipeline_settings(dir: &std::path::Path, model_dir: PathBuf) -> PipelineSettings {
+    let models = model_dir.parent().unwrap_or(&model_dir).to_owned();
+    smart_ticket::engine::load_kernels(&models.join("openblas/libscipy_openblas.so"));
     PipelineSettings {
         app_url: "http://localhost".into(),
         sla: Sla::default(),
