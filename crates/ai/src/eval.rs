@@ -17,13 +17,15 @@ pub struct Example {
     pub text: String,
     pub labels: Vec<String>,
     pub group: Option<String>,
+    /// The `answer` field (the resolution), empty when absent.
+    pub answer: String,
     /// The text's sentence embedding, when the model is available.
     pub vector: Option<Vec<f32>>,
     /// What computing `vector` cost, in milliseconds.
     pub embed_ms: f64,
 }
 
-/// Reads `subject`, `body`, the label field (a string, or a list for multi-label) and optionally a group field.
+/// Reads `subject`, `body`, `answer` (when present), the label field (a string, or a list for multi-label) and optionally a group field.
 /// Returns the examples and whether the label is multi-label. Rows without the label are refused with their line.
 pub fn load_jsonl(path: &Path, label: &str, group: Option<&str>) -> anyhow::Result<(Vec<Example>, bool)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -47,6 +49,7 @@ pub fn load_jsonl(path: &Path, label: &str, group: Option<&str>) -> anyhow::Resu
             text: format!("{}\n{}", s("subject"), s("body")),
             labels,
             group,
+            answer: s("answer").to_owned(),
             vector: None,
             embed_ms: 0.0,
         });
@@ -269,6 +272,7 @@ mod tests {
             text: String::new(),
             labels: vec![label.into()],
             group: group.map(Into::into),
+            answer: String::new(),
             vector: None,
             embed_ms: 0.0,
         }

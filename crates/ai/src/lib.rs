@@ -1,6 +1,7 @@
 //! Smart Ticket's embedded AI: runs on the machine itself, with no network and no API key.
 
 pub mod classifier;
+pub mod cluster;
 pub mod e5;
 pub mod embed;
 pub mod encoder;

@@ -3,6 +3,7 @@
 //! the `sqlx` feature the ids and timestamps are stored as themselves.
 
 pub mod access;
+pub mod article;
 mod ids;
 mod jobs;
 pub mod routing;

@@ -118,6 +118,28 @@ enum EvalCommand {
         #[arg(long, value_enum, default_value_t = RetrieveModel::Auto)]
         model: RetrieveModel,
     },
+    /// Cluster resolved tickets into repeated problems (what the knowledge base proposes articles for) with
+    /// the multilingual model, and score the clusters against a group field; prints as the last line one JSON
+    /// object with n, clusters, ari, purity and seconds.
+    Cluster {
+        /// JSON Lines with `subject`, `body`, `answer` and the group field.
+        #[arg(long)]
+        corpus: std::path::PathBuf,
+        #[arg(long)]
+        group: String,
+        /// Average similarity below which clusters stay apart (default: the calibrated one).
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Weight of the resolutions' cosine in a pair's similarity, 0 to 1 (default: the calibrated one).
+        #[arg(long)]
+        answer_weight: Option<f32>,
+        /// Also print, as a line before the summary, a plain k-means on the same vectors (k = the groups).
+        #[arg(long)]
+        kmeans: bool,
+        /// Also print the scores over a grid of thresholds and weights, a line each, before the summary.
+        #[arg(long)]
+        sweep: bool,
+    },
 }
 
 /// The sentence model `eval retrieve` ranks with.
@@ -206,6 +228,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || {
                 let embedder = retrieval_embedder(&cli.storage, model, mode)?;
                 eval_retrieve(&embedder, &corpus, queries.as_deref(), &group, mode)
+            })
+            .await?
+        }
+        Command::Eval(EvalCommand::Cluster { corpus, group, threshold, answer_weight, kmeans, sweep }) => {
+            let defaults = smart_ticket_ai::cluster::Params::default();
+            let params = smart_ticket_ai::cluster::Params {
+                threshold: threshold.unwrap_or(defaults.threshold),
+                answer_weight: answer_weight.unwrap_or(defaults.answer_weight).clamp(0.0, 1.0),
+            };
+            tokio::task::spawn_blocking(move || {
+                let e5 = smart_ticket_ai::e5::E5::load(&cli.storage.e5_dir).with_context(|| {
+                    format!(
+                        "loading multilingual-e5-small from {} (run scripts/fetch-model)",
+                        cli.storage.e5_dir.display()
+                    )
+                })?;
+                let req = crate::eval_cluster::Request { corpus: &corpus, group: &group, params, kmeans, sweep };
+                crate::eval_cluster::run(&e5, &req)
             })
             .await?
         }

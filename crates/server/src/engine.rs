@@ -238,6 +238,15 @@ impl Ai {
         Ok(Some((v, smart_ticket_ai::lang::detect(text))))
     }
 
+    /// The multilingual vector of `text` less its language's mean (the model's own seed means: knowledge-base
+    /// articles are too few to fit their own), unit length, and the language; `None` without the model.
+    pub async fn article_vector(&self, text: &str) -> anyhow::Result<Option<(Vec<f32>, Option<&'static str>)>> {
+        let (Some(e5), Some(batcher)) = (&self.e5, &self.e5_batcher) else { return Ok(None) };
+        let v = batcher.embed(text.to_owned()).await?;
+        let lang = smart_ticket_ai::lang::detect(text);
+        Ok(Some((e5.seed_centering().apply(lang, &v), lang)))
+    }
+
     /// Whether the multilingual model is loaded (the vector index holds its vectors).
     pub fn multilingual(&self) -> bool {
         self.e5.is_some()

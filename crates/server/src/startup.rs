@@ -41,6 +41,7 @@ impl Application {
             wake: Arc::new(Notify::new()),
             heartbeat: Arc::default(),
             limits,
+            articles: Arc::default(),
         };
         crate::metrics::prometheus();
         Ok(Self { listener, addr, desk })

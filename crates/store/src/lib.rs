@@ -4,6 +4,7 @@
 //! Queries are written once with `$N` placeholders, which both backends accept; [`on_pool!`] runs the same
 //! code against whichever pool is configured, and the few dialect differences are spelled out where they occur.
 
+pub mod articles;
 pub mod attachments;
 mod import;
 mod jobs;
@@ -18,6 +19,9 @@ mod tickets;
 mod triage;
 mod users;
 
+pub use articles::{
+    Article, ArticleFilter, ArticlePatch, ArticleRevision, ArticleVectorRow, KnowledgeFigures, NewArticle,
+};
 pub use attachments::{AttachTo, Attachment, NewAttachment};
 pub use import::ImportedTicket;
 pub use jobs::{Job, NewJob, QueueStat};

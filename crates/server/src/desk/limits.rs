@@ -121,7 +121,14 @@ pub struct Limits {
     /// Password reset requests from one address, and for one account (each mails a link).
     pub reset_by_address: RateLimiter,
     pub reset_by_account: RateLimiter,
+    /// "Did this help?" votes from one address (anonymous visitors included).
+    pub votes_by_address: RateLimiter,
+    /// Help-centre searches from one address (anyone may search without signing in).
+    pub help_search_by_address: RateLimiter,
 }
+
+/// Article votes from one address per hour.
+const VOTES_PER_ADDRESS_PER_HOUR: u32 = 30;
 
 /// Reset links mailed to one account per hour, however many addresses ask.
 const RESETS_PER_ACCOUNT_PER_HOUR: u32 = 5;
@@ -142,6 +149,8 @@ impl Limits {
             costly_by_account: RateLimiter::new(p.costly_reads_per_minute, Duration::from_secs(60)),
             reset_by_address: RateLimiter::new(p.signups_per_hour, Duration::from_secs(3600)),
             reset_by_account: RateLimiter::new(RESETS_PER_ACCOUNT_PER_HOUR, Duration::from_secs(3600)),
+            votes_by_address: RateLimiter::new(VOTES_PER_ADDRESS_PER_HOUR, Duration::from_secs(3600)),
+            help_search_by_address: RateLimiter::new(p.searches_per_minute, Duration::from_secs(60)),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod ai_admin;
+pub mod articles;
 pub mod attachments;
 pub mod error;
 pub mod jobs;
@@ -37,6 +38,8 @@ pub struct Desk {
     pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
     /// Log-in, sign-up, search and costly-read rate limits.
     pub limits: Arc<limits::Limits>,
+    /// The knowledge base's vectors.
+    pub articles: Arc<crate::search::articles::ArticleIndex>,
 }
 
 impl Desk {

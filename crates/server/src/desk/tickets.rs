@@ -32,10 +32,15 @@ pub(crate) async fn file_ticket(
     title: &str,
     description: &str,
     files: Vec<super::attachments::Upload>,
+    shown_articles: &[i64],
 ) -> AppResult<Ticket> {
     let (title, description) = parse_both(TicketTitle::parse(title), TicketDescription::parse(description))?;
+    if shown_articles.len() > 20 {
+        return Err(AppError::field("shown_articles", "at most 20 articles"));
+    }
     let files = super::attachments::prepare(files, desk.pipeline.settings.mail.max_attachment_bytes)?;
     let ticket = desk.db.create_ticket_from(&auth.user, &title, &description, None, &files).await?;
+    desk.db.record_shown_articles(ticket.id, shown_articles).await?;
     desk.wake_workers();
     tracing::info!(ticket_id = %ticket.id, number = ticket.number, "ticket filed");
     Ok(ticket)

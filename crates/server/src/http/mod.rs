@@ -4,6 +4,7 @@
 pub(crate) mod accounts;
 pub(crate) mod admin;
 pub(crate) mod ai_admin;
+pub(crate) mod articles;
 pub(crate) mod attachments;
 pub(crate) mod mail;
 pub mod openapi;
@@ -22,6 +23,7 @@ pub fn router(max_file: usize) -> Router<Desk> {
         .merge(attachments::router(max_file))
         .merge(accounts::router())
         .merge(tickets::router())
+        .merge(articles::router())
         .merge(admin::router())
         .merge(taxonomy::router())
         .merge(ai_admin::router())

@@ -9,7 +9,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{accounts, admin, ai_admin as ai, attachments, mail, ops, taxonomy, tickets};
+use super::{accounts, admin, ai_admin as ai, articles, attachments, mail, ops, taxonomy, tickets};
 use crate::desk::Desk;
 use crate::front::error::ErrorBody;
 
@@ -32,6 +32,8 @@ use crate::front::error::ErrorBody;
         admin::list_jobs, admin::retry_job, mail::list, mail::retry, mail::dismiss, mail::mailboxes, mail::of_ticket, mail::original,
         attachments::upload_files, attachments::list_files, attachments::download_file,
         ai::quality, ai::status, ai::retrain, ai::finetune,
+        articles::list, articles::create, articles::read, articles::change, articles::remove, articles::revisions,
+        articles::vote, articles::solved, articles::suggest, articles::report,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(ErrorBody)),
@@ -42,6 +44,7 @@ use crate::front::error::ErrorBody;
         (name = "tickets", description = "Filing, reading and working tickets; suggestions and duplicates"),
         (name = "taxonomy", description = "Categories, priorities, skills"),
         (name = "admin", description = "The job queue; received mail that was refused or ignored"),
+        (name = "knowledge base", description = "Articles, the help centre's search, votes, self-service"),
         (name = "ai", description = "The AI engine: quality, status, retraining, fine-tuning"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

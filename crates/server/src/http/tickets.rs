@@ -40,6 +40,9 @@ pub(crate) struct NewTicket {
     /// 1 to 20,000 characters once trimmed.
     #[schema(min_length = 1, max_length = 20000)]
     description: String,
+    /// The knowledge-base articles the requester was shown before filing (`POST /api/articles/suggest`).
+    #[serde(default)]
+    shown_articles: Vec<i64>,
 }
 
 /// One ticket, as the caller is shown it: the whole ticket for those who work it, the public side for its
@@ -64,7 +67,7 @@ pub(crate) async fn create_ticket(
     auth: AuthUser,
     AppJson(body): AppJson<NewTicket>,
 ) -> AppResult<(StatusCode, Json<TicketBody>)> {
-    let ticket = file_ticket(&desk, &auth, &body.title, &body.description, Vec::new()).await?;
+    let ticket = file_ticket(&desk, &auth, &body.title, &body.description, Vec::new(), &body.shown_articles).await?;
     Ok((StatusCode::CREATED, Json(TicketBody::of(&auth.user, ticket))))
 }
 

@@ -3,6 +3,7 @@
 //! and the hybrid reordering of a ticket's nearest resolved ones. The SQL side (full-text queries on both
 //! backends) is in `db::tickets`.
 
+pub mod articles;
 pub mod index;
 
 use anyhow::Context as _;

@@ -65,7 +65,9 @@ const WINDOW_DAYS: i64 = 30;
 
 async fn dashboard(State(desk): State<Desk>, SignedAdmin(signed): SignedAdmin) -> Result<Response, WebError> {
     let rows = desk.db.dashboard_rows(Ts::now() + chrono::Duration::days(-WINDOW_DAYS)).await?;
-    signed.page(&dashboard_context(&rows, Ts::now()))
+    let mut page = dashboard_context(&rows, Ts::now());
+    page.knowledge = Some(crate::desk::articles::knowledge_report(&desk, WINDOW_DAYS).await?);
+    signed.page(&page)
 }
 
 /// Open tickets by priority and category, SLA breaches, and median times to assignment and resolution
@@ -99,6 +101,7 @@ fn dashboard_context(rows: &[DashboardRow], now: Ts) -> DashboardPage {
         window_days: WINDOW_DAYS,
         by_priority: bars("Open tickets by priority", &by_priority),
         by_category: bars("Open tickets by category", &by_category),
+        knowledge: None,
     }
 }
 
@@ -112,6 +115,7 @@ struct DashboardPage {
     window_days: i64,
     by_priority: Bars,
     by_category: Bars,
+    knowledge: Option<crate::desk::articles::KnowledgeReport>,
 }
 
 impl Page for DashboardPage {

@@ -5,6 +5,7 @@
 
 mod account;
 mod admin;
+mod help;
 mod tickets;
 
 use axum::Router;
@@ -32,6 +33,7 @@ pub fn router(desk: Desk) -> Router<Desk> {
         .merge(account::router())
         .merge(tickets::router(desk.pipeline.settings.mail.max_attachment_bytes))
         .merge(admin::router())
+        .merge(help::router())
         .route("/static/{file}", get(static_file))
         .layer(axum::middleware::from_fn_with_state(desk, web_layer))
 }
@@ -270,6 +272,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin_jobs.html", include_str!("../../templates/web/admin_jobs.html")),
     ("admin_mail.html", include_str!("../../templates/web/admin_mail.html")),
     ("admin_ai.html", include_str!("../../templates/web/admin_ai.html")),
+    ("help.html", include_str!("../../templates/web/help.html")),
+    ("help_article.html", include_str!("../../templates/web/help_article.html")),
+    ("help_solved.html", include_str!("../../templates/web/help_solved.html")),
+    ("help_editor.html", include_str!("../../templates/web/help_editor.html")),
 ];
 
 fn templates() -> &'static minijinja::Environment<'static> {

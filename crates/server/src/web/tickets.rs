@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use super::{CsrfForm, CsrfUpload, Page, Signed, WebError, comma_list, describe, render_string, see_other};
 use crate::db::{AssigneeFilter, TicketFilter};
+use crate::desk::articles::suggest_articles;
 use crate::desk::tickets::{
     SimilarTicket, TicketChange, change_ticket, file_ticket, find_tickets, mark_suggestion, merge_into, post_comment,
     similar_open_tickets, suggest, visible_ticket,
@@ -178,6 +179,7 @@ impl Page for NewTicketPage {
 #[derive(Serialize)]
 struct SimilarHint {
     similar: Vec<SimilarTicket>,
+    articles: Vec<crate::desk::articles::SuggestedArticle>,
 }
 
 impl Page for SimilarHint {
@@ -194,6 +196,9 @@ struct NewTicket {
     title: String,
     #[serde(default)]
     description: String,
+    /// The ids of the articles the hint showed, comma-separated.
+    #[serde(default)]
+    shown_articles: String,
 }
 
 async fn create(
@@ -201,7 +206,8 @@ async fn create(
     signed: Signed,
     CsrfUpload(form, files): CsrfUpload<NewTicket>,
 ) -> Result<Response, WebError> {
-    match file_ticket(&desk, &signed.auth, &form.title, &form.description, files).await {
+    let shown: Vec<i64> = form.shown_articles.split(',').filter_map(|id| id.trim().parse().ok()).take(20).collect();
+    match file_ticket(&desk, &signed.auth, &form.title, &form.description, files, &shown).await {
         Ok(t) => Ok(see_other(&format!("/tickets/{}", t.id))),
         Err(e @ AppError::Validation(_)) => {
             let page = NewTicketPage { error: Some(describe(&e)), title: form.title, description: form.description };
@@ -213,7 +219,8 @@ async fn create(
     }
 }
 
-/// While a requester types: their open tickets that look alike (nothing until both fields have text).
+/// While a requester types: articles that may answer it, and their open tickets that look alike (none of
+/// those until both fields have text).
 async fn similar_hint(
     State(desk): State<Desk>,
     signed: Signed,
@@ -225,7 +232,13 @@ async fn similar_hint(
         Err(AppError::Validation(_) | AppError::TooManyRequests { .. }) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    Ok(Html(render_string(SimilarHint::TEMPLATE, &SimilarHint { similar })?).into_response())
+    let key = signed.auth.user.id.to_string();
+    let articles = match suggest_articles(&desk, &key, &form.title, &form.description).await {
+        Ok(found) => found,
+        Err(AppError::TooManyRequests { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Html(render_string(SimilarHint::TEMPLATE, &SimilarHint { similar, articles })?).into_response())
 }
 
 /// A ticket id from the path; anything else names no page.

@@ -13,7 +13,7 @@ use thirtyfour::prelude::*;
 
 use crate::helpers::{Backend, TestApp, on_both_backends};
 
-on_both_backends!(every_role_does_its_daily_work_in_the_browser);
+on_both_backends!(every_role_does_its_daily_work_in_the_browser, a_customer_solves_it_with_a_suggested_article);
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -283,4 +283,38 @@ async fn every_role_does_its_daily_work_in_the_browser(backend: Backend) {
     }
     web.quit().await.unwrap();
     assert!(shots.n >= 14, "a screenshot per page");
+}
+
+/// Self-service: a customer types a question, opens the article offered, says it solved it; no ticket exists.
+async fn a_customer_solves_it_with_a_suggested_article(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let base = app.base.clone();
+    let admin = app.admin().await;
+    let body = "Home routers close idle connections. Update the VPN client and turn on **keep-alive** in its settings.";
+    let (status, a) = app
+        .post("/api/articles", Some(&admin.token), json!({"title": "VPN keeps disconnecting at home", "body": body}))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{a}");
+    let id = a["article"]["id"].as_i64().unwrap();
+    let (status, _) =
+        app.patch(&format!("/api/articles/{id}"), Some(&admin.token), json!({"state": "published"})).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    app.signup("cara@example.com").await;
+
+    let driver = start_chromedriver();
+    let web = browser(&driver, &app.dir.join("chromium-profile")).await;
+    log_in(&web, &base, "cara@example.com", "password-123").await;
+    web.goto(format!("{base}/tickets/new")).await.unwrap();
+    fill(&web, By::Id("title"), "VPN disconnects").await;
+    fill(&web, By::Id("description"), "Working from home my VPN drops every ten minutes.").await;
+    wait_for_text(&web, By::Id("article-hint"), "VPN keeps disconnecting at home").await;
+    web.find(By::ClassName("suggested-article")).await.unwrap().click().await.unwrap();
+    wait_for_text(&web, By::Id("article-title"), "VPN keeps disconnecting at home").await;
+    web.find(By::Id("solved")).await.unwrap().click().await.unwrap();
+    wait_for_text(&web, By::Id("solved-message"), "No ticket was filed").await;
+    web.quit().await.unwrap();
+
+    assert_eq!(app.get("/api/tickets", Some(&admin.token)).await.1["tickets"], json!([]));
+    let since = smart_ticket::model::Ts(chrono::Utc::now() - chrono::Duration::hours(1));
+    assert_eq!(app.db.knowledge_figures(since).await.unwrap().deflections, 1);
 }

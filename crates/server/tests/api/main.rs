@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod ai;
+mod articles;
 mod attachments;
 mod authz;
 mod browser;

@@ -1,0 +1,379 @@
+//! The knowledge base's use-cases: writing, publishing and reading articles, searching them (hybrid, like
+//! tickets), suggesting them to a customer before a ticket is filed, their votes and deflections. Who may do
+//! what is `smart_ticket_domain::article`'s rules: staff write, admins publish, customers and visitors read
+//! published public articles only (anything else does not exist for them).
+
+use serde::Deserialize;
+use smart_ticket_domain::article::{
+    ArticleAudience, ArticleBody, ArticleState, ArticleTitle, Tags, may_publish_articles, may_read_article,
+    may_write_articles,
+};
+use smart_ticket_domain::{CategoryName, Role};
+use std::collections::HashMap;
+use utoipa::ToSchema;
+
+use super::{AppError, AppResult, AuthUser, Desk, double_option};
+use crate::db::{Article, ArticleFilter, ArticlePatch, ArticleRevision, NewArticle, vector_to_bytes};
+use crate::model::{Ts, User};
+
+/// Below this cosine (centred multilingual vectors) an article is not offered to a customer describing a
+/// problem: a question and the article that answers it score 0.35 to 0.7, unrelated pairs below 0.25.
+pub const SUGGEST_MIN_COSINE: f32 = 0.3;
+/// Below this cosine an article is no semantic match for a search (the search's lexical side still is).
+const SEARCH_MIN_COSINE: f32 = 0.15;
+/// How many matches each side of a search ranks before fusing; the fused page is cut to the caller's limit.
+const SEARCH_DEPTH: usize = 50;
+
+/// An article to write (the API's and the editor's fields).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ArticleInput {
+    /// 3 to 200 characters, one line.
+    pub title: String,
+    /// Markdown, 1 to 100,000 characters.
+    pub body: String,
+    /// A category of the taxonomy.
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `en`, `de`, `es`, `fr` or `pt`; told from the text when absent.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// `public` (the default) or `internal` (staff only).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub audience: Option<String>,
+}
+
+/// A change to an article: absent fields stay. `state` and `audience`: admins only.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct ArticleChange {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    /// A category of the taxonomy, or null to clear it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub category: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub language: Option<String>,
+    /// `draft` or `published`.
+    pub state: Option<String>,
+    /// `public` or `internal`.
+    pub audience: Option<String>,
+}
+
+/// An article offered as an answer, with how close it is.
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub struct SuggestedArticle {
+    pub id: i64,
+    pub title: String,
+    /// The article's first words, as plain text.
+    pub excerpt: String,
+    /// Its address in the help centre.
+    pub url: String,
+    /// Cosine of the centred multilingual vectors (0 to 1); absent for a match by words alone.
+    pub score: Option<f32>,
+}
+
+/// Who reads: a signed-in account, or an anonymous visitor (`None`).
+pub type Reader<'a> = Option<&'a User>;
+
+fn role_of(reader: Reader<'_>) -> Option<Role> {
+    reader.map(|u| u.role)
+}
+
+fn must_write(auth: &AuthUser) -> AppResult<()> {
+    if may_write_articles(auth.user.role) { Ok(()) } else { Err(AppError::Forbidden) }
+}
+
+/// The help centre's address of an article: `/help/{id}-{slug}`.
+pub fn article_path(id: i64, title: &str) -> String {
+    format!("/help/{id}-{}", smart_ticket_domain::article::slug_of(title))
+}
+
+/// The language given (one of the five), else told from the text, else English.
+fn language_of(given: Option<&str>, text: &str) -> AppResult<String> {
+    match given.map(str::trim).filter(|l| !l.is_empty()) {
+        Some(l) => smart_ticket_ai::lang::known(Some(&l.to_lowercase()))
+            .map(str::to_owned)
+            .ok_or_else(|| AppError::field("language", "must be one of: en, de, es, fr, pt")),
+        None => Ok(smart_ticket_ai::lang::detect(text).unwrap_or("en").to_owned()),
+    }
+}
+
+async fn category_of(desk: &Desk, raw: Option<&str>) -> AppResult<Option<String>> {
+    let Some(raw) = raw.map(str::trim).filter(|c| !c.is_empty()) else { return Ok(None) };
+    let name = CategoryName::parse(raw)?;
+    if !desk.db.category_exists(&name).await? {
+        return Err(AppError::field(
+            "category",
+            format!("unknown category {:?}: see GET /api/taxonomy", name.as_str()),
+        ));
+    }
+    Ok(Some(name.as_str().to_owned()))
+}
+
+/// The stored bytes of the article vector of `title` and `body` (none without the multilingual model).
+async fn vector_bytes(desk: &Desk, title: &str, body: &str) -> AppResult<Option<Vec<u8>>> {
+    let text = format!("{title}\n{}", crate::markdown::excerpt(body, 2_000));
+    Ok(desk.pipeline.ai.article_vector(&text).await?.map(|(v, _)| vector_to_bytes(&v)))
+}
+
+/// Writes a new draft (staff).
+pub(crate) async fn create_article(desk: &Desk, auth: &AuthUser, input: ArticleInput) -> AppResult<Article> {
+    must_write(auth)?;
+    let (title, body) = super::error::parse_both(ArticleTitle::parse(&input.title), ArticleBody::parse(&input.body))?;
+    let audience = input.audience.as_deref().map(str::parse).transpose()?.unwrap_or(ArticleAudience::Public);
+    let new = NewArticle {
+        language: language_of(input.language.as_deref(), body.as_str())?,
+        category: category_of(desk, input.category.as_deref()).await?,
+        tags: Tags::parse(&input.tags)?.into_inner(),
+        audience,
+        source_tickets: Vec::new(),
+        embedding: vector_bytes(desk, title.as_str(), body.as_str()).await?,
+        title: title.as_str().to_owned(),
+        body: body.as_str().to_owned(),
+    };
+    let article = desk.db.create_article(&new, Some(auth.user.id)).await?;
+    desk.articles.sync(&desk.db).await?;
+    Ok(article)
+}
+
+/// Changes an article: its text and labels by staff, its state and audience by admins.
+pub(crate) async fn change_article(desk: &Desk, auth: &AuthUser, id: i64, change: ArticleChange) -> AppResult<Article> {
+    must_write(auth)?;
+    let current = desk.db.article(id).await?.ok_or(AppError::NotFound)?;
+    let state: Option<ArticleState> = change.state.as_deref().map(str::parse).transpose()?;
+    let audience: Option<ArticleAudience> = change.audience.as_deref().map(str::parse).transpose()?;
+    let publishing = state.is_some_and(|s| s != current.state) || audience.is_some_and(|a| a != current.audience);
+    if publishing && !may_publish_articles(auth.user.role) {
+        return Err(AppError::Forbidden);
+    }
+    let title = change.title.as_deref().map(ArticleTitle::parse).transpose()?;
+    let body = change.body.as_deref().map(ArticleBody::parse).transpose()?;
+    let rewritten = title.is_some() || body.is_some();
+    let (new_title, new_body) = (
+        title.as_ref().map_or(current.title.as_str(), ArticleTitle::as_str),
+        body.as_ref().map_or(current.body.as_str(), ArticleBody::as_str),
+    );
+    let patch = ArticlePatch {
+        embedding: if rewritten { vector_bytes(desk, new_title, new_body).await? } else { None },
+        title: title.as_ref().map(|t| t.as_str().to_owned()),
+        body: body.as_ref().map(|b| b.as_str().to_owned()),
+        category: match &change.category {
+            Some(c) => Some(category_of(desk, c.as_deref()).await?),
+            None => None,
+        },
+        tags: change.tags.as_deref().map(Tags::parse).transpose()?.map(Tags::into_inner),
+        language: change.language.as_deref().map(|l| language_of(Some(l), new_body)).transpose()?,
+        state,
+        audience,
+    };
+    let article = desk.db.update_article(id, &patch, Some(auth.user.id)).await?;
+    desk.articles.sync(&desk.db).await?;
+    Ok(article)
+}
+
+/// Deletes an article (admins).
+pub(crate) async fn delete_article(desk: &Desk, auth: &AuthUser, id: i64) -> AppResult<()> {
+    if !may_publish_articles(auth.user.role) {
+        return Err(AppError::Forbidden);
+    }
+    if !desk.db.delete_article(id).await? {
+        return Err(AppError::NotFound);
+    }
+    desk.articles.remove(id);
+    Ok(())
+}
+
+/// An article `reader` may read; a 404 otherwise (drafts and internal articles do not exist for customers).
+pub(crate) async fn readable_article(desk: &Desk, reader: Reader<'_>, id: i64) -> AppResult<Article> {
+    match desk.db.article(id).await? {
+        Some(a) if may_read_article(role_of(reader), a.state, a.audience) => Ok(a),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// An article's revisions, newest first (staff).
+pub(crate) async fn article_revisions(desk: &Desk, auth: &AuthUser, id: i64) -> AppResult<Vec<ArticleRevision>> {
+    must_write(auth)?;
+    desk.db.article(id).await?.ok_or(AppError::NotFound)?;
+    Ok(desk.db.article_revisions(id).await?)
+}
+
+/// A listing or search of articles.
+#[derive(Debug, Clone, Default)]
+pub struct ArticleQuery {
+    pub q: Option<String>,
+    pub state: Option<ArticleState>,
+    pub audience: Option<ArticleAudience>,
+    pub category: Option<String>,
+    pub before: Option<(Ts, i64)>,
+    pub limit: i64,
+}
+
+/// The articles `reader` may read matching `query`: with `q`, the best matches (full-text and meaning fused
+/// by reciprocal rank, across languages); else the most recently updated, with the next page's cursor.
+pub(crate) async fn find_articles(
+    desk: &Desk,
+    reader: Reader<'_>,
+    query: ArticleQuery,
+) -> AppResult<(Vec<Article>, Option<(Ts, i64)>)> {
+    let staff = role_of(reader).is_some_and(may_write_articles);
+    let filter = ArticleFilter {
+        public_only: !staff,
+        state: query.state,
+        audience: query.audience,
+        category: query.category.clone(),
+        q: query.q.clone(),
+        any_words: None,
+        before: query.before,
+    };
+    match query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        None => {
+            let rows = desk.db.list_articles(&filter, query.limit).await?;
+            Ok(super::into_page(rows, query.limit, |a| (a.updated_at, a.id)))
+        }
+        Some(q) => {
+            let lexical = desk.db.list_articles(&filter, SEARCH_DEPTH as i64).await?;
+            let semantic = nearest_articles(desk, q, !staff, SEARCH_DEPTH, SEARCH_MIN_COSINE).await?;
+            let order = fuse(lexical.iter().map(|a| a.id), semantic.iter().map(|(id, _)| *id));
+            let found = load_in_order(desk, reader, &order, lexical, &filter).await?;
+            Ok((found.into_iter().take(usize::try_from(query.limit).unwrap_or(0)).collect(), None))
+        }
+    }
+}
+
+/// The articles nearest in meaning to `text`, best first (none without the multilingual model).
+async fn nearest_articles(
+    desk: &Desk,
+    text: &str,
+    public_only: bool,
+    k: usize,
+    min: f32,
+) -> AppResult<Vec<(i64, f32)>> {
+    let Some((query, _)) = desk.pipeline.ai.article_vector(text).await? else { return Ok(Vec::new()) };
+    desk.articles.sync(&desk.db).await?;
+    Ok(desk.articles.nearest(&query, public_only, k, min))
+}
+
+/// Article ids of two rankings fused by reciprocal rank (k = 60), best first.
+fn fuse(lexical: impl Iterator<Item = i64>, semantic: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut fused: HashMap<i64, f32> = HashMap::new();
+    for side in [lexical.collect::<Vec<_>>(), semantic.collect()] {
+        for (rank, id) in side.into_iter().enumerate() {
+            *fused.entry(id).or_default() += 1.0 / (61.0 + rank as f32);
+        }
+    }
+    let mut order: Vec<(i64, f32)> = fused.into_iter().collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    order.into_iter().map(|(id, _)| id).collect()
+}
+
+/// The articles of `order` (the lexical side's rows reused, the rest read), in that order, that `reader`
+/// may read and that pass `filter` (the stored row decides: the index may lag).
+async fn load_in_order(
+    desk: &Desk,
+    reader: Reader<'_>,
+    order: &[i64],
+    lexical: Vec<Article>,
+    filter: &ArticleFilter,
+) -> AppResult<Vec<Article>> {
+    let mut by_id: HashMap<i64, Article> = lexical.into_iter().map(|a| (a.id, a)).collect();
+    let missing: Vec<i64> = order.iter().copied().filter(|id| !by_id.contains_key(id)).collect();
+    for a in desk.db.articles_by_ids(&missing).await? {
+        by_id.insert(a.id, a);
+    }
+    let passes = |a: &Article| {
+        may_read_article(role_of(reader), a.state, a.audience)
+            && filter.state.is_none_or(|s| a.state == s)
+            && filter.audience.is_none_or(|x| a.audience == x)
+            && filter.category.as_ref().is_none_or(|c| a.category.as_ref() == Some(c))
+    };
+    Ok(order.iter().filter_map(|id| by_id.remove(id)).filter(passes).collect())
+}
+
+/// Up to three published public articles that may answer a customer's draft (`title` and `description`
+/// as typed so far), best first: by meaning across languages, else (without the model) by words.
+pub(crate) async fn suggest_articles(
+    desk: &Desk,
+    key: &str,
+    title: &str,
+    description: &str,
+) -> AppResult<Vec<SuggestedArticle>> {
+    let text = format!("{}\n{}", title.trim(), description.trim());
+    if text.trim().chars().filter(|c| c.is_alphanumeric()).count() < 3 || text.chars().count() > 20_000 {
+        return Ok(Vec::new());
+    }
+    desk.limits.costly_by_account.hit(key)?;
+    let semantic = nearest_articles(desk, &text, true, 3, SUGGEST_MIN_COSINE).await?;
+    let (ids, scores): (Vec<i64>, HashMap<i64, f32>) = if desk.pipeline.ai.multilingual() {
+        (semantic.iter().map(|(id, _)| *id).collect(), semantic.into_iter().collect())
+    } else {
+        let filter = ArticleFilter { public_only: true, any_words: Some(text.clone()), ..ArticleFilter::default() };
+        (desk.db.list_articles(&filter, 3).await?.iter().map(|a| a.id).take(3).collect(), HashMap::new())
+    };
+    let filter = ArticleFilter { public_only: true, ..ArticleFilter::default() };
+    let found = load_in_order(desk, None, &ids, Vec::new(), &filter).await?;
+    Ok(found
+        .into_iter()
+        .map(|a| SuggestedArticle {
+            id: a.id,
+            url: article_path(a.id, &a.title),
+            excerpt: crate::markdown::excerpt(&a.body, 200),
+            score: scores.get(&a.id).copied(),
+            title: a.title,
+        })
+        .collect())
+}
+
+/// Counts a view of an article page.
+pub(crate) async fn article_viewed(desk: &Desk, id: i64) -> AppResult<()> {
+    Ok(desk.db.count_article_view(id).await?)
+}
+
+/// Records "did this help?" from `voter` (an account, or a visitor's address, hashed), rate-limited per
+/// address; the article's counts after it.
+pub(crate) async fn vote_article(
+    desk: &Desk,
+    reader: Reader<'_>,
+    address: &super::ClientAddr,
+    id: i64,
+    helpful: bool,
+) -> AppResult<(i64, i64)> {
+    readable_article(desk, reader, id).await?;
+    desk.limits.votes_by_address.hit(&address.key())?;
+    let voter = match reader {
+        Some(u) => format!("user:{}", u.id),
+        None => {
+            use sha2::Digest as _;
+            format!("addr:{}", crate::secret::hex(&sha2::Sha256::digest(address.key().as_bytes())))
+        }
+    };
+    Ok(desk.db.vote_article(id, &voter, helpful).await?)
+}
+
+/// "This solved it": a customer's question answered by a public article, no ticket filed. Counted once per
+/// customer and article; `true` when this was the first time.
+pub(crate) async fn article_solved(desk: &Desk, auth: &AuthUser, id: i64) -> AppResult<bool> {
+    readable_article(desk, None, id).await?;
+    Ok(desk.db.record_deflection(id, auth.user.id).await?)
+}
+
+/// The knowledge base's report over the last `days`: articles, views, votes, deflections and the deflection
+/// rate (questions an article answered among those that reached the articles: answered, or filed anyway).
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub struct KnowledgeReport {
+    pub days: i64,
+    #[serde(flatten)]
+    pub figures: crate::db::KnowledgeFigures,
+    /// `deflections / (deflections + filed_after_articles)`; null before either happened.
+    pub deflection_rate: Option<f64>,
+}
+
+pub(crate) async fn knowledge_report(desk: &Desk, days: i64) -> AppResult<KnowledgeReport> {
+    let figures = desk.db.knowledge_figures(Ts(chrono::Utc::now() - chrono::Duration::days(days))).await?;
+    let reached = figures.deflections + figures.filed_after_articles;
+    let deflection_rate = (reached > 0).then(|| figures.deflections as f64 / reached as f64);
+    Ok(KnowledgeReport { days, figures, deflection_rate })
+}
