@@ -253,8 +253,14 @@ impl Db {
         let any = filter.any_words.as_deref().map(any_words);
         let search = all.or(any);
         on_pool!(self.reader(), |pool, DB, pg| {
-            let join = if search.is_some() && !pg { " JOIN article_search s ON s.rowid = a.id" } else { "" };
-            let mut qb = sqlx::QueryBuilder::<DB>::new(format!("SELECT {COLUMNS} FROM articles a{join} WHERE 1 = 1"));
+            // SQLite: the full-text index drives the join (CROSS JOIN keeps that order), else the planner may walk
+            // every published article and test the match on each.
+            let from = if search.is_some() && !pg {
+                "article_search CROSS JOIN articles a ON a.id = article_search.rowid"
+            } else {
+                "articles a"
+            };
+            let mut qb = sqlx::QueryBuilder::<DB>::new(format!("SELECT {COLUMNS} FROM {from} WHERE 1 = 1"));
             push_filters(&mut qb, filter);
             match &search {
                 Some((q, _)) if pg => {

@@ -17,7 +17,8 @@ use crate::db::{Article, ArticleFilter, ArticlePatch, ArticleRevision, NewArticl
 use crate::model::{Ts, User};
 
 /// Below this cosine (centred multilingual vectors) an article is not offered to a customer describing a
-/// problem: a question and the article that answers it score 0.35 to 0.7, unrelated pairs below 0.25.
+/// problem. Set below the ticket-to-ticket floor ([`smart_ticket_ai::retrieval::FLOOR_E5`], 0.42), since a short
+/// question and a whole article share fewer words than two tickets; not yet calibrated on labelled pairs.
 pub const SUGGEST_MIN_COSINE: f32 = 0.3;
 /// Below this cosine an article is no semantic match for a search (the search's lexical side still is).
 const SEARCH_MIN_COSINE: f32 = 0.15;
@@ -73,6 +74,47 @@ pub struct SuggestedArticle {
     pub url: String,
     /// Cosine of the centred multilingual vectors (0 to 1); absent for a match by words alone.
     pub score: Option<f32>,
+}
+
+/// A published article relevant to a ticket being worked, for the suggestions panel.
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub struct RelevantArticle {
+    #[serde(flatten)]
+    pub article: SuggestedArticle,
+    /// Staff only: not a link to send a customer.
+    pub internal: bool,
+    /// The article's full address (the link to put in a reply).
+    pub link: String,
+}
+
+/// Up to three published articles (public and internal) near `ticket` in meaning, best first, for those who
+/// work it; none without the multilingual model.
+pub(crate) async fn articles_for_ticket(desk: &Desk, ticket: &crate::model::Ticket) -> AppResult<Vec<RelevantArticle>> {
+    let near = nearest_articles(desk, &ticket.text(), false, 6, SUGGEST_MIN_COSINE).await?;
+    let ids: Vec<i64> = near.iter().map(|(id, _)| *id).collect();
+    let scores: HashMap<i64, f32> = near.into_iter().collect();
+    let base = desk.settings.app_url.trim_end_matches('/').to_owned();
+    let mut rows = desk.db.articles_by_ids(&ids).await?;
+    rows.retain(|a| a.state == ArticleState::Published);
+    rows.sort_by(|a, b| scores.get(&b.id).unwrap_or(&0.0).total_cmp(scores.get(&a.id).unwrap_or(&0.0)));
+    rows.truncate(3);
+    Ok(rows
+        .into_iter()
+        .map(|a| {
+            let url = article_path(a.id, &a.title);
+            RelevantArticle {
+                internal: a.audience == ArticleAudience::Internal,
+                link: format!("{base}{url}"),
+                article: SuggestedArticle {
+                    id: a.id,
+                    excerpt: crate::markdown::excerpt(&a.body, 200),
+                    score: scores.get(&a.id).copied(),
+                    url,
+                    title: a.title,
+                },
+            }
+        })
+        .collect())
 }
 
 /// Who reads: a signed-in account, or an anonymous visitor (`None`).
@@ -134,9 +176,43 @@ pub(crate) async fn create_article(desk: &Desk, auth: &AuthUser, input: ArticleI
         title: title.as_str().to_owned(),
         body: body.as_str().to_owned(),
     };
-    let article = desk.db.create_article(&new, Some(auth.user.id)).await?;
+    store_draft(desk, auth, &new).await
+}
+
+async fn store_draft(desk: &Desk, auth: &AuthUser, new: &NewArticle) -> AppResult<Article> {
+    let article = desk.db.create_article(new, Some(auth.user.id)).await?;
     desk.articles.sync(&desk.db).await?;
     Ok(article)
+}
+
+/// One click on a resolved ticket: a draft article of its problem and resolution, personal data removed
+/// (e-mail addresses, phone numbers, links, ids, ticket numbers, secrets, the requester's and greeted names:
+/// `smart_ticket_ai::pii::scrub`), citing the ticket; a person edits and an admin publishes it.
+pub(crate) async fn draft_from_ticket(desk: &Desk, auth: &AuthUser, id: crate::model::TicketId) -> AppResult<Article> {
+    must_write(auth)?;
+    let ticket = super::tickets::workable_ticket(desk, auth, id).await?;
+    let Some(resolution) = ticket.resolution.as_deref().filter(|r| !r.trim().is_empty()) else {
+        return Err(AppError::Conflict("only a resolved ticket, with its resolution, can become an article".into()));
+    };
+    let owned = smart_ticket_ai::pii::names_in_email(&ticket.requester_email);
+    let names: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let scrub = |text: &str| smart_ticket_ai::pii::scrub(text, &names);
+    let title = scrub(&ticket.title);
+    let title = if title.chars().count() >= 3 { title } else { format!("Solved: {title}") };
+    let body =
+        format!("## The problem\n\n{}\n\n## The solution\n\n{}\n", scrub(&ticket.description), scrub(resolution));
+    let (title, body) = super::error::parse_both(ArticleTitle::parse(&title), ArticleBody::parse(&body))?;
+    let new = NewArticle {
+        language: language_of(None, body.as_str())?,
+        category: ticket.category.clone(),
+        tags: Vec::new(),
+        audience: ArticleAudience::Public,
+        source_tickets: vec![ticket.number],
+        embedding: vector_bytes(desk, title.as_str(), body.as_str()).await?,
+        title: title.as_str().to_owned(),
+        body: body.as_str().to_owned(),
+    };
+    store_draft(desk, auth, &new).await
 }
 
 /// Changes an article: its text and labels by staff, its state and audience by admins.

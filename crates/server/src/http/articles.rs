@@ -27,6 +27,20 @@ pub fn router() -> Router<Desk> {
         .route("/api/articles/{id}/vote", post(vote))
         .route("/api/articles/{id}/solved", post(solved))
         .route("/api/admin/knowledge", get(report))
+        .route("/api/tickets/{id}/article", post(from_ticket))
+}
+
+/// Turns a resolved ticket into a draft article (those who work it): its problem and resolution with personal
+/// data removed, citing the ticket.
+#[utoipa::path(post, path = "/api/tickets/{id}/article", tag = "knowledge base", params(("id" = crate::model::TicketId, Path)),
+    responses((status = 201, description = "The draft", body = ArticleBody)))]
+pub(crate) async fn from_ticket(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppPath(id): AppPath<crate::model::TicketId>,
+) -> AppResult<(StatusCode, Json<ArticleBody>)> {
+    let article = crate::desk::articles::draft_from_ticket(&desk, &auth, id).await?;
+    Ok((StatusCode::CREATED, Json(ArticleBody { article: ArticleView::of(Some(&auth.user), article) })))
 }
 
 /// The knowledge base's last 30 days (admins): articles, views, votes, deflections, the deflection rate.

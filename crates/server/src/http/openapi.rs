@@ -33,7 +33,7 @@ use crate::front::error::ErrorBody;
         attachments::upload_files, attachments::list_files, attachments::download_file,
         ai::quality, ai::status, ai::retrain, ai::finetune,
         articles::list, articles::create, articles::read, articles::change, articles::remove, articles::revisions,
-        articles::vote, articles::solved, articles::suggest, articles::report,
+        articles::vote, articles::solved, articles::suggest, articles::report, articles::from_ticket,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(ErrorBody)),

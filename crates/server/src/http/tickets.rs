@@ -177,6 +177,8 @@ pub(crate) struct SuggestionsBody {
     suggestions: Vec<crate::engine::Suggestion>,
     /// Null when there is nothing to draft from.
     draft: Option<crate::providers::Draft>,
+    /// Published knowledge-base articles near the ticket (up to three), with the link to put in a reply.
+    articles: Vec<crate::desk::articles::RelevantArticle>,
 }
 
 /// Past resolved tickets like this one, how each was resolved, and a drafted reply citing them
@@ -190,7 +192,8 @@ pub(crate) async fn suggestions(
 ) -> AppResult<Json<SuggestionsBody>> {
     let ticket = workable_ticket(&desk, &auth, id).await?;
     let (suggestions, draft) = suggest(&desk, &auth.user, &ticket).await?;
-    Ok(Json(SuggestionsBody { suggestions, draft }))
+    let articles = crate::desk::articles::articles_for_ticket(&desk, &ticket).await?;
+    Ok(Json(SuggestionsBody { suggestions, draft, articles }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -63,7 +63,7 @@ impl ArticleIndex {
             .iter()
             .filter(|(_, e)| e.public || !public_only)
             .filter(|(_, e)| e.vector.len() == query.len())
-            .map(|(id, e)| (*id, e.vector.iter().zip(query).map(|(a, b)| a * b).sum::<f32>()))
+            .map(|(id, e)| (*id, smart_ticket_ai::embed::cosine(&e.vector, query)))
             .filter(|(_, cosine)| *cosine >= min)
             .collect();
         found.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));

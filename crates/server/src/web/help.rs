@@ -27,6 +27,22 @@ pub fn router() -> Router<Desk> {
         .route("/sitemap.xml", get(sitemap))
         .route("/help/new", get(new_page).post(create))
         .route("/help/{id}/edit", get(edit_page).post(edit))
+        .route("/tickets/{id}/article", post(from_ticket))
+}
+
+#[derive(Deserialize)]
+struct NoFields {}
+
+/// "Turn into a help-centre article" on a resolved ticket: the draft opens in the editor.
+async fn from_ticket(
+    State(desk): State<Desk>,
+    signed: Signed,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, WebError> {
+    let id = id.parse::<uuid::Uuid>().map(crate::model::TicketId).map_err(|_| WebError::App(AppError::NotFound))?;
+    let article = crate::desk::articles::draft_from_ticket(&desk, &signed.auth, id).await?;
+    Ok(see_other(&format!("/help/{}/edit", article.id)))
 }
 
 /// Anyone: signed in or not, with the CSRF token their forms send back.
@@ -193,9 +209,10 @@ async fn vote(
     State(desk): State<Desk>,
     visitor: Visitor,
     address: ClientAddr,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     CsrfForm(form): CsrfForm<VoteForm>,
 ) -> Result<Response, WebError> {
+    let id = id_of(&id)?;
     let helpful = match form.helpful.as_str() {
         "yes" => true,
         "no" => false,
@@ -216,16 +233,14 @@ impl Page for SolvedPage {
     const TEMPLATE: &'static str = "help_solved.html";
 }
 
-#[derive(Deserialize)]
-struct SolvedForm {}
-
 /// "This solved it": counted as a deflection (once per customer and article); no ticket is filed.
 async fn solved(
     State(desk): State<Desk>,
     signed: Signed,
-    Path(id): Path<i64>,
-    CsrfForm(_): CsrfForm<SolvedForm>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, WebError> {
+    let id = id_of(&id)?;
     article_solved(&desk, &signed.auth, id).await?;
     let article = readable_article(&desk, None, id).await?;
     signed.page(&SolvedPage { url: article_path(article.id, &article.title), title: article.title })
@@ -353,7 +368,8 @@ fn editor_error(signed: &Signed, page: EditorPage) -> Result<Response, WebError>
     Ok(res)
 }
 
-async fn edit_page(State(desk): State<Desk>, signed: Signed, Path(id): Path<i64>) -> Result<Response, WebError> {
+async fn edit_page(State(desk): State<Desk>, signed: Signed, Path(id): Path<String>) -> Result<Response, WebError> {
+    let id = id_of(&id)?;
     let may_publish = staff(&signed)?;
     let a = readable_article(&desk, Some(&signed.auth.user), id).await?;
     signed.page(&EditorPage {
@@ -374,9 +390,10 @@ async fn edit_page(State(desk): State<Desk>, signed: Signed, Path(id): Path<i64>
 async fn edit(
     State(desk): State<Desk>,
     signed: Signed,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     CsrfForm(form): CsrfForm<EditorForm>,
 ) -> Result<Response, WebError> {
+    let id = id_of(&id)?;
     let may_publish = staff(&signed)?;
     let change = ArticleChange {
         title: Some(form.title.clone()),

@@ -284,6 +284,7 @@ async fn render_ticket(
         categories: Vec::new(),
         suggestions: Vec::new(),
         draft: None,
+        articles: Vec::new(),
         staff_list: Vec::new(),
         originals: Vec::new(),
     };
@@ -301,6 +302,10 @@ async fn render_ticket(
                 page.draft = draft;
             }
             Err(e) => tracing::warn!(error = %e, ticket_id = %id, "suggestions unavailable"),
+        }
+        match crate::desk::articles::articles_for_ticket(desk, &ticket).await {
+            Ok(found) => page.articles = found,
+            Err(e) => tracing::warn!(error = %e, ticket_id = %id, "articles unavailable"),
         }
         if signed.is_admin() {
             page.staff_list = staff;
@@ -328,6 +333,8 @@ struct TicketPage {
     categories: Vec<String>,
     suggestions: Vec<SuggestionLine>,
     draft: Option<crate::providers::Draft>,
+    /// Published articles relevant to it (links to insert into a reply).
+    articles: Vec<crate::desk::articles::RelevantArticle>,
     /// Whom an admin may reassign to.
     staff_list: Vec<crate::model::User>,
     /// The e-mails the ticket was filed or answered by, to open as they came.

@@ -14,6 +14,7 @@ on_both_backends!(
     moderators_write_admins_publish_and_every_edit_is_a_revision,
     a_customer_is_offered_the_article_and_a_deflection_counts_once_per_customer,
     votes_replace_each_other_and_bad_input_is_a_clear_4xx,
+    a_resolved_ticket_becomes_a_draft_without_personal_data,
 );
 
 /// Writes an article as `by` and returns its JSON.
@@ -209,6 +210,14 @@ async fn a_customer_is_offered_the_article_and_a_deflection_counts_once_per_cust
     let shown = app.db.shown_articles(smart_ticket::model::TicketId(id)).await.unwrap();
     assert_eq!(shown.iter().map(|a| a.id).collect::<Vec<_>>(), [vpn["id"].as_i64().unwrap()]);
     assert_eq!(app.db.knowledge_figures(since).await.unwrap().filed_after_articles, 1);
+    // Whoever works it sees the article beside the similar tickets, with the link to insert.
+    let (status, panel) = app.get(&format!("/api/tickets/{id}/suggestions"), Some(&admin.token)).await;
+    assert_eq!(status, StatusCode::OK, "{panel}");
+    assert_eq!(panel["articles"][0]["id"], vpn["id"], "{panel}");
+    assert!(panel["articles"][0]["link"].as_str().unwrap().ends_with(vpn["url"].as_str().unwrap()));
+    let admin_pages = Browser::login(&app, "root@example.com", "root-password").await;
+    let (_, page) = admin_pages.get(&format!("/tickets/{id}")).await;
+    assert!(page.contains(&format!("insert-article-{}", vpn["id"])), "{page}");
     // A draft is never "solved" for a customer.
     let hidden = write(&app, &admin, json!({"title": "Unpublished fix", "body": "Not yet."})).await;
     let (status, _) = app.post(&format!("/api/articles/{}/solved", hidden["id"]), Some(&ann.token), json!({})).await;
@@ -246,4 +255,40 @@ async fn votes_replace_each_other_and_bad_input_is_a_clear_4xx(backend: Backend)
     assert_eq!(app.get("/api/articles/abc", None).await.0, StatusCode::NOT_FOUND, "no article has that id");
     assert_eq!(app.post(&vote, None, json!({"helpful": "maybe"})).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(visit(&app, "/help/not-an-article").await.0, StatusCode::NOT_FOUND);
+}
+
+async fn a_resolved_ticket_becomes_a_draft_without_personal_data(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin().await;
+    let jane = app.signup("jane.doorwick@example.com").await;
+    let t = app
+        .file_ticket(
+            &jane,
+            "VPN drops every hour",
+            "Hello, this is Jane Doorwick. My VPN drops every hour. Call me on +49 30 1234 5678 or write to \
+             jane.doorwick@example.com; my colleague mike.tallis@corp.example has it too. Ticket #4711.",
+        )
+        .await;
+    app.drain().await;
+    let id = t["id"].as_str().unwrap();
+    let path = format!("/api/tickets/{id}/article");
+    let (status, _) = app.post(&path, Some(&admin.token), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "not resolved yet");
+    let resolve = json!({"status": "resolved", "resolution": "Dear Jane, raised the VPN idle timeout to 8 h; \
+        call 030 98765432 if it recurs. Regards, Mike"});
+    assert_eq!(app.patch(&format!("/api/tickets/{id}"), Some(&admin.token), resolve).await.0, StatusCode::OK);
+    let (status, _) = app.post(&path, Some(&jane.token), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a requester does not write articles");
+    let (status, drafted) = app.post(&path, Some(&admin.token), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{drafted}");
+    let a = &drafted["article"];
+    let text = format!("{} {}", a["title"], a["body"]);
+    for personal in
+        ["jane", "Jane", "Doorwick", "doorwick", "+49", "1234 5678", "98765432", "mike.tallis", "4711", "Mike"]
+    {
+        assert!(!text.contains(personal), "{personal} survived: {text}");
+    }
+    assert!(text.contains("idle timeout to 8 h") && text.contains("VPN drops"), "{text}");
+    assert_eq!((a["state"].as_str(), a["source_tickets"].clone()), (Some("draft"), json!([t["number"]])));
+    assert_eq!(app.get(&format!("/api/articles/{}", a["id"]), Some(&jane.token)).await.0, StatusCode::NOT_FOUND);
 }

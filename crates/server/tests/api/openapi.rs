@@ -65,6 +65,7 @@ const OPERATIONS: &[&str] = &[
     "POST /api/articles/{id}/solved",
     "POST /api/articles/suggest",
     "GET /api/admin/knowledge",
+    "POST /api/tickets/{id}/article",
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
