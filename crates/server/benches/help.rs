@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const DIM: usize = 384;
+mod support;
+use support::{Rng, percentile};
+
 const WORDS: [&str; 32] = [
     "printer",
     "network",
@@ -52,15 +54,7 @@ const WORDS: [&str; 32] = [
     "sync",
 ];
 
-/// xorshift64*: reproducible, no dependency.
-struct Rng(u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
     fn word(&mut self) -> &'static str {
         WORDS[(self.next() % WORDS.len() as u64) as usize]
     }
@@ -69,15 +63,6 @@ impl Rng {
         let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
         format!("w{}", (u * u * u * 5000.0) as usize)
     }
-    fn unit_vector(&mut self) -> Vec<f32> {
-        let v: Vec<f32> = (0..DIM).map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5).collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect()
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn settings(dir: &std::path::Path) -> Settings {

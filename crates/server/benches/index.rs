@@ -13,27 +13,16 @@ use smart_ticket_ai::retrieval::RERANK_DEPTH;
 use smart_ticket_domain::{Email, Role, Skills};
 use std::time::Instant;
 
-const DIM: usize = 384;
+mod support;
+use support::{Rng, percentile};
+
 const WORDS: [&str; 24] = [
     "printer", "network", "invoice", "password", "server", "update", "error", "access", "account", "email", "report",
     "backup", "license", "laptop", "meeting", "calendar", "database", "timeout", "login", "install", "cannot", "after",
     "again", "since",
 ];
 
-/// xorshift64*: reproducible, no dependency.
-struct Rng(u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn unit_vector(&mut self) -> Vec<f32> {
-        let v: Vec<f32> = (0..DIM).map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5).collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect()
-    }
     /// About 330 characters of words.
     fn text(&mut self, i: usize) -> String {
         let words: Vec<&str> = (0..45).map(|_| WORDS[(self.next() % WORDS.len() as u64) as usize]).collect();
@@ -47,10 +36,6 @@ fn rss_mb() -> f64 {
         .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
         .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main]

@@ -313,7 +313,9 @@ pub(crate) async fn find_articles(
         Some(q) => {
             let lexical = desk.db.list_articles(&filter, SEARCH_DEPTH as i64).await?;
             let semantic = nearest_articles(desk, q, !staff, SEARCH_DEPTH, SEARCH_MIN_COSINE).await?;
-            let order = fuse(lexical.iter().map(|a| a.id), semantic.iter().map(|(id, _)| *id));
+            let lexical_ids: Vec<i64> = lexical.iter().map(|a| a.id).collect();
+            let semantic_ids: Vec<i64> = semantic.iter().map(|(id, _)| *id).collect();
+            let order = crate::search::fuse(&lexical_ids, &semantic_ids, usize::MAX);
             let found = load_in_order(desk, reader, &order, lexical, &filter).await?;
             Ok((found.into_iter().take(usize::try_from(query.limit).unwrap_or(0)).collect(), None))
         }
@@ -331,19 +333,6 @@ async fn nearest_articles(
     let Some((query, _)) = desk.pipeline.ai.article_vector(text).await? else { return Ok(Vec::new()) };
     desk.articles.sync(&desk.db).await?;
     Ok(desk.articles.nearest(&query, public_only, k, min))
-}
-
-/// Article ids of two rankings fused by reciprocal rank (k = 60), best first.
-fn fuse(lexical: impl Iterator<Item = i64>, semantic: impl Iterator<Item = i64>) -> Vec<i64> {
-    let mut fused: HashMap<i64, f32> = HashMap::new();
-    for side in [lexical.collect::<Vec<_>>(), semantic.collect()] {
-        for (rank, id) in side.into_iter().enumerate() {
-            *fused.entry(id).or_default() += 1.0 / (61.0 + rank as f32);
-        }
-    }
-    let mut order: Vec<(i64, f32)> = fused.into_iter().collect();
-    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-    order.into_iter().map(|(id, _)| id).collect()
 }
 
 /// The articles of `order` (the lexical side's rows reused, the rest read), in that order, that `reader`
@@ -409,15 +398,15 @@ pub(crate) async fn article_viewed(desk: &Desk, id: i64) -> AppResult<()> {
 }
 
 /// Records "did this help?" from `voter` (an account, or a visitor's address, hashed), rate-limited per
-/// address; the article's counts after it.
+/// address; the article (as read before the vote) and its counts after it.
 pub(crate) async fn vote_article(
     desk: &Desk,
     reader: Reader<'_>,
     address: &super::ClientAddr,
     id: i64,
     helpful: bool,
-) -> AppResult<(i64, i64)> {
-    readable_article(desk, reader, id).await?;
+) -> AppResult<(Article, (i64, i64))> {
+    let article = readable_article(desk, reader, id).await?;
     desk.limits.votes_by_address.hit(&address.key())?;
     let voter = match reader {
         Some(u) => format!("user:{}", u.id),
@@ -426,14 +415,14 @@ pub(crate) async fn vote_article(
             format!("addr:{}", crate::secret::hex(&sha2::Sha256::digest(address.key().as_bytes())))
         }
     };
-    Ok(desk.db.vote_article(id, &voter, helpful).await?)
+    Ok((article, desk.db.vote_article(id, &voter, helpful).await?))
 }
 
 /// "This solved it": a customer's question answered by a public article, no ticket filed. Counted once per
-/// customer and article; `true` when this was the first time.
-pub(crate) async fn article_solved(desk: &Desk, auth: &AuthUser, id: i64) -> AppResult<bool> {
-    readable_article(desk, None, id).await?;
-    Ok(desk.db.record_deflection(id, auth.user.id).await?)
+/// customer and article; the article, and `true` when this was the first time.
+pub(crate) async fn article_solved(desk: &Desk, auth: &AuthUser, id: i64) -> AppResult<(Article, bool)> {
+    let article = readable_article(desk, None, id).await?;
+    Ok((article, desk.db.record_deflection(id, auth.user.id).await?))
 }
 
 /// The knowledge base's report over the last `days`: articles, views, votes, deflections and the deflection

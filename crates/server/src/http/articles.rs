@@ -290,7 +290,7 @@ pub(crate) async fn vote(
     AppJson(body): AppJson<Vote>,
 ) -> AppResult<Json<VoteCounts>> {
     let reader = auth.as_ref().map(|a| &a.user);
-    let (helpful, not_helpful) = vote_article(&desk, reader, &address, id, body.helpful).await?;
+    let (_, (helpful, not_helpful)) = vote_article(&desk, reader, &address, id, body.helpful).await?;
     Ok(Json(VoteCounts { helpful, not_helpful }))
 }
 
@@ -309,7 +309,7 @@ pub(crate) async fn solved(
     auth: AuthUser,
     AppPath(id): AppPath<i64>,
 ) -> AppResult<Json<Solved>> {
-    Ok(Json(Solved { counted: article_solved(&desk, &auth, id).await? }))
+    Ok(Json(Solved { counted: article_solved(&desk, &auth, id).await?.1 }))
 }
 
 /// A draft ticket, as typed so far.

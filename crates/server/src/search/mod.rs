@@ -92,7 +92,9 @@ pub async fn hybrid(
 ) -> anyhow::Result<Vec<Ticket>> {
     let lexical = db.list_tickets(viewer, filter, SEARCH_DEPTH as i64).await?;
     let semantic = semantic_side(db, engine, viewer, filter, q).await?;
-    let order = fuse(&lexical, &semantic, usize::try_from(limit).unwrap_or(0));
+    let lexical_numbers: Vec<i64> = lexical.iter().map(|t| t.number).collect();
+    let semantic_numbers: Vec<i64> = semantic.iter().map(|(n, _)| *n).collect();
+    let order = fuse(&lexical_numbers, &semantic_numbers, usize::try_from(limit).unwrap_or(0));
     let mut by_number: HashMap<i64, Ticket> = lexical.into_iter().map(|t| (t.number, t)).collect();
     let missing: Vec<i64> = order.iter().copied().filter(|n| !by_number.contains_key(n)).collect();
     for t in db.tickets_by_numbers(&missing).await? {
@@ -141,10 +143,11 @@ fn passes(filter: &TicketFilter, m: &index::Meta, viewer: &User) -> bool {
         }
 }
 
-/// The first `limit` ticket numbers of two rankings fused by reciprocal rank (ties: the newer first).
-fn fuse(lexical: &[Ticket], semantic: &[(i64, f32)], limit: usize) -> Vec<i64> {
+/// The first `limit` ids (ticket numbers, article ids) of two rankings, best first each, fused by reciprocal
+/// rank (ties: the higher id, i.e. the newer, first).
+pub(crate) fn fuse(lexical: &[i64], semantic: &[i64], limit: usize) -> Vec<i64> {
     let mut fused: HashMap<i64, f32> = HashMap::new();
-    let ranked = lexical.iter().map(|t| t.number).chain(semantic.iter().map(|(n, _)| *n));
+    let ranked = lexical.iter().chain(semantic).copied();
     let ranks = (0..lexical.len()).chain(0..semantic.len());
     for (number, rank) in ranked.zip(ranks) {
         *fused.entry(number).or_default() += 1.0 / (RRF_K + rank as f32 + 1.0);

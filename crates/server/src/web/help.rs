@@ -218,8 +218,7 @@ async fn vote(
         "no" => false,
         _ => return Err(WebError::Form("Choose yes or no.".into())),
     };
-    vote_article(&desk, visitor.reader(), &address, id, helpful).await?;
-    let article = readable_article(&desk, visitor.reader(), id).await?;
+    let (article, _) = vote_article(&desk, visitor.reader(), &address, id, helpful).await?;
     Ok(see_other(&format!("{}?voted=1", article_path(article.id, &article.title))))
 }
 
@@ -241,8 +240,7 @@ async fn solved(
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, WebError> {
     let id = id_of(&id)?;
-    article_solved(&desk, &signed.auth, id).await?;
-    let article = readable_article(&desk, None, id).await?;
+    let (article, _) = article_solved(&desk, &signed.auth, id).await?;
     signed.page(&SolvedPage { url: article_path(article.id, &article.title), title: article.title })
 }
 
