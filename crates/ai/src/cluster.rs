@@ -26,12 +26,17 @@ pub struct Params {
     pub threshold: f32,
     /// Weight of the resolutions' cosine (the problems' is `1 − answer_weight`).
     pub answer_weight: f32,
+    /// How far below `threshold` a repeated problem that stands apart still holds together (0: off). Clusters
+    /// the cut at `threshold − isolation` joins stay joined when that union's average similarity to every other
+    /// cluster of the lower cut is below `threshold − 2·isolation`: a problem asked in five languages agrees
+    /// less with itself than paraphrases in one do, but it is still far from everything else.
+    pub isolation: f32,
 }
 
 impl Default for Params {
     /// Calibrated on helpdesk-tickets/dev.jsonl with `eval cluster --sweep` (docs/benchmarks.md).
     fn default() -> Self {
-        Params { threshold: 0.55, answer_weight: 0.5 }
+        Params { threshold: 0.6, answer_weight: 0.5, isolation: 0.1 }
     }
 }
 
@@ -74,6 +79,31 @@ pub fn similarity(a: &Item, b: &Item, p: &Params) -> f32 {
 /// first member. `items` beyond [`MAX_ITEMS`] are left out (the caller passes the most recent first).
 pub fn clusters(items: &[Item], p: &Params) -> Vec<Vec<usize>> {
     let items = &items[..items.len().min(MAX_ITEMS)];
+    let sim = similarities(items, p);
+    let mut out = Linkage::new(sim.clone(), items.len()).run(p.threshold);
+    if p.isolation > 0.0 {
+        let coarse = Linkage::new(sim, items.len()).run(p.threshold - p.isolation);
+        out = isolated_unions(items, p, out, coarse, p.threshold - 2.0 * p.isolation);
+    }
+    out.iter_mut().for_each(|c| c.sort_unstable());
+    out.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    out
+}
+
+/// `members` (indexes into `items`) from the most typical to the least: by their average similarity to the
+/// others, the first being the cluster's medoid.
+pub fn typical_order(items: &[Item], members: &[usize], p: &Params) -> Vec<usize> {
+    let mean = |i: usize| -> f32 {
+        let others = members.iter().filter(|&&j| j != i);
+        others.map(|&j| similarity(&items[i], &items[j], p)).sum::<f32>() / (members.len().max(2) - 1) as f32
+    };
+    let mut scored: Vec<(usize, f32)> = members.iter().map(|&i| (i, mean(i))).collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.into_iter().map(|(i, _)| i).collect()
+}
+
+/// The dense matrix of every pair's [`similarity`].
+fn similarities(items: &[Item], p: &Params) -> Vec<f32> {
     let n = items.len();
     let mut sim = vec![0f32; n * n];
     for i in 0..n {
@@ -83,9 +113,49 @@ pub fn clusters(items: &[Item], p: &Params) -> Vec<Vec<usize>> {
             sim[j * n + i] = s;
         }
     }
-    let mut out = Linkage::new(sim, n).run(p.threshold);
-    out.iter_mut().for_each(|c| c.sort_unstable());
-    out.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    sim
+}
+
+/// `fine`'s clusters, joined where one cluster of `coarse` (a lower cut) holds them and that cluster stands
+/// apart: the similarity of its mean vectors to every other coarse cluster's is below `apart`.
+fn isolated_unions(
+    items: &[Item],
+    p: &Params,
+    fine: Vec<Vec<usize>>,
+    coarse: Vec<Vec<usize>>,
+    apart: f32,
+) -> Vec<Vec<usize>> {
+    let dim = items.first().map_or(0, |i| i.problem.len());
+    let means: Vec<(Vec<f32>, Vec<f32>)> = coarse
+        .iter()
+        .map(|c| {
+            let (mut pm, mut am) = (vec![0f32; dim], vec![0f32; dim]);
+            for &i in c {
+                pm.iter_mut().zip(&items[i].problem).for_each(|(m, x)| *m += x / c.len() as f32);
+                if let Some(a) = &items[i].answer {
+                    am.iter_mut().zip(a).for_each(|(m, x)| *m += x / c.len() as f32);
+                }
+            }
+            (pm, am)
+        })
+        .collect();
+    let between = |a: usize, b: usize| {
+        (1.0 - p.answer_weight) * cosine(&means[a].0, &means[b].0) + p.answer_weight * cosine(&means[a].1, &means[b].1)
+    };
+    let isolated: Vec<bool> = (0..coarse.len())
+        .map(|a| coarse[a].len() < 2 || (0..coarse.len()).filter(|&b| b != a).all(|b| between(a, b) < apart))
+        .collect();
+    let mut owner = vec![0usize; items.len()];
+    for (k, c) in coarse.iter().enumerate() {
+        c.iter().for_each(|&i| owner[i] = k);
+    }
+    let mut joined: Vec<Vec<usize>> = vec![Vec::new(); coarse.len()];
+    let mut out = Vec::new();
+    for c in fine {
+        let k = owner[c[0]];
+        if isolated[k] { joined[k].extend(c) } else { out.push(c) }
+    }
+    out.extend(joined.into_iter().filter(|c| !c.is_empty()));
     out
 }
 
@@ -289,7 +359,7 @@ mod tests {
     fn planted_repeats_come_out_largest_first_and_nothing_else_groups() {
         let (items, truth) = planted();
         assert_eq!(items.len(), 40);
-        let found = clusters(&items, &Params { threshold: 0.5, answer_weight: 0.5 });
+        let found = clusters(&items, &Params { threshold: 0.5, answer_weight: 0.5, isolation: 0.1 });
         let repeated: Vec<&Vec<usize>> = found.iter().filter(|c| c.len() >= 2).collect();
         assert_eq!(repeated.len(), 3, "{found:?}");
         assert_eq!(*repeated[0], (0..9).collect::<Vec<_>>());
@@ -297,6 +367,15 @@ mod tests {
         assert_eq!(*repeated[2], (15..19).collect::<Vec<_>>());
         let (ari, purity) = agreement(&found, &truth);
         assert!((ari - 1.0).abs() < 1e-9 && (purity - 1.0).abs() < 1e-9, "{ari} {purity}");
+    }
+
+    #[test]
+    fn the_medoid_comes_first() {
+        let (items, _) = planted();
+        let p = Params::default();
+        let order = typical_order(&items, &[0, 1, 2, 20], &p);
+        assert_eq!(order.len(), 4);
+        assert_eq!(order[3], 20, "the one-off ticket is the least typical: {order:?}");
     }
 
     #[test]

@@ -12,6 +12,11 @@ string_enum!(
     ArticleAudience, "audience" { Internal => "internal", Public => "public" }
 );
 
+string_enum!(
+    /// Where a proposed article stands: waiting for a person, turned into a draft, or set aside.
+    ProposalState, "state" { Open => "open", Accepted => "accepted", Dismissed => "dismissed" }
+);
+
 /// An article's title: 3 to 200 characters, one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArticleTitle(String);

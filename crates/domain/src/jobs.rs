@@ -19,6 +19,7 @@ string_enum!(
         AiFinetune => "ai.finetune",
         MailIngest => "mail.ingest",
         MailPoll => "mail.poll",
+        KbPropose => "kb.propose",
     }
 );
 

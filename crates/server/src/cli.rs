@@ -133,6 +133,10 @@ enum EvalCommand {
         /// Weight of the resolutions' cosine in a pair's similarity, 0 to 1 (default: the calibrated one).
         #[arg(long)]
         answer_weight: Option<f32>,
+        /// How far below the threshold a repeated problem that stands apart from every other still holds
+        /// together, 0 (off) to 0.3 (default: the calibrated one).
+        #[arg(long)]
+        isolation: Option<f32>,
         /// Also print, as a line before the summary, a plain k-means on the same vectors (k = the groups).
         #[arg(long)]
         kmeans: bool,
@@ -231,11 +235,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await?
         }
-        Command::Eval(EvalCommand::Cluster { corpus, group, threshold, answer_weight, kmeans, sweep }) => {
+        Command::Eval(EvalCommand::Cluster { corpus, group, threshold, answer_weight, isolation, kmeans, sweep }) => {
             let defaults = smart_ticket_ai::cluster::Params::default();
             let params = smart_ticket_ai::cluster::Params {
                 threshold: threshold.unwrap_or(defaults.threshold),
                 answer_weight: answer_weight.unwrap_or(defaults.answer_weight).clamp(0.0, 1.0),
+                isolation: isolation.unwrap_or(defaults.isolation).clamp(0.0, 0.3),
             };
             tokio::task::spawn_blocking(move || {
                 let e5 = smart_ticket_ai::e5::E5::load(&cli.storage.e5_dir).with_context(|| {

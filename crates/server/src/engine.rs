@@ -247,6 +247,11 @@ impl Ai {
         Ok(Some((e5.seed_centering().apply(lang, &v), lang)))
     }
 
+    /// The multilingual model, when loaded.
+    pub fn e5(&self) -> Option<Arc<smart_ticket_ai::e5::E5>> {
+        self.e5.clone()
+    }
+
     /// Whether the multilingual model is loaded (the vector index holds its vectors).
     pub fn multilingual(&self) -> bool {
         self.e5.is_some()

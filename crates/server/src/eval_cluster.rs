@@ -31,6 +31,7 @@ struct Report {
     cluster_seconds: f64,
     threshold: f32,
     answer_weight: f32,
+    isolation: f32,
 }
 
 /// The corpus's tickets (the group read as their label), at most [`cluster::MAX_ITEMS`].
@@ -60,16 +61,7 @@ pub fn run(e5: &E5, req: &Request<'_>) -> anyhow::Result<()> {
     let items = items(e5, &rows);
     let embed_seconds = started.elapsed().as_secs_f64();
     if req.sweep {
-        for answer_weight in [0.0, 0.25, 0.4, 0.5, 0.6, 0.75] {
-            for threshold in [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7] {
-                let p = Params { threshold, answer_weight };
-                let (ari, purity) = cluster::agreement(&cluster::clusters(&items, &p), &truth);
-                println!(
-                    "{}",
-                    serde_json::json!({"threshold": threshold, "answer_weight": answer_weight, "ari": ari, "purity": purity})
-                );
-            }
-        }
+        sweep(&items, &truth);
     }
     if req.kmeans {
         let t = Instant::now();
@@ -97,7 +89,23 @@ pub fn run(e5: &E5, req: &Request<'_>) -> anyhow::Result<()> {
         cluster_seconds,
         threshold: req.params.threshold,
         answer_weight: req.params.answer_weight,
+        isolation: req.params.isolation,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+/// The scores over a grid of thresholds, weights and isolations, a line each.
+fn sweep(items: &[Item], truth: &[String]) {
+    for answer_weight in [0.4, 0.5, 0.6] {
+        for threshold in [0.5, 0.55, 0.58, 0.6, 0.62, 0.65] {
+            for isolation in [0.0, 0.05, 0.08, 0.1, 0.12, 0.15] {
+                let p = Params { threshold, answer_weight, isolation };
+                let (ari, purity) = cluster::agreement(&cluster::clusters(items, &p), truth);
+                let line = serde_json::json!({"threshold": threshold, "answer_weight": answer_weight,
+                    "isolation": isolation, "ari": ari, "purity": purity});
+                println!("{line}");
+            }
+        }
+    }
 }

@@ -111,6 +111,7 @@ impl Pipeline {
             .with(JobKind::AiFinetune, Step(self.clone(), finetune))
             .with(JobKind::MailIngest, Step(self.clone(), ingest_mail))
             .with(JobKind::TicketVectors, Step(self.clone(), ticket_vectors))
+            .with(JobKind::KbPropose, Step(self.clone(), propose_articles))
             .with_if(!self.settings.mail.mailboxes.is_empty(), JobKind::MailPoll, || MailPoll(self.clone()))
     }
 
@@ -417,6 +418,11 @@ async fn store_search_vector(p: &Pipeline, id: TicketId, title: &str, descriptio
     Ok(())
 }
 
+/// Proposes knowledge-base articles for repeated problems ([`crate::desk::proposals::refresh`]).
+async fn propose_articles(p: Pipeline, _job: Job) -> anyhow::Result<()> {
+    crate::desk::proposals::refresh(&p).await.map(|_| ())
+}
+
 /// Tickets given their multilingual vector per `ai.vectors` job.
 const VECTOR_BATCH: i64 = 32;
 
@@ -524,8 +530,12 @@ async fn sla_check(p: Pipeline, _job: Job) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Enqueues an `sla.check` once a minute (one per minute across all processes: the key is the minute), and
-/// makes sure each of `mailboxes` has its poll job (queued again should it ever have died).
+/// How often the knowledge base's article proposals are refreshed.
+const PROPOSE_EVERY_SECONDS: i64 = 6 * 3600;
+
+/// Enqueues an `sla.check` once a minute (one per minute across all processes: the key is the minute) and a
+/// `kb.propose` every six hours (keyed by the window), and makes sure each of `mailboxes` has its poll job
+/// (queued again should it ever have died).
 pub async fn schedule(
     db: Db,
     mailboxes: Vec<String>,
@@ -547,10 +557,14 @@ pub async fn schedule(
             payload: serde_json::json!({}),
             idempotency_key: format!("minute-{minute}"),
         };
-        match db.enqueue(&job).await {
-            Ok(true) => wake.notify_one(),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "could not schedule the SLA check"),
+        let window = Ts::now().0.timestamp() / PROPOSE_EVERY_SECONDS;
+        let propose = crate::desk::proposals::refresh_job(&format!("window-{window}"));
+        for (job, what) in [(job, "the SLA check"), (propose, "the article proposals")] {
+            match db.enqueue(&job).await {
+                Ok(true) => wake.notify_one(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not schedule {what}"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}

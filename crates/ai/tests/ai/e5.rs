@@ -5,7 +5,7 @@ use smart_ticket_ai::e5::E5;
 use smart_ticket_ai::retrieval::Centering;
 use std::path::PathBuf;
 
-fn model() -> E5 {
+pub(crate) fn model() -> E5 {
     let dir =
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
             .join("../../models/multilingual-e5-small");

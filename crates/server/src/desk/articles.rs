@@ -124,7 +124,7 @@ fn role_of(reader: Reader<'_>) -> Option<Role> {
     reader.map(|u| u.role)
 }
 
-fn must_write(auth: &AuthUser) -> AppResult<()> {
+pub(super) fn must_write(auth: &AuthUser) -> AppResult<()> {
     if may_write_articles(auth.user.role) { Ok(()) } else { Err(AppError::Forbidden) }
 }
 
@@ -134,7 +134,7 @@ pub fn article_path(id: i64, title: &str) -> String {
 }
 
 /// The language given (one of the five), else told from the text, else English.
-fn language_of(given: Option<&str>, text: &str) -> AppResult<String> {
+pub(super) fn language_of(given: Option<&str>, text: &str) -> AppResult<String> {
     match given.map(str::trim).filter(|l| !l.is_empty()) {
         Some(l) => smart_ticket_ai::lang::known(Some(&l.to_lowercase()))
             .map(str::to_owned)
@@ -156,7 +156,7 @@ async fn category_of(desk: &Desk, raw: Option<&str>) -> AppResult<Option<String>
 }
 
 /// The stored bytes of the article vector of `title` and `body` (none without the multilingual model).
-async fn vector_bytes(desk: &Desk, title: &str, body: &str) -> AppResult<Option<Vec<u8>>> {
+pub(super) async fn vector_bytes(desk: &Desk, title: &str, body: &str) -> AppResult<Option<Vec<u8>>> {
     let text = format!("{title}\n{}", crate::markdown::excerpt(body, 2_000));
     Ok(desk.pipeline.ai.article_vector(&text).await?.map(|(v, _)| vector_to_bytes(&v)))
 }
@@ -179,7 +179,7 @@ pub(crate) async fn create_article(desk: &Desk, auth: &AuthUser, input: ArticleI
     store_draft(desk, auth, &new).await
 }
 
-async fn store_draft(desk: &Desk, auth: &AuthUser, new: &NewArticle) -> AppResult<Article> {
+pub(super) async fn store_draft(desk: &Desk, auth: &AuthUser, new: &NewArticle) -> AppResult<Article> {
     let article = desk.db.create_article(new, Some(auth.user.id)).await?;
     desk.articles.sync(&desk.db).await?;
     Ok(article)
@@ -434,11 +434,14 @@ pub struct KnowledgeReport {
     pub figures: crate::db::KnowledgeFigures,
     /// `deflections / (deflections + filed_after_articles)`; null before either happened.
     pub deflection_rate: Option<f64>,
+    /// Repeated problems no article answers yet, the most frequent and recent first (the top open proposals).
+    pub unanswered_topics: Vec<super::proposals::Topic>,
 }
 
 pub(crate) async fn knowledge_report(desk: &Desk, days: i64) -> AppResult<KnowledgeReport> {
     let figures = desk.db.knowledge_figures(Ts(chrono::Utc::now() - chrono::Duration::days(days))).await?;
     let reached = figures.deflections + figures.filed_after_articles;
     let deflection_rate = (reached > 0).then(|| figures.deflections as f64 / reached as f64);
-    Ok(KnowledgeReport { days, figures, deflection_rate })
+    let unanswered_topics = super::proposals::unanswered_topics(desk, 5).await?;
+    Ok(KnowledgeReport { days, figures, deflection_rate, unanswered_topics })
 }

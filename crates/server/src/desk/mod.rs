@@ -11,6 +11,7 @@ pub mod error;
 pub mod jobs;
 pub mod limits;
 pub mod mail;
+pub mod proposals;
 pub mod taxonomy;
 pub mod tickets;
 pub mod views;

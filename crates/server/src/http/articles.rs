@@ -117,7 +117,7 @@ impl ArticleView {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ArticleBody {
-    article: ArticleView,
+    pub(crate) article: ArticleView,
 }
 
 #[derive(Deserialize, IntoParams)]

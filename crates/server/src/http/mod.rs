@@ -9,6 +9,7 @@ pub(crate) mod attachments;
 pub(crate) mod mail;
 pub mod openapi;
 mod ops;
+pub(crate) mod proposals;
 pub(crate) mod taxonomy;
 pub(crate) mod tickets;
 
@@ -24,6 +25,7 @@ pub fn router(max_file: usize) -> Router<Desk> {
         .merge(accounts::router())
         .merge(tickets::router())
         .merge(articles::router())
+        .merge(proposals::router())
         .merge(admin::router())
         .merge(taxonomy::router())
         .merge(ai_admin::router())

@@ -9,7 +9,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{accounts, admin, ai_admin as ai, articles, attachments, mail, ops, taxonomy, tickets};
+use super::{accounts, admin, ai_admin as ai, articles, attachments, mail, ops, proposals, taxonomy, tickets};
 use crate::desk::Desk;
 use crate::front::error::ErrorBody;
 
@@ -34,6 +34,7 @@ use crate::front::error::ErrorBody;
         ai::quality, ai::status, ai::retrain, ai::finetune,
         articles::list, articles::create, articles::read, articles::change, articles::remove, articles::revisions,
         articles::vote, articles::solved, articles::suggest, articles::report, articles::from_ticket,
+        proposals::list, proposals::accept, proposals::dismiss, proposals::refresh,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(ErrorBody)),

@@ -20,6 +20,9 @@ use crate::secret::Secret;
 
 mod gemini;
 mod openai;
+mod writing;
+
+pub use writing::WrittenArticle;
 
 /// Which model family, and how to reach it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

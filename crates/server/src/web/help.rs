@@ -28,6 +28,90 @@ pub fn router() -> Router<Desk> {
         .route("/help/new", get(new_page).post(create))
         .route("/help/{id}/edit", get(edit_page).post(edit))
         .route("/tickets/{id}/article", post(from_ticket))
+        .route("/help/proposals", get(proposals_page))
+        .route("/help/proposals/refresh", post(refresh_proposals))
+        .route("/help/proposals/{id}/accept", post(accept_proposal))
+        .route("/help/proposals/{id}/dismiss", post(dismiss_proposal))
+}
+
+/// One proposal as its page shows it: the draft rendered, the tickets linked.
+#[derive(Serialize)]
+struct ProposalView {
+    id: i64,
+    title: String,
+    html: String,
+    tickets: Vec<i64>,
+    cited: Vec<i64>,
+    ticket_count: i32,
+    recent_count: i32,
+    engine: String,
+}
+
+#[derive(Serialize)]
+struct ProposalsPage {
+    proposals: Vec<ProposalView>,
+    may_refresh: bool,
+    window_days: i64,
+    recent_days: i64,
+}
+
+impl Page for ProposalsPage {
+    const TEMPLATE: &'static str = "help_proposals.html";
+}
+
+/// Proposed articles (staff): repeated problems without an article, the most frequent and recent first.
+async fn proposals_page(State(desk): State<Desk>, signed: Signed) -> Result<Response, WebError> {
+    let may_refresh = staff(&signed)?;
+    let rows = crate::desk::proposals::open_proposals(&desk, &signed.auth, 50).await?;
+    let proposals = rows
+        .into_iter()
+        .map(|p| ProposalView {
+            html: crate::markdown::render(&p.body),
+            id: p.id,
+            title: p.title,
+            tickets: p.tickets,
+            cited: p.cited,
+            ticket_count: p.ticket_count,
+            recent_count: p.recent_count,
+            engine: p.engine,
+        })
+        .collect();
+    signed.page(&ProposalsPage {
+        proposals,
+        may_refresh,
+        window_days: crate::desk::proposals::WINDOW_DAYS,
+        recent_days: crate::desk::proposals::RECENT_DAYS,
+    })
+}
+
+/// "Create the draft": the proposal becomes a draft article, opened in the editor.
+async fn accept_proposal(
+    State(desk): State<Desk>,
+    signed: Signed,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, WebError> {
+    let article = crate::desk::proposals::accept(&desk, &signed.auth, id_of(&id)?).await?;
+    Ok(see_other(&format!("/help/{}/edit", article.id)))
+}
+
+async fn dismiss_proposal(
+    State(desk): State<Desk>,
+    signed: Signed,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, WebError> {
+    crate::desk::proposals::dismiss(&desk, &signed.auth, id_of(&id)?).await?;
+    Ok(see_other("/help/proposals"))
+}
+
+async fn refresh_proposals(
+    State(desk): State<Desk>,
+    signed: Signed,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, WebError> {
+    crate::desk::proposals::request_refresh(&desk, &signed.auth).await?;
+    Ok(see_other("/help/proposals"))
 }
 
 #[derive(Deserialize)]

@@ -276,6 +276,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("help_article.html", include_str!("../../templates/web/help_article.html")),
     ("help_solved.html", include_str!("../../templates/web/help_solved.html")),
     ("help_editor.html", include_str!("../../templates/web/help_editor.html")),
+    ("help_proposals.html", include_str!("../../templates/web/help_proposals.html")),
 ];
 
 fn templates() -> &'static minijinja::Environment<'static> {

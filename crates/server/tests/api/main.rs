@@ -22,6 +22,7 @@ mod openapi;
 mod ops;
 mod pipeline;
 mod privacy;
+mod proposals;
 mod protection;
 mod providers;
 mod search;
