@@ -6,10 +6,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smart_ticket_domain::{JobKind, Role};
 
-use crate::helpers::{Backend, Session, TestApp, on_both_backends};
+use crate::helpers::{Backend, Session, TestApp, fresh_database, model_dir, on_both_backends, pipeline_settings};
 use crate::web::Browser;
 
-on_both_backends!(repeated_problems_are_proposed_and_a_person_decides,);
+on_both_backends!(
+    repeated_problems_are_proposed_and_a_person_decides,
+    a_language_model_writes_the_proposal_from_scrubbed_tickets,
+);
 
 /// The AI crate's fixture tickets of `groups` (subject, body, answer, group), in file order.
 fn fixture(groups: &[&str]) -> Vec<(String, String, String, String)> {
@@ -115,4 +118,56 @@ async fn repeated_problems_are_proposed_and_a_person_decides(backend: Backend) {
         StatusCode::NOT_FOUND
     );
     assert!(refresh(&app, &admin).await.is_empty(), "neither the accepted nor the dismissed problem comes back");
+}
+
+async fn a_language_model_writes_the_proposal_from_scrubbed_tickets(backend: Backend) {
+    use smart_ticket::providers::{ProviderKind, ProviderSettings};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let (dir, url) = fresh_database(backend).await;
+    let mut s = pipeline_settings(&dir, model_dir());
+    s.suggest_provider = Some(ProviderSettings {
+        kind: ProviderKind::OpenAi,
+        base_url: server.uri(),
+        api_key: None,
+        model: "writer".into(),
+        timeout: std::time::Duration::from_secs(5),
+        max_output_tokens: 1024,
+        max_attempts: 1,
+        backoff: std::time::Duration::from_millis(10),
+        breaker_threshold: 5,
+        breaker_cooldown: std::time::Duration::from_secs(30),
+    });
+    let app = TestApp::start_with(dir, url, s).await;
+    let admin = app.admin().await;
+    let numbers = resolved(&app, &admin, &fixture(&["printer-offline", "single-01"])).await;
+    let printer = numbers.iter().find(|(_, g)| g == "printer-offline").unwrap().0;
+    let article = json!({
+        "title": "Printer offline after a driver update",
+        "body": "Write to helper.person@example.com or call +49 30 1234 5678. Remove the printer and add it again by its IP address.",
+        "cited": [printer, 999_999],
+    });
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": article.to_string() }, "finish_reason": "stop" }],
+            "usage": { "prompt_tokens": 500, "completion_tokens": 60 }
+        })))
+        .mount(&server)
+        .await;
+    let proposals = refresh(&app, &admin).await;
+    assert_eq!(proposals.len(), 1, "{proposals:#?}");
+    let p = &proposals[0];
+    assert_eq!(
+        (p["engine"].as_str(), p["title"].as_str()),
+        (Some("openai:writer"), Some("Printer offline after a driver update"))
+    );
+    assert_eq!(p["cited"], json!([printer]), "a number it was not given is dropped");
+    let body = p["body"].as_str().unwrap();
+    assert!(body.contains("add it again by its IP address"), "{body}");
+    assert!(!body.contains("helper.person") && !body.contains("1234 5678"), "scrubbed again: {body}");
+    let sent: Value = serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    let prompt = sent["messages"][1]["content"].as_str().unwrap();
+    assert!(prompt.contains("second printer port") && !prompt.contains("Ahmed"), "grounded and scrubbed: {prompt}");
 }
