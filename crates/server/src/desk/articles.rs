@@ -197,10 +197,7 @@ pub(crate) async fn draft_from_ticket(desk: &Desk, auth: &AuthUser, id: crate::m
     let owned = smart_ticket_ai::pii::names_in_email(&ticket.requester_email);
     let names: Vec<&str> = owned.iter().map(String::as_str).collect();
     let scrub = |text: &str| smart_ticket_ai::pii::scrub(text, &names);
-    let title = scrub(&ticket.title);
-    let title = if title.chars().count() >= 3 { title } else { format!("Solved: {title}") };
-    let body =
-        format!("## The problem\n\n{}\n\n## The solution\n\n{}\n", scrub(&ticket.description), scrub(resolution));
+    let (title, body) = problem_and_solution(&ticket.title, &ticket.description, resolution, &scrub);
     let (title, body) = super::error::parse_both(ArticleTitle::parse(&title), ArticleBody::parse(&body))?;
     let new = NewArticle {
         language: language_of(None, body.as_str())?,
@@ -213,6 +210,19 @@ pub(crate) async fn draft_from_ticket(desk: &Desk, auth: &AuthUser, id: crate::m
         body: body.as_str().to_owned(),
     };
     store_draft(desk, auth, &new).await
+}
+
+/// An article's title and Markdown body from a ticket's title, problem and resolution, each through `scrub`
+/// (a title scrubbed below three characters is prefixed so it still is one).
+pub(super) fn problem_and_solution(
+    title: &str,
+    problem: &str,
+    resolution: &str,
+    scrub: &dyn Fn(&str) -> String,
+) -> (String, String) {
+    let title = scrub(title);
+    let title = if title.chars().count() >= 3 { title } else { format!("Solved: {title}") };
+    (title, format!("## The problem\n\n{}\n\n## The solution\n\n{}\n", scrub(problem), scrub(resolution)))
 }
 
 /// Changes an article: its text and labels by staff, its state and audience by admins.

@@ -12,7 +12,7 @@ use smart_ticket_domain::article::{ArticleAudience, ArticleBody, ArticleTitle, P
 use smart_ticket_domain::{JobKind, Role};
 use std::collections::HashSet;
 
-use super::articles::{language_of, must_write, store_draft, vector_bytes};
+use super::articles::{language_of, must_write, problem_and_solution, store_draft, vector_bytes};
 use super::{AppError, AppResult, AuthUser, Desk};
 use crate::db::{Article, NewArticle, NewJob, NewProposal, Proposal, ResolvedRow};
 use crate::model::Ts;
@@ -167,13 +167,7 @@ fn extractive(members: &[&ResolvedRow], scrub: &(dyn Fn(&str) -> String + Sync))
     let same: Vec<&ResolvedRow> = members.iter().copied().filter(|r| lang(r) == language).collect();
     let problem = same.first().copied().unwrap_or(members[0]);
     let solution = same.iter().copied().find(|r| !r.resolution.trim().is_empty()).unwrap_or(problem);
-    let title = scrub(&problem.title);
-    let title = if title.chars().count() >= 3 { title } else { format!("Solved: {title}") };
-    let body = format!(
-        "## The problem\n\n{}\n\n## The solution\n\n{}\n",
-        scrub(&problem.description),
-        scrub(&solution.resolution)
-    );
+    let (title, body) = problem_and_solution(&problem.title, &problem.description, &solution.resolution, scrub);
     let mut cited = vec![problem.number, solution.number];
     cited.dedup();
     Draft { title, body, language: language.to_owned(), cited, engine: "local".into() }

@@ -520,15 +520,7 @@ impl Provider {
             return Err((f, attempts));
         }
         let given: Vec<i64> = similar.iter().map(|g| g.number).collect();
-        let mut citations: Vec<i64> = c
-            .json
-            .get("cited")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_i64)
-            .filter(|n| given.contains(n))
-            .collect();
+        let mut citations: Vec<i64> = writing::numbers(&c.json, "cited").filter(|n| given.contains(n)).collect();
         citations.dedup();
         Ok(Draft {
             text: reply.to_owned(),
@@ -596,11 +588,7 @@ fn triage_user_prompt(title: &str, description: &str, similar: &[Grounding]) -> 
         s.push('\n');
     }
     // The ticket is JSON-encoded inside the delimiters, with `<` and `>` escaped, so it cannot close them.
-    let data = json!({ "title": title, "description": description })
-        .to_string()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e");
-    s.push_str(&format!("<ticket>\n{data}\n</ticket>"));
+    s.push_str(&writing::data_block("ticket", &json!({ "title": title, "description": description })));
     s
 }
 

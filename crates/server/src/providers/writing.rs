@@ -17,7 +17,7 @@ pub struct WrittenArticle {
 
 /// Turns a ticket's fields into the delimited data block of a prompt (`<` and `>` escaped, so the data cannot
 /// close the block).
-fn data_block(tag: &str, value: &Value) -> String {
+pub(super) fn data_block(tag: &str, value: &Value) -> String {
     let data = value.to_string().replace('<', "\\u003c").replace('>', "\\u003e");
     format!("<{tag}>\n{data}\n</{tag}>")
 }
@@ -68,6 +68,7 @@ impl Provider {
     }
 }
 
-fn numbers<'a>(json: &'a Value, key: &str) -> impl Iterator<Item = i64> + 'a {
+/// The integers of the array `json[key]` (none when absent or not an array).
+pub(super) fn numbers<'a>(json: &'a Value, key: &str) -> impl Iterator<Item = i64> + 'a {
     json.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_i64)
 }
