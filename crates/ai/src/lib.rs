@@ -13,6 +13,7 @@ pub mod linear;
 pub mod note;
 pub mod pii;
 pub mod retrieval;
+pub mod summary;
 pub mod text;
 pub mod triage;
 pub mod tune;

@@ -20,6 +20,8 @@ string_enum!(
         MailIngest => "mail.ingest",
         MailPoll => "mail.poll",
         KbPropose => "kb.propose",
+        MailAnswer => "mail.answer",
+        TicketSummarize => "ticket.summarize",
     }
 );
 

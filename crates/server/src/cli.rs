@@ -144,6 +144,21 @@ enum EvalCommand {
         #[arg(long)]
         sweep: bool,
     },
+    /// Calibrate when a public article is near enough to a new ticket to be offered as its answer: every other
+    /// group gets an article drafted from its first ticket, the rest are questions; prints a line per
+    /// threshold, then one JSON object with the lowest thresholds reaching the mailed answer's and the
+    /// self-service list's precision.
+    Answers {
+        /// JSON Lines with `subject`, `body`, `answer` and the group field.
+        #[arg(long)]
+        corpus: std::path::PathBuf,
+        #[arg(long)]
+        group: String,
+        /// Take the model's seed means out of the vectors instead of the questions' own means (which the
+        /// service takes out: the means of the team's tickets).
+        #[arg(long)]
+        seed_centering: bool,
+    },
 }
 
 /// The sentence model `eval retrieve` ranks with.
@@ -243,14 +258,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 isolation: isolation.unwrap_or(defaults.isolation).clamp(0.0, 0.3),
             };
             tokio::task::spawn_blocking(move || {
-                let e5 = smart_ticket_ai::e5::E5::load(&cli.storage.e5_dir).with_context(|| {
-                    format!(
-                        "loading multilingual-e5-small from {} (run scripts/fetch-model)",
-                        cli.storage.e5_dir.display()
-                    )
-                })?;
+                let e5 = load_e5(&cli.storage.e5_dir)?;
                 let req = crate::eval_cluster::Request { corpus: &corpus, group: &group, params, kmeans, sweep };
                 crate::eval_cluster::run(&e5, &req)
+            })
+            .await?
+        }
+        Command::Eval(EvalCommand::Answers { corpus, group, seed_centering }) => {
+            tokio::task::spawn_blocking(move || {
+                let e5 = load_e5(&cli.storage.e5_dir)?;
+                crate::eval_answers::run(&e5, &corpus, &group, seed_centering)
             })
             .await?
         }
@@ -675,4 +692,10 @@ fn progress(len: usize, what: &'static str) -> indicatif::ProgressBar {
     }
     bar.set_prefix(what);
     bar
+}
+
+/// The multilingual model, for the evaluations that need it.
+fn load_e5(dir: &std::path::Path) -> anyhow::Result<smart_ticket_ai::e5::E5> {
+    smart_ticket_ai::e5::E5::load(dir)
+        .with_context(|| format!("loading multilingual-e5-small from {} (run scripts/fetch-model)", dir.display()))
 }

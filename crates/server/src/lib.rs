@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod desk;
 pub mod engine;
+pub mod eval_answers;
 pub mod eval_cluster;
 pub mod front;
 pub mod http;

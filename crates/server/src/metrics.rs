@@ -92,6 +92,11 @@ pub fn mail_ingested(outcome: &'static str, reason: &'static str) {
     metrics::counter!("mail_ingested_total", "outcome" => outcome, "reason" => reason).increment(1);
 }
 
+/// An answer by e-mail `mailed` to a ticket, or `solved` by its customer.
+pub fn mail_answer(outcome: &'static str) {
+    metrics::counter!("mail_answers_total", "outcome" => outcome).increment(1);
+}
+
 /// A mailbox's health as the database records it (shared by every process), at scrape time.
 pub fn mailbox(name: &str, last_success: Option<f64>, failing: bool, fetched: i64) {
     let label = [("mailbox", name.to_owned())];

@@ -33,11 +33,16 @@ pub struct Pipeline {
     pub settings: Arc<PipelineSettings>,
     /// Turns true when the process stops: long-running jobs (a mailbox waiting for mail) end early.
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The knowledge base's vectors (self-service, the help centre's search, answers by e-mail).
+    pub articles: Arc<crate::search::articles::ArticleIndex>,
 }
 
 #[derive(Debug, Deserialize)]
 struct TicketPayload {
     ticket_id: TicketId,
+    /// Filed by e-mail (`ticket.created` says so): it may be answered by e-mail with articles.
+    #[serde(default)]
+    by_mail: bool,
 }
 
 fn payload<T: for<'de> Deserialize<'de>>(job: &Job) -> anyhow::Result<T> {
@@ -72,22 +77,45 @@ impl Pipeline {
             );
         }
         let stop = Arc::new(tokio::sync::watch::channel(false).0);
-        Ok(Self { db, ai, triage_provider, suggest_provider, mailer, settings: Arc::new(settings), stop })
+        let settings = Arc::new(settings);
+        let articles =
+            Arc::new(crate::search::articles::ArticleIndex::new(ai.e5().map(|e| e.seed_centering().clone())));
+        Ok(Self { db, ai, triage_provider, suggest_provider, mailer, settings, stop, articles })
     }
 
     fn link(&self, ticket: TicketId) -> String {
         format!("{}/tickets/{ticket}", self.settings.app_url)
     }
 
-    /// Enqueues `email` as an `email.send` job keyed by its notification key.
     /// Queues `email` as part of ticket `ticket_id`'s conversation (threaded to its first message).
     async fn queue_ticket_email(&self, email: Email, ticket_id: TicketId) -> anyhow::Result<()> {
+        let email = self.threaded(email, ticket_id).await?;
+        self.queue_email(email).await
+    }
+
+    /// `email` as part of ticket `ticket_id`'s conversation: an answer to it comes back to the ticket.
+    pub(crate) async fn threaded(&self, email: Email, ticket_id: TicketId) -> anyhow::Result<Email> {
         let root = self.db.thread_root(ticket_id).await?;
-        self.queue_email(email.about(ticket_id, root, self.mailer.from())).await
+        Ok(email.about(ticket_id, root, self.mailer.from()))
     }
 
     async fn queue_email(&self, email: Email) -> anyhow::Result<()> {
         crate::mail::queue(&self.db, &email).await
+    }
+
+    /// The articles nearest in meaning to `text` (cosine at least `min`, the `k` best first), compared with
+    /// the language means of the team's tickets taken out; none without the multilingual model.
+    pub async fn nearest_articles(
+        &self,
+        text: &str,
+        public_only: bool,
+        (k, min): (usize, f32),
+    ) -> anyhow::Result<Vec<(i64, f32)>> {
+        let Some((query, lang)) = self.ai.search_vector(text).await? else { return Ok(Vec::new()) };
+        self.ai.index.sync(&self.db).await?;
+        let Some(centering) = self.ai.index.centering() else { return Ok(Vec::new()) };
+        self.articles.sync(&self.db).await?;
+        Ok(self.articles.nearest(&query, lang, &centering, public_only, (k, min)))
     }
 
     /// The names of the mailboxes this process reads (each has a poll job the scheduler keeps queued).
@@ -112,6 +140,8 @@ impl Pipeline {
             .with(JobKind::MailIngest, Step(self.clone(), ingest_mail))
             .with(JobKind::TicketVectors, Step(self.clone(), ticket_vectors))
             .with(JobKind::KbPropose, Step(self.clone(), propose_articles))
+            .with(JobKind::MailAnswer, Step(self.clone(), answer_by_mail))
+            .with(JobKind::TicketSummarize, Step(self.clone(), summarize))
             .with_if(!self.settings.mail.mailboxes.is_empty(), JobKind::MailPoll, || MailPoll(self.clone()))
     }
 
@@ -128,7 +158,7 @@ impl Pipeline {
 
 /// Step 1: category, priority, skills, the note and the SLA deadline; then routing.
 async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
-    let TicketPayload { ticket_id } = payload(&job)?;
+    let TicketPayload { ticket_id, by_mail } = payload(&job)?;
     let next = NewJob {
         kind: JobKind::TicketRoute,
         payload: serde_json::json!({ "ticket_id": ticket_id }),
@@ -138,6 +168,10 @@ async fn triage(p: Pipeline, job: Job) -> anyhow::Result<()> {
         tracing::warn!(%ticket_id, "ticket.created for a ticket that no longer exists");
         return Ok(());
     };
+    if by_mail && crate::desk::settings::email_answers(&p.db).await? {
+        // Beside triage: the answer does not wait for it (queued once: the key).
+        p.db.enqueue(&answer_job(ticket_id)).await?;
+    }
     if ticket.triaged_at.is_some() {
         // Triaged by an earlier attempt that then failed to finish: make sure routing is queued.
         p.db.enqueue(&next).await?;
@@ -280,7 +314,7 @@ async fn finetune(p: Pipeline, _job: Job) -> anyhow::Result<()> {
 
 /// Step 2: choose the assignee (see [`routing::choose`]) and queue their notification.
 async fn route(p: Pipeline, job: Job) -> anyhow::Result<()> {
-    let TicketPayload { ticket_id } = payload(&job)?;
+    let TicketPayload { ticket_id, .. } = payload(&job)?;
     let routed = match p.db.route_ticket(ticket_id, routing::choose, |d| notify_job(ticket_id, d.assignee)).await {
         Err(crate::db::StoreError::NotFound) => return Ok(()),
         other => other?,
@@ -319,7 +353,7 @@ async fn notify_assignee(p: Pipeline, job: Job) -> anyhow::Result<()> {
 
 /// The requester learns their ticket was resolved, and how.
 async fn notify_resolved(p: Pipeline, job: Job) -> anyhow::Result<()> {
-    let TicketPayload { ticket_id } = payload(&job)?;
+    let TicketPayload { ticket_id, .. } = payload(&job)?;
     let Some(t) = p.db.ticket(ticket_id).await? else { return Ok(()) };
     let subject = format!("[#{}] Resolved: {}", t.number, t.title);
     let ctx = context! { number => t.number, title => t.title, resolution => t.resolution, link => p.link(t.id) };
@@ -339,6 +373,8 @@ async fn notify_reply(p: Pipeline, job: Job) -> anyhow::Result<()> {
     let Some(t) = p.db.ticket(ticket_id).await? else { return Ok(()) };
     let comments = p.db.comments(ticket_id, false).await?;
     let Some(c) = comments.into_iter().find(|c| c.id == comment_id) else { return Ok(()) };
+    // The conversation grew: the model's summary of it, when one is configured and it is long.
+    crate::desk::summaries::queue_if_long(&p, &t).await?;
     if c.author_id == t.created_by {
         return Ok(()); // The requester's own message.
     }
@@ -405,7 +441,7 @@ async fn send_email(p: Pipeline, job: Job) -> anyhow::Result<()> {
 
 /// Step 1b, beside routing: the ticket's multilingual vector (for suggestions and search across languages).
 async fn ticket_vectors(p: Pipeline, job: Job) -> anyhow::Result<()> {
-    let TicketPayload { ticket_id } = payload(&job)?;
+    let TicketPayload { ticket_id, .. } = payload(&job)?;
     let Some(ticket) = p.db.ticket(ticket_id).await? else { return Ok(()) };
     store_search_vector(&p, ticket_id, &ticket.title, &ticket.description).await
 }
@@ -421,6 +457,27 @@ async fn store_search_vector(p: &Pipeline, id: TicketId, title: &str, descriptio
 /// Proposes knowledge-base articles for repeated problems ([`crate::desk::proposals::refresh`]).
 async fn propose_articles(p: Pipeline, _job: Job) -> anyhow::Result<()> {
     crate::desk::proposals::refresh(&p).await.map(|_| ())
+}
+
+/// The `mail.answer` job of a ticket filed by e-mail.
+fn answer_job(ticket_id: TicketId) -> NewJob {
+    NewJob {
+        kind: JobKind::MailAnswer,
+        payload: serde_json::json!({ "ticket_id": ticket_id }),
+        idempotency_key: ticket_id.to_string(),
+    }
+}
+
+/// A language model's summary of a long conversation ([`crate::desk::summaries::summarize`]).
+async fn summarize(p: Pipeline, job: Job) -> anyhow::Result<()> {
+    let TicketPayload { ticket_id, .. } = payload(&job)?;
+    crate::desk::summaries::summarize(&p, ticket_id).await
+}
+
+/// Answers a ticket filed by e-mail with help-centre articles ([`crate::desk::mail_answers::answer`]).
+async fn answer_by_mail(p: Pipeline, job: Job) -> anyhow::Result<()> {
+    let TicketPayload { ticket_id, .. } = payload(&job)?;
+    crate::desk::mail_answers::answer(&p, ticket_id).await
 }
 
 /// Tickets given their multilingual vector per `ai.vectors` job.

@@ -41,7 +41,6 @@ impl Application {
             wake: Arc::new(Notify::new()),
             heartbeat: Arc::default(),
             limits,
-            articles: Arc::default(),
         };
         crate::metrics::prometheus();
         Ok(Self { listener, addr, desk })

@@ -9,12 +9,14 @@ pub mod attachments;
 mod import;
 mod jobs;
 mod mail;
+mod mail_answers;
 mod mailboxes;
 pub mod model;
 mod pipeline;
 mod proposals;
 mod reports;
 mod sessions;
+mod summaries;
 mod taxonomy;
 mod tickets;
 mod triage;
@@ -27,11 +29,13 @@ pub use attachments::{AttachTo, Attachment, NewAttachment};
 pub use import::ImportedTicket;
 pub use jobs::{Job, NewJob, QueueStat};
 pub use mail::{HEAD_BYTES, InboundMessage, InboundSummary, MailOrigin, NewInbound};
+pub use mail_answers::{MailAnswer, MailAnswerFigures};
 pub use mailboxes::MailboxState;
 pub use pipeline::{Breach, Routed};
 pub use proposals::{NewProposal, Proposal, ResolvedRow};
 pub use reports::DashboardRow;
 pub use sessions::SessionKind;
+pub use summaries::StoredSummary;
 pub use taxonomy::{Category, SkillInfo};
 pub use tickets::{
     AssigneeFilter, IndexRow, RerankRow, TicketFilter, TicketPatch, fts5_query, notify_job, search_excludes,

@@ -493,7 +493,7 @@ impl Db {
         let id = TicketId::new();
         let job = NewJob {
             kind: JobKind::TicketCreated,
-            payload: json!({ "ticket_id": id }),
+            payload: json!({ "ticket_id": id, "by_mail": mail.is_some() }),
             idempotency_key: id.to_string(),
         };
         let number: i64 = on_pool!(self.writer(), |pool, DB, pg| {

@@ -11,7 +11,10 @@ pub mod error;
 pub mod jobs;
 pub mod limits;
 pub mod mail;
+pub mod mail_answers;
 pub mod proposals;
+pub mod settings;
+pub mod summaries;
 pub mod taxonomy;
 pub mod tickets;
 pub mod views;
@@ -39,8 +42,6 @@ pub struct Desk {
     pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
     /// Log-in, sign-up, search and costly-read rate limits.
     pub limits: Arc<limits::Limits>,
-    /// The knowledge base's vectors.
-    pub articles: Arc<crate::search::articles::ArticleIndex>,
 }
 
 impl Desk {

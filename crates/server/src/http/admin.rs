@@ -1,4 +1,4 @@
-//! Admin operations on the job queue: see dead jobs, retry them.
+//! Admin operations on the job queue (see dead jobs, retry them) and the desk's run-time settings.
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -8,11 +8,33 @@ use smart_ticket_domain::JobState;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::desk::jobs::retry;
+use crate::desk::settings::{DeskSettings, SettingsChange};
 use crate::desk::{AppError, AppResult, Desk, into_page, page_limit, state_filter};
-use crate::front::extract::{Admin, AppPath, AppQuery};
+use crate::front::extract::{Admin, AppJson, AppPath, AppQuery};
 
 pub fn router() -> Router<Desk> {
-    Router::new().route("/api/admin/jobs", get(list_jobs)).route("/api/admin/jobs/{id}/retry", post(retry_job))
+    Router::new()
+        .route("/api/admin/jobs", get(list_jobs))
+        .route("/api/admin/jobs/{id}/retry", post(retry_job))
+        .route("/api/admin/settings", get(settings).patch(change_settings))
+}
+
+/// The desk's settings an admin changes while it runs (admins).
+#[utoipa::path(get, path = "/api/admin/settings", tag = "admin",
+    responses((status = 200, description = "The settings", body = DeskSettings)))]
+pub(crate) async fn settings(State(desk): State<Desk>, _admin: Admin) -> AppResult<Json<DeskSettings>> {
+    Ok(Json(crate::desk::settings::settings(&desk).await?))
+}
+
+/// Changes them: the fields given are set (admins).
+#[utoipa::path(patch, path = "/api/admin/settings", tag = "admin", request_body = SettingsChange,
+    responses((status = 200, description = "The settings after the change", body = DeskSettings)))]
+pub(crate) async fn change_settings(
+    State(desk): State<Desk>,
+    Admin(admin): Admin,
+    AppJson(change): AppJson<SettingsChange>,
+) -> AppResult<Json<DeskSettings>> {
+    Ok(Json(crate::desk::settings::change_settings(&desk, &admin, change).await?))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -26,6 +26,7 @@ pub fn router() -> Router<Desk> {
         .route("/api/tickets/{id}/comments", get(list_comments).post(create_comment))
         .route("/api/tickets/{id}/events", get(list_events))
         .route("/api/tickets/{id}/suggestions", get(suggestions))
+        .route("/api/tickets/{id}/summary", get(summary))
         .route("/api/tickets/similar", axum::routing::post(similar))
         .route("/api/tickets/{id}/merge", axum::routing::post(merge))
         .route("/api/tickets/{id}/suggestions/{number}/feedback", axum::routing::post(suggestion_feedback))
@@ -194,6 +195,24 @@ pub(crate) async fn suggestions(
     let (suggestions, draft) = suggest(&desk, &auth.user, &ticket).await?;
     let articles = crate::desk::articles::articles_for_ticket(&desk, &ticket).await?;
     Ok(Json(SuggestionsBody { suggestions, draft, articles }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SummaryBody {
+    /// Null while the conversation is short.
+    summary: Option<crate::desk::summaries::TicketSummary>,
+}
+
+/// The summary of a long conversation: the problem, what was tried, what is asked now (extractive, or by the
+/// `AI_SUGGEST_PROVIDER` model when configured). For the assignee and admins.
+#[utoipa::path(get, path = "/api/tickets/{id}/summary", tag = "tickets", params(("id" = TicketId, Path)),
+    responses((status = 200, description = "The summary, or null", body = SummaryBody)))]
+pub(crate) async fn summary(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppPath(id): AppPath<TicketId>,
+) -> AppResult<Json<SummaryBody>> {
+    Ok(Json(SummaryBody { summary: crate::desk::summaries::ticket_summary(&desk, &auth, id).await? }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -367,10 +367,17 @@ async fn reply(
         crate::metrics::mail_ingested("rejected", "empty_reply");
         return Ok(db.set_inbound_outcome(origin.inbound, InboundState::Rejected, "the reply has no text").await?);
     };
-    if ticket.created_by == author.id && matches!(ticket.status, Status::Resolved | Status::Closed) {
+    // "Solved" to the articles mailed as its answer: resolved as deflected (and not reopened when it is).
+    let solved_by = crate::desk::mail_answers::solved_by_reply(db, ticket, author, &text).await?;
+    let reopens = ticket.created_by == author.id && matches!(ticket.status, Status::Resolved | Status::Closed);
+    if reopens && solved_by.is_none() {
         // Reopened first (a no-op when repeated), so a crash before the comment loses nothing.
         let patch = TicketPatch { status: Some(Status::Open), ..TicketPatch::default() };
         db.update_ticket(ticket.id, Actor::User(author.id), &patch).await?;
+    }
+    if let Some(article) = solved_by {
+        // Before the comment that settles the message: a retried ingest repeats it, which changes nothing.
+        crate::desk::mail_answers::solve(db, ticket, article).await?;
     }
     db.add_comment_from(ticket.id, author, &body, false, Some(origin), files).await?;
     tracing::info!(inbound_id = origin.inbound, ticket = ticket.number, "mail reply added");

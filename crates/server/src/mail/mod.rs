@@ -260,6 +260,24 @@ Please send it again under {{ max }}, with large files shared as links.\n",
 <ul>{% for f in files %}<li>{{ f }}</li>{% endfor %}</ul><p>Please share them as links, or send them smaller.</p>",
     ),
     (
+        "answer.txt",
+        "Hello,\n\nWe received your message \"{{ title }}\" as ticket #{{ number }}, and a person will answer it. \
+While you wait: these articles of our help centre answer questions like yours.\n\n\
+{% for a in articles %}- {{ a.title }}\n  {{ a.url }}\n  {{ a.excerpt }}\n\n{% endfor %}\
+If one of them solved it, reply to this mail with the word \"solved\", or say which one here \
+(for {{ days }} days): {{ solved_link }}\nWe then close the ticket. If not, there is nothing to do: \
+your ticket stays open.\n",
+    ),
+    (
+        "answer.html",
+        "<p>Hello,</p><p>We received your message “{{ title }}” as ticket #{{ number }}, and a person will answer it. \
+While you wait: these articles of our help centre answer questions like yours.</p>\
+<ul>{% for a in articles %}<li><a href=\"{{ a.url }}\">{{ a.title }}</a><br>{{ a.excerpt }}</li>{% endfor %}</ul>\
+<p>If one of them solved it, reply to this mail with the word “solved”, or \
+<a href=\"{{ solved_link }}\">say which one</a> (for {{ days }} days). We then close the ticket. If not, there is \
+nothing to do: your ticket stays open.</p>",
+    ),
+    (
         "sla.txt",
         "Ticket #{{ number }} \"{{ title }}\" ({{ priority }}) passed its response deadline {{ deadline }} and is still open.\n\
 Assignee: {{ assignee or \"nobody\" }}\n\nOpen it: {{ link }}\n",
@@ -288,13 +306,17 @@ fn templates() -> &'static Environment<'static> {
 
 /// Queues `email` as an `email.send` job keyed by its notification key (a key queued before adds nothing).
 pub async fn queue(db: &crate::db::Db, email: &Email) -> anyhow::Result<()> {
-    let job = crate::db::NewJob {
+    db.enqueue(&job(email)?).await?;
+    Ok(())
+}
+
+/// The `email.send` job of `email`, keyed by its notification key.
+pub fn job(email: &Email) -> anyhow::Result<crate::db::NewJob> {
+    Ok(crate::db::NewJob {
         kind: smart_ticket_domain::JobKind::EmailSend,
         idempotency_key: email.key.clone(),
         payload: serde_json::to_value(email)?,
-    };
-    db.enqueue(&job).await?;
-    Ok(())
+    })
 }
 
 /// Renders the text and HTML parts of template `name` into an email.

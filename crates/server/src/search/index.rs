@@ -113,6 +113,8 @@ struct Inner {
     means: Vec<Vec<f32>>,
     /// Where the means are shrunk towards (the model's own means over neutral texts), if anywhere.
     prior: Option<Centering>,
+    /// The means as a centring (what articles are compared in), and how many times they were refreshed.
+    centering: Option<(u64, Arc<Centering>)>,
     /// Tickets upserted or removed since the means were last refreshed.
     changed: usize,
     meta: Vec<Meta>,
@@ -184,6 +186,8 @@ impl Inner {
         let seen = (0..all).filter(|&l| counts[l] > 0).map(|l| (LANGUAGES[l], sums[l].clone(), counts[l])).collect();
         let centring = Centering::from_sums(self.prior.as_ref(), seen, sums[all].clone(), counts[all]);
         self.means = layout(&centring);
+        let generation = self.centering.as_ref().map_or(0, |(g, _)| g + 1);
+        self.centering = Some((generation, Arc::new(centring)));
         let mut v = vec![0f32; dim];
         for i in 0..self.meta.len() {
             let scale = self.scales[i];
@@ -261,8 +265,15 @@ impl VectorIndex {
             inner.means = layout(prior);
             inner.dim = inner.means.iter().map(Vec::len).max().unwrap_or(0);
             inner.prior = Some(prior.clone());
+            inner.centering = Some((0, Arc::new(prior.clone())));
         }
         index
+    }
+
+    /// The language means taken out of the team's tickets (the model's own until tickets refine them), and
+    /// their generation (a new one after each refresh); `None` outside the multilingual space.
+    pub fn centering(&self) -> Option<(u64, Arc<Centering>)> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).centering.clone()
     }
 
     pub fn space(&self) -> Space {

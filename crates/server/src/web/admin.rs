@@ -22,6 +22,7 @@ use crate::model::{Ts, User, UserId};
 pub fn router() -> Router<Desk> {
     Router::new()
         .route("/admin", get(dashboard))
+        .route("/admin/settings", post(save_settings))
         .route("/admin/users", get(users))
         .route("/admin/users/{id}", post(save_user))
         .route("/admin/taxonomy", get(taxonomy))
@@ -67,7 +68,26 @@ async fn dashboard(State(desk): State<Desk>, SignedAdmin(signed): SignedAdmin) -
     let rows = desk.db.dashboard_rows(Ts::now() + chrono::Duration::days(-WINDOW_DAYS)).await?;
     let mut page = dashboard_context(&rows, Ts::now());
     page.knowledge = Some(crate::desk::articles::knowledge_report(&desk, WINDOW_DAYS).await?);
+    page.settings = Some(crate::desk::settings::settings(&desk).await?);
     signed.page(&page)
+}
+
+#[derive(Deserialize)]
+struct SettingsForm {
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    email_answers: Option<String>,
+}
+
+/// The dashboard's settings form.
+async fn save_settings(
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
+    CsrfForm(form): CsrfForm<SettingsForm>,
+) -> Result<Response, WebError> {
+    let change = crate::desk::settings::SettingsChange { email_answers: Some(form.email_answers.is_some()) };
+    crate::desk::settings::change_settings(&desk, &signed.auth, change).await?;
+    Ok(see_other("/admin"))
 }
 
 /// Open tickets by priority and category, SLA breaches, and median times to assignment and resolution
@@ -102,6 +122,7 @@ fn dashboard_context(rows: &[DashboardRow], now: Ts) -> DashboardPage {
         by_priority: bars("Open tickets by priority", &by_priority),
         by_category: bars("Open tickets by category", &by_category),
         knowledge: None,
+        settings: None,
     }
 }
 
@@ -116,6 +137,7 @@ struct DashboardPage {
     by_priority: Bars,
     by_category: Bars,
     knowledge: Option<crate::desk::articles::KnowledgeReport>,
+    settings: Option<crate::desk::settings::DeskSettings>,
 }
 
 impl Page for DashboardPage {

@@ -24,6 +24,7 @@ pub fn router() -> Router<Desk> {
         .route("/help/{slug}", get(article_page))
         .route("/help/{id}/vote", post(vote))
         .route("/help/{id}/solved", post(solved))
+        .route("/help/answered/{token}", get(answered_page).post(answered))
         .route("/sitemap.xml", get(sitemap))
         .route("/help/new", get(new_page).post(create))
         .route("/help/{id}/edit", get(edit_page).post(edit))
@@ -326,6 +327,63 @@ async fn solved(
     let id = id_of(&id)?;
     let (article, _) = article_solved(&desk, &signed.auth, id).await?;
     signed.page(&SolvedPage { url: article_path(article.id, &article.title), title: article.title })
+}
+
+#[derive(Serialize)]
+struct AnsweredPage {
+    token: String,
+    number: i64,
+    title: String,
+    active: bool,
+    articles: Vec<crate::desk::articles::SuggestedArticle>,
+    solved_title: Option<String>,
+}
+
+impl Page for AnsweredPage {
+    const TEMPLATE: &'static str = "help_answered.html";
+}
+
+impl AnsweredPage {
+    fn of(token: String, view: crate::desk::mail_answers::AnswerView) -> Self {
+        let solved_title =
+            view.solved_article.and_then(|id| view.articles.iter().find(|a| a.id == id)).map(|a| a.title.clone());
+        AnsweredPage {
+            token,
+            number: view.number,
+            title: view.title,
+            active: view.active,
+            articles: view.articles,
+            solved_title,
+        }
+    }
+}
+
+/// The page the link of an answer by e-mail opens (no sign-in: the token is the key): the articles mailed,
+/// each with "this solved it". Opening it changes nothing (mail scanners open links).
+async fn answered_page(
+    State(desk): State<Desk>,
+    visitor: Visitor,
+    Path(token): Path<String>,
+) -> Result<Response, WebError> {
+    let view = crate::desk::mail_answers::answer_view(&desk, &token).await?;
+    visitor.page(&AnsweredPage::of(token, view))
+}
+
+#[derive(Deserialize)]
+struct AnsweredForm {
+    article: String,
+}
+
+/// "This solved it" on that page: the ticket is resolved as deflected by the article chosen.
+async fn answered(
+    State(desk): State<Desk>,
+    visitor: Visitor,
+    Path(token): Path<String>,
+    CsrfForm(form): CsrfForm<AnsweredForm>,
+) -> Result<Response, WebError> {
+    let article = form.article.parse::<i64>().map_err(|_| WebError::Form("Choose one of the articles.".into()))?;
+    let view = crate::desk::mail_answers::solved_by_link(&desk, &token, article).await?;
+    visitor.page(&AnsweredPage::of(token, view))
 }
 
 /// Every published public article's address, for search engines.

@@ -275,6 +275,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("help.html", include_str!("../../templates/web/help.html")),
     ("help_article.html", include_str!("../../templates/web/help_article.html")),
     ("help_solved.html", include_str!("../../templates/web/help_solved.html")),
+    ("help_answered.html", include_str!("../../templates/web/help_answered.html")),
     ("help_editor.html", include_str!("../../templates/web/help_editor.html")),
     ("help_proposals.html", include_str!("../../templates/web/help_proposals.html")),
 ];

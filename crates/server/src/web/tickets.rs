@@ -287,9 +287,11 @@ async fn render_ticket(
         articles: Vec::new(),
         staff_list: Vec::new(),
         originals: Vec::new(),
+        summary: None,
     };
     if workable {
         page.originals = crate::desk::mail::ticket_mail(desk, &signed.auth, id).await?;
+        page.summary = crate::desk::summaries::ticket_summary(desk, &signed.auth, id).await?;
         page.ai = ticket.ai.as_ref().map(|a| a.0.clone());
         page.categories = desk.db.categories().await?.into_iter().map(|c| c.name).collect();
         // Suggestions help; their failure must not take the page down.
@@ -339,6 +341,8 @@ struct TicketPage {
     staff_list: Vec<crate::model::User>,
     /// The e-mails the ticket was filed or answered by, to open as they came.
     originals: Vec<crate::desk::mail::MailView>,
+    /// The summary of a long conversation.
+    summary: Option<crate::desk::summaries::TicketSummary>,
 }
 
 impl Page for TicketPage {

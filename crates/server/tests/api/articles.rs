@@ -18,13 +18,13 @@ on_both_backends!(
 );
 
 /// Writes an article as `by` and returns its JSON.
-async fn write(app: &TestApp, by: &Session, body: Value) -> Value {
+pub(crate) async fn write(app: &TestApp, by: &Session, body: Value) -> Value {
     let (status, res) = app.post("/api/articles", Some(&by.token), body).await;
     assert_eq!(status, StatusCode::CREATED, "{res}");
     res["article"].clone()
 }
 
-async fn publish(app: &TestApp, admin: &Session, id: i64) -> Value {
+pub(crate) async fn publish(app: &TestApp, admin: &Session, id: i64) -> Value {
     let (status, res) =
         app.patch(&format!("/api/articles/{id}"), Some(&admin.token), json!({"state": "published"})).await;
     assert_eq!(status, StatusCode::OK, "{res}");
@@ -37,7 +37,7 @@ async fn visit(app: &TestApp, path: &str) -> (StatusCode, String) {
     (res.status(), res.text().await.unwrap())
 }
 
-const VPN: &str = "## VPN keeps disconnecting\n\nHome routers close idle connections. Update the VPN client to \
+pub(crate) const VPN: &str = "## VPN keeps disconnecting\n\nHome routers close idle connections. Update the VPN client to \
                    the latest version and turn on **keep-alive** in its settings; the drops stop.";
 
 async fn markdown_with_scripts_and_javascript_links_renders_harmless(backend: Backend) {

@@ -90,6 +90,7 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
         (Method::GET, format!("/api/tickets/{t}/events"), None, [401, 200, 404, 200, 404, 200]),
         (Method::GET, format!("/api/tickets/{t}/attachments"), None, [401, 200, 404, 200, 404, 200]),
         (Method::GET, format!("/api/tickets/{t}/mail"), None, [401, 403, 404, 200, 404, 200]),
+        (Method::GET, format!("/api/tickets/{t}/summary"), None, [401, 403, 404, 200, 404, 200]),
         (Method::GET, "/api/taxonomy".into(), None, [401, 200, 200, 200, 200, 200]),
         (
             Method::PUT,
@@ -107,6 +108,13 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
         (Method::GET, "/api/admin/jobs?state=dead".into(), None, [401, 403, 403, 403, 403, 200]),
         (Method::POST, "/api/admin/jobs/999999/retry".into(), None, [401, 403, 403, 403, 403, 404]),
         (Method::GET, "/api/admin/mail".into(), None, [401, 403, 403, 403, 403, 200]),
+        (Method::GET, "/api/admin/settings".into(), None, [401, 403, 403, 403, 403, 200]),
+        (
+            Method::PATCH,
+            "/api/admin/settings".into(),
+            Some(json!({ "email_answers": false })),
+            [401, 403, 403, 403, 403, 200],
+        ),
         (Method::GET, "/api/admin/mailboxes".into(), None, [401, 403, 403, 403, 403, 200]),
         (Method::POST, "/api/admin/mail/999999/retry".into(), None, [401, 403, 403, 403, 403, 404]),
         (Method::POST, "/api/admin/mail/999999/dismiss".into(), None, [401, 403, 403, 403, 403, 404]),

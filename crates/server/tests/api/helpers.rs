@@ -258,3 +258,23 @@ impl TestApp {
         body["ticket"].clone()
     }
 }
+
+/// A model on a mocked OpenAI-compatible server at `base_url`: no key, one attempt, a five-second timeout.
+pub fn mocked_openai(
+    base_url: String,
+    model: &str,
+    max_output_tokens: u32,
+) -> smart_ticket::providers::ProviderSettings {
+    smart_ticket::providers::ProviderSettings {
+        kind: smart_ticket::providers::ProviderKind::OpenAi,
+        base_url,
+        api_key: None,
+        model: model.into(),
+        timeout: std::time::Duration::from_secs(5),
+        max_output_tokens,
+        max_attempts: 1,
+        backoff: std::time::Duration::from_millis(10),
+        breaker_threshold: 5,
+        breaker_cooldown: std::time::Duration::from_secs(30),
+    }
+}

@@ -19,7 +19,7 @@ on_both_backends!(
 );
 
 /// Pipes `raw` to `smart-ticket mail-in` against `app`'s database; its exit code.
-fn mail_in(app: &TestApp, url: &str, raw: &str) -> Option<i32> {
+pub(crate) fn mail_in(app: &TestApp, url: &str, raw: &str) -> Option<i32> {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smart-ticket"))
         .arg("mail-in")
         .env("DATABASE_URL", url)
@@ -33,7 +33,7 @@ fn mail_in(app: &TestApp, url: &str, raw: &str) -> Option<i32> {
     child.wait().unwrap().code()
 }
 
-fn message(from: &str, subject: &str, extra: &str, body: &str) -> String {
+pub(crate) fn message(from: &str, subject: &str, extra: &str, body: &str) -> String {
     format!(
         "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nMessage-ID: <{}@mail.example.com>\r\n\
          Date: Tue, 1 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
@@ -43,7 +43,7 @@ fn message(from: &str, subject: &str, extra: &str, body: &str) -> String {
 }
 
 /// The tickets `who` sees.
-async fn tickets(app: &TestApp, token: &str) -> Vec<Value> {
+pub(crate) async fn tickets(app: &TestApp, token: &str) -> Vec<Value> {
     app.get("/api/tickets", Some(token)).await.1["tickets"].as_array().unwrap().clone()
 }
 
@@ -212,7 +212,7 @@ async fn a_sender_over_the_hourly_limit_is_set_aside(backend: Backend) {
 }
 
 /// The mail written to the outbox under notification key `key`.
-fn sent(app: &TestApp, key: &str) -> Vec<u8> {
+pub(crate) fn sent(app: &TestApp, key: &str) -> Vec<u8> {
     let name: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     std::fs::read(app.dir.join("outbox").join(format!("{name}.eml"))).unwrap_or_else(|e| panic!("{key}: {e}"))
 }

@@ -121,24 +121,12 @@ async fn repeated_problems_are_proposed_and_a_person_decides(backend: Backend) {
 }
 
 async fn a_language_model_writes_the_proposal_from_scrubbed_tickets(backend: Backend) {
-    use smart_ticket::providers::{ProviderKind, ProviderSettings};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let server = MockServer::start().await;
     let (dir, url) = fresh_database(backend).await;
     let mut s = pipeline_settings(&dir, model_dir());
-    s.suggest_provider = Some(ProviderSettings {
-        kind: ProviderKind::OpenAi,
-        base_url: server.uri(),
-        api_key: None,
-        model: "writer".into(),
-        timeout: std::time::Duration::from_secs(5),
-        max_output_tokens: 1024,
-        max_attempts: 1,
-        backoff: std::time::Duration::from_millis(10),
-        breaker_threshold: 5,
-        breaker_cooldown: std::time::Duration::from_secs(30),
-    });
+    s.suggest_provider = Some(crate::helpers::mocked_openai(server.uri(), "writer", 1024));
     let app = TestApp::start_with(dir, url, s).await;
     let admin = app.admin().await;
     let numbers = resolved(&app, &admin, &fixture(&["printer-offline", "single-01"])).await;

@@ -2,9 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use smart_ticket::providers::{ProviderKind, ProviderSettings};
 use smart_ticket_domain::{JobKind, Role};
-use std::time::Duration;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -298,18 +296,7 @@ async fn a_language_model_drafts_the_reply(backend: Backend) {
     let server = MockServer::start().await;
     let (dir, url) = fresh_database(backend).await;
     let mut s = pipeline_settings(&dir, model_dir());
-    s.suggest_provider = Some(ProviderSettings {
-        kind: ProviderKind::OpenAi,
-        base_url: server.uri(),
-        api_key: None,
-        model: "drafter".into(),
-        timeout: Duration::from_secs(5),
-        max_output_tokens: 256,
-        max_attempts: 1,
-        backoff: Duration::from_millis(10),
-        breaker_threshold: 5,
-        breaker_cooldown: Duration::from_secs(30),
-    });
+    s.suggest_provider = Some(crate::helpers::mocked_openai(server.uri(), "drafter", 256));
     let app = TestApp::start_with(dir, url, s).await;
     let admin = app.admin().await;
     let user = app.signup("ann@example.com").await;

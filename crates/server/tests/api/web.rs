@@ -56,6 +56,16 @@ impl Browser {
         Browser { cookies: format!("st_session={session}; st_csrf={csrf}"), csrf, client, base: app.base.clone() }
     }
 
+    /// A visitor who is not signed in, with the CSRF cookie the page at `path` set; and that page.
+    pub async fn visit(app: &TestApp, path: &str) -> (Browser, StatusCode, String) {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let page = client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let csrf = cookie_value(&page, "st_csrf").unwrap_or_default();
+        let status = page.status();
+        let html = page.text().await.unwrap();
+        (Browser { cookies: format!("st_csrf={csrf}"), csrf, client, base: app.base.clone() }, status, html)
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, String) {
         let res = self.client.get(format!("{}{path}", self.base)).header(COOKIE, &self.cookies).send().await.unwrap();
         (res.status(), res.text().await.unwrap())
