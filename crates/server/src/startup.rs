@@ -41,6 +41,7 @@ impl Application {
             wake: Arc::new(Notify::new()),
             heartbeat: Arc::default(),
             limits,
+            views: Arc::default(),
         };
         crate::metrics::prometheus();
         Ok(Self { listener, addr, desk })
@@ -73,6 +74,7 @@ impl Application {
                 Err(e) => tracing::warn!(error = %e, "could not build the vector index (searches will retry)"),
             }
         });
+        let views = tokio::spawn(self.desk.views.clone().run(db.clone(), stopped.clone()));
         let concurrency = self.desk.settings.worker_concurrency;
         let workers = (concurrency > 0).then(|| {
             let worker =
@@ -90,6 +92,7 @@ impl Application {
         if let Some(w) = workers {
             let _ = w.await;
         }
+        let _ = views.await;
         db.close().await;
         tracing::info!("stopped");
         Ok(())

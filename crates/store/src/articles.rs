@@ -338,9 +338,18 @@ impl Db {
     }
 
     /// Counts a page view.
-    pub async fn count_article_view(&self, id: i64) -> StoreResult<()> {
+    /// Adds page views to articles (`(id, views)`; a deleted article's are dropped), in one transaction.
+    pub async fn add_article_views(&self, counts: &[(i64, i64)]) -> StoreResult<()> {
         on_pool!(self.writer(), |pool, DB, pg| {
-            sqlx::query("UPDATE articles SET views = views + 1 WHERE id = $1").bind(id).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            for (id, n) in counts {
+                sqlx::query("UPDATE articles SET views = views + $1 WHERE id = $2")
+                    .bind(n)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
         })
     }
 

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod ai_admin;
 pub mod articles;
 pub mod attachments;
+pub mod counters;
 pub mod error;
 pub mod jobs;
 pub mod limits;
@@ -42,6 +43,8 @@ pub struct Desk {
     pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
     /// Log-in, sign-up, search and costly-read rate limits.
     pub limits: Arc<limits::Limits>,
+    /// Article page views not written yet.
+    pub views: Arc<counters::ViewCounts>,
 }
 
 impl Desk {

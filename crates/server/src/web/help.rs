@@ -266,7 +266,7 @@ async fn article_page(
     if canonical.trim_start_matches("/help/") != slug {
         return Ok(Redirect::permanent(&canonical).into_response());
     }
-    article_viewed(&desk, article.id).await?;
+    article_viewed(&desk, article.id);
     let page = ArticlePage {
         id: article.id,
         html: crate::markdown::render(&article.body),

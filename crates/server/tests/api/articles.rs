@@ -255,6 +255,12 @@ async fn votes_replace_each_other_and_bad_input_is_a_clear_4xx(backend: Backend)
     assert_eq!(app.get("/api/articles/abc", None).await.0, StatusCode::NOT_FOUND, "no article has that id");
     assert_eq!(app.post(&vote, None, json!({"helpful": "maybe"})).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(visit(&app, "/help/not-an-article").await.0, StatusCode::NOT_FOUND);
+    // Page views are counted (in batches; the report writes this process's first).
+    let page = a["url"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        assert_eq!(visit(&app, &page).await.0, StatusCode::OK);
+    }
+    assert_eq!(app.get("/api/admin/knowledge", Some(&admin.token)).await.1["views"], 3);
 }
 
 async fn a_resolved_ticket_becomes_a_draft_without_personal_data(backend: Backend) {
