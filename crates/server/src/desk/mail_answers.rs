@@ -125,7 +125,8 @@ pub fn says_solved(text: &str) -> bool {
 }
 
 /// On a reply by mail: the article that answered `ticket`, when its requester says "solved" to a mailed
-/// answer no one on the team replied after (their help, not the article's, would have solved it).
+/// answer no one on the team replied after (their help, not the article's, would have solved it) while the
+/// ticket is still active (or was solved by it already: a retried message).
 pub(crate) async fn solved_by_reply(
     db: &Db,
     ticket: &Ticket,
@@ -136,6 +137,9 @@ pub(crate) async fn solved_by_reply(
         return Ok(None);
     }
     let Some(answer) = db.mail_answer(ticket.id).await? else { return Ok(None) };
+    if !ticket.status.is_active() && answer.solved_at.is_none() {
+        return Ok(None);
+    }
     let staff_since = db
         .comments(ticket.id, false)
         .await?
@@ -144,9 +148,14 @@ pub(crate) async fn solved_by_reply(
     Ok((!staff_since).then(|| answer.solved_article.or(answer.articles.first().copied())).flatten())
 }
 
-/// Resolves `ticket` as deflected by `article` (unless it is resolved already), counts the deflection (once per
-/// customer and article) and marks its answer solved. Each step is safe to repeat.
+/// Marks `ticket`'s answer solved by `article`, resolves the ticket as deflected (unless it is resolved
+/// already) and counts the deflection (once per customer and article). Each step is safe to repeat, and the
+/// mark comes first, so a repeat after a crash finishes the rest.
 pub(crate) async fn solve(db: &Db, ticket: &Ticket, article: i64) -> StoreResult<()> {
+    if db.solve_mail_answer(ticket.id, article).await? {
+        crate::metrics::mail_answer("solved");
+        tracing::info!(ticket = ticket.number, article, "ticket solved by a mailed help-centre article");
+    }
     if ticket.status.is_active() {
         let title = db.article(article).await?.map_or_else(|| format!("#{article}"), |a| a.title);
         let text = format!("Answered by the help-centre article \"{title}\": the customer said it solved the problem.");
@@ -158,10 +167,6 @@ pub(crate) async fn solve(db: &Db, ticket: &Ticket, article: i64) -> StoreResult
         db.update_ticket(ticket.id, Actor::User(ticket.created_by), &patch).await?;
     }
     db.record_deflection(article, ticket.created_by).await?;
-    if db.solve_mail_answer(ticket.id, article).await? {
-        crate::metrics::mail_answer("solved");
-        tracing::info!(ticket = ticket.number, article, "ticket solved by a mailed help-centre article");
-    }
     Ok(())
 }
 
@@ -206,7 +211,7 @@ pub(crate) async fn solved_by_link(desk: &Desk, token: &str, article: i64) -> Ap
     if !answer.articles.contains(&article) {
         return Err(AppError::field("article", "this mail did not offer that article"));
     }
-    if answer.solved_at.is_none() && ticket.status.is_active() {
+    if ticket.status.is_active() {
         solve(&desk.db, &ticket, article).await?;
     }
     answer_view(desk, token).await

@@ -367,10 +367,13 @@ async fn reply(
         crate::metrics::mail_ingested("rejected", "empty_reply");
         return Ok(db.set_inbound_outcome(origin.inbound, InboundState::Rejected, "the reply has no text").await?);
     };
-    // "Solved" to the articles mailed as its answer: resolved as deflected (and not reopened when it is).
+    // "Solved" to the articles mailed as its answer: resolved as deflected. A "solved, thanks" on a resolved
+    // ticket does not reopen it.
     let solved_by = crate::desk::mail_answers::solved_by_reply(db, ticket, author, &text).await?;
-    let reopens = ticket.created_by == author.id && matches!(ticket.status, Status::Resolved | Status::Closed);
-    if reopens && solved_by.is_none() {
+    let reopens = ticket.created_by == author.id
+        && matches!(ticket.status, Status::Resolved | Status::Closed)
+        && !crate::desk::mail_answers::says_solved(&text);
+    if reopens {
         // Reopened first (a no-op when repeated), so a crash before the comment loses nothing.
         let patch = TicketPatch { status: Some(Status::Open), ..TicketPatch::default() };
         db.update_ticket(ticket.id, Actor::User(author.id), &patch).await?;

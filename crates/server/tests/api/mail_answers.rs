@@ -144,6 +144,21 @@ async fn an_emailed_ticket_is_answered_with_articles_and_solved_by_reply_or_link
     let coffee_ticket = ticket_from(&app, &admin.token, "Coffee machine leaks").await;
     assert!(answer_of(&app, coffee_ticket["id"].as_str().unwrap()).is_none(), "no article matches it");
     let token = text.split("/help/answered/").nth(1).expect("the mail's link").split_whitespace().next().unwrap();
+    // The team resolves the unanswered one; its requester's "Fixed, thanks!" neither reopens it nor counts as a
+    // deflection, while a real follow-up reopens it.
+    let coffee_id = coffee_ticket["id"].as_str().unwrap().to_owned();
+    let done = json!({"status": "resolved", "resolution": "Replaced the machine's seal."});
+    assert_eq!(app.patch(&format!("/api/tickets/{coffee_id}"), Some(&admin.token), done).await.0, StatusCode::OK);
+    let coffee_reply = |body: &str| message("dora@customer.example", "Re: Coffee machine leaks", "", body);
+    let number = coffee_ticket["number"].as_i64().unwrap();
+    let tagged = |body: &str| coffee_reply(body).replace("Re: Coffee", &format!("Re: [#{number}] Coffee"));
+    assert_eq!(mail_in(&app, &url, &tagged("Fixed, thanks!")), Some(0));
+    app.drain().await;
+    let status_of = |v: Value| v["ticket"]["status"].clone();
+    assert_eq!(status_of(app.get(&format!("/api/tickets/{coffee_id}"), Some(&admin.token)).await.1), "resolved");
+    assert_eq!(mail_in(&app, &url, &tagged("It leaks again since this morning.")), Some(0));
+    app.drain().await;
+    assert_eq!(status_of(app.get(&format!("/api/tickets/{coffee_id}"), Some(&admin.token)).await.1), "open");
 
     // The link's page needs no sign-in and changes nothing by being opened; a made-up token finds nothing.
     let (visitor, status, html) = Browser::visit(&app, &format!("/help/answered/{token}")).await;
