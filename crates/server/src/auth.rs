@@ -5,12 +5,11 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use smart_ticket_domain::Password;
 use std::sync::LazyLock;
 
 use crate::model::{Ts, UserId};
-use crate::secret::{Secret, hex};
+use crate::secret::Secret;
 
 /// A hash to verify against when the account does not exist, so both failures cost the same.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
@@ -58,7 +57,7 @@ pub use crate::secret::random_token;
 
 /// Stored id of a browser session: the hash of its cookie, so a database leak yields no usable cookie.
 pub fn session_id_for_cookie(token: &str) -> String {
-    format!("b:{}", hex(&Sha256::digest(token.as_bytes())))
+    format!("b:{}", crate::secret::sha256_hex(token))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -120,7 +120,7 @@ fn split(rows: &[smart_ticket_ai::eval::Example]) -> (Vec<Member<'_>>, Vec<Membe
 fn article_text(row: &smart_ticket_ai::eval::Example) -> String {
     let (title, problem) = row.text.split_once('\n').unwrap_or((row.text.as_str(), ""));
     let (title, body) = crate::desk::articles::problem_and_solution(title, problem, &row.answer, &|t| t.to_owned());
-    format!("{title}\n{}", crate::markdown::excerpt(&body, 2_000))
+    crate::desk::articles::vector_text(&title, &body)
 }
 
 /// The articles' and questions' multilingual vectors less their language's mean, as the service compares

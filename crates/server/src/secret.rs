@@ -41,6 +41,11 @@ pub fn random_token() -> String {
     hex(&Sha256::digest([a.as_bytes().as_slice(), b.as_bytes(), c.as_bytes()].concat()))
 }
 
+/// Lower-case hex of the SHA-256 of `text` (how tokens and addresses are stored: never as given).
+pub(crate) fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use utoipa::ToSchema;
 
 use super::{AppError, AppResult, AuthUser, Desk, double_option};
-use crate::db::{Article, ArticleFilter, ArticlePatch, ArticleRevision, NewArticle, vector_to_bytes};
+use crate::db::{Article, ArticleFilter, ArticlePatch, ArticleRevision, Db, NewArticle, vector_to_bytes};
 use crate::model::{Ts, User};
 
 /// Below this cosine (multilingual vectors less the language means of the team's tickets) an article is not
@@ -161,8 +161,12 @@ async fn category_of(desk: &Desk, raw: Option<&str>) -> AppResult<Option<String>
 
 /// The stored bytes of the article vector of `title` and `body` (none without the multilingual model).
 pub(super) async fn vector_bytes(desk: &Desk, title: &str, body: &str) -> AppResult<Option<Vec<u8>>> {
-    let text = format!("{title}\n{}", crate::markdown::excerpt(body, 2_000));
-    Ok(desk.pipeline.ai.article_vector(&text).await?.map(|(v, _)| vector_to_bytes(&v)))
+    Ok(desk.pipeline.ai.article_vector(&vector_text(title, body)).await?.map(|(v, _)| vector_to_bytes(&v)))
+}
+
+/// What an article's vector is computed from: its title, then its body as text (its start).
+pub(crate) fn vector_text(title: &str, body: &str) -> String {
+    format!("{title}\n{}", crate::markdown::excerpt(body, 2_000))
 }
 
 /// Writes a new draft (staff).
@@ -330,7 +334,7 @@ pub(crate) async fn find_articles(
             let lexical_ids: Vec<i64> = lexical.iter().map(|a| a.id).collect();
             let semantic_ids: Vec<i64> = semantic.iter().map(|(id, _)| *id).collect();
             let order = crate::search::fuse(&lexical_ids, &semantic_ids, usize::MAX);
-            let found = load_in_order(desk, reader, &order, lexical, &filter).await?;
+            let found = load_in_order(&desk.db, reader, &order, lexical, &filter).await?;
             Ok((found.into_iter().take(usize::try_from(query.limit).unwrap_or(0)).collect(), None))
         }
     }
@@ -350,7 +354,7 @@ async fn nearest_articles(
 /// The articles of `order` (the lexical side's rows reused, the rest read), in that order, that `reader`
 /// may read and that pass `filter` (the stored row decides: the index may lag).
 async fn load_in_order(
-    desk: &Desk,
+    db: &Db,
     reader: Reader<'_>,
     order: &[i64],
     lexical: Vec<Article>,
@@ -358,7 +362,7 @@ async fn load_in_order(
 ) -> AppResult<Vec<Article>> {
     let mut by_id: HashMap<i64, Article> = lexical.into_iter().map(|a| (a.id, a)).collect();
     let missing: Vec<i64> = order.iter().copied().filter(|id| !by_id.contains_key(id)).collect();
-    for a in desk.db.articles_by_ids(&missing).await? {
+    for a in db.articles_by_ids(&missing).await? {
         by_id.insert(a.id, a);
     }
     let passes = |a: &Article| {
@@ -368,6 +372,12 @@ async fn load_in_order(
             && filter.category.as_ref().is_none_or(|c| a.category.as_ref() == Some(c))
     };
     Ok(order.iter().filter_map(|id| by_id.remove(id)).filter(passes).collect())
+}
+
+/// The published public articles of `ids`, in that order (what a customer or a visitor may read).
+pub(crate) async fn public_in_order(db: &Db, ids: &[i64]) -> AppResult<Vec<Article>> {
+    let filter = ArticleFilter { public_only: true, ..ArticleFilter::default() };
+    load_in_order(db, None, ids, Vec::new(), &filter).await
 }
 
 /// Up to three published public articles that may answer a customer's draft (`title` and `description`
@@ -390,8 +400,7 @@ pub(crate) async fn suggest_articles(
         let filter = ArticleFilter { public_only: true, any_words: Some(text.clone()), ..ArticleFilter::default() };
         (desk.db.list_articles(&filter, 3).await?.iter().map(|a| a.id).take(3).collect(), HashMap::new())
     };
-    let filter = ArticleFilter { public_only: true, ..ArticleFilter::default() };
-    let found = load_in_order(desk, None, &ids, Vec::new(), &filter).await?;
+    let found = public_in_order(&desk.db, &ids).await?;
     Ok(found.into_iter().map(|a| SuggestedArticle::of(scores.get(&a.id).copied(), a)).collect())
 }
 
@@ -413,10 +422,7 @@ pub(crate) async fn vote_article(
     desk.limits.votes_by_address.hit(&address.key())?;
     let voter = match reader {
         Some(u) => format!("user:{}", u.id),
-        None => {
-            use sha2::Digest as _;
-            format!("addr:{}", crate::secret::hex(&sha2::Sha256::digest(address.key().as_bytes())))
-        }
+        None => format!("addr:{}", crate::secret::sha256_hex(&address.key())),
     };
     Ok((article, desk.db.vote_article(id, &voter, helpful).await?))
 }

@@ -5,7 +5,6 @@
 //! key), resolves it as deflected: counted as a deflection for the article, once per customer.
 
 use minijinja::context;
-use smart_ticket_domain::article::{ArticleAudience, ArticleState};
 use smart_ticket_domain::{Resolution, Status};
 
 use super::Desk;
@@ -44,7 +43,7 @@ pub(crate) async fn answer(p: &Pipeline, ticket_id: TicketId) -> anyhow::Result<
     }
     let near = p.nearest_articles(&t.text(), true, (OFFERED, MIN_COSINE)).await?;
     let near: Vec<i64> = near.into_iter().map(|(id, _)| id).collect();
-    let articles = public_in_order(&p.db, &near).await?;
+    let articles = super::articles::public_in_order(&p.db, &near).await?;
     if articles.is_empty() {
         return Ok(());
     }
@@ -56,14 +55,6 @@ pub(crate) async fn answer(p: &Pipeline, ticket_id: TicketId) -> anyhow::Result<
         tracing::info!(ticket = t.number, articles = ?ids, "answered by e-mail with help-centre articles");
     }
     Ok(())
-}
-
-/// The published public articles of `ids`, in that order (the stored row decides: the index may lag).
-async fn public_in_order(db: &Db, ids: &[i64]) -> StoreResult<Vec<Article>> {
-    let mut found = db.articles_by_ids(ids).await?;
-    found.retain(|a| a.state == ArticleState::Published && a.audience == ArticleAudience::Public);
-    found.sort_by_key(|a| ids.iter().position(|id| *id == a.id));
-    Ok(found)
 }
 
 fn answer_mail(p: &Pipeline, t: &Ticket, articles: &[Article], token: &str) -> anyhow::Result<crate::mail::Email> {
@@ -85,8 +76,7 @@ fn answer_mail(p: &Pipeline, t: &Ticket, articles: &[Article], token: &str) -> a
 
 /// What the link's token is stored as.
 fn token_hash(token: &str) -> String {
-    use sha2::Digest as _;
-    crate::secret::hex(&sha2::Sha256::digest(token.as_bytes()))
+    crate::secret::sha256_hex(token)
 }
 
 /// Whether a reply's new text says the problem is solved: a short message (at most twelve words, no
@@ -195,7 +185,7 @@ async fn by_token(desk: &Desk, token: &str) -> AppResult<(MailAnswer, Ticket)> {
 
 pub(crate) async fn answer_view(desk: &Desk, token: &str) -> AppResult<AnswerView> {
     let (answer, ticket) = by_token(desk, token).await?;
-    let articles = public_in_order(&desk.db, &answer.articles).await?;
+    let articles = super::articles::public_in_order(&desk.db, &answer.articles).await?;
     Ok(AnswerView {
         number: ticket.number,
         title: ticket.title,
