@@ -38,6 +38,24 @@ pub fn may_administer(role: Role) -> bool {
     role == Role::Admin
 }
 
+/// Who may use canned responses and apply macros (and keep canned responses of their own): staff.
+pub fn may_use_workflow(role: Role) -> bool {
+    role.is_staff()
+}
+
+/// Who may manage what the whole team shares: shared canned responses, macros, rules and webhooks: admins.
+pub fn may_manage_workflow(role: Role) -> bool {
+    role == Role::Admin
+}
+
+/// Who may change or delete a canned response owned by `owner` (`None`: shared): its owner; admins shared ones.
+pub fn may_edit_canned<Id: PartialEq>(viewer: Viewer<Id>, owner: Option<Id>) -> bool {
+    match owner {
+        Some(owner) => owner == viewer.id,
+        None => may_manage_workflow(viewer.role),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

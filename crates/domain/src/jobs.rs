@@ -22,6 +22,7 @@ string_enum!(
         KbPropose => "kb.propose",
         MailAnswer => "mail.answer",
         TicketSummarize => "ticket.summarize",
+        RulesRun => "rules.run",
     }
 );
 

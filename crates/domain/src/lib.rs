@@ -7,10 +7,12 @@ pub mod article;
 mod ids;
 mod jobs;
 pub mod routing;
+pub mod rules;
 pub mod sla;
 mod ticket;
 pub mod triage;
 mod user;
+pub mod workflow;
 
 pub use ids::{TicketId, Ts, UserId};
 pub use jobs::{InboundState, JobKind, JobState};

@@ -35,6 +35,25 @@ pub struct Pipeline {
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
     /// The knowledge base's vectors (self-service, the help centre's search, answers by e-mail).
     pub articles: Arc<crate::search::articles::ArticleIndex>,
+    /// What time it is for the team's scheduled rules (the system clock; tests move it forward).
+    pub clock: Clock,
+    /// The team's rules, parsed once per version.
+    pub rules: Arc<crate::desk::rules::RuleCache>,
+}
+
+/// The time scheduled rules read: the system clock plus an offset that is zero unless a test advances it.
+#[derive(Clone, Default, Debug)]
+pub struct Clock(Arc<std::sync::atomic::AtomicI64>);
+
+impl Clock {
+    pub fn now(&self) -> Ts {
+        Ts::now() + chrono::Duration::seconds(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Moves this clock `by` ahead of the system's.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.0.fetch_add(by.num_seconds(), std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,10 +99,22 @@ impl Pipeline {
         let settings = Arc::new(settings);
         let articles =
             Arc::new(crate::search::articles::ArticleIndex::new(ai.e5().map(|e| e.seed_centering().clone())));
-        Ok(Self { db, ai, triage_provider, suggest_provider, mailer, settings, stop, articles })
+        Ok(Self {
+            db,
+            ai,
+            triage_provider,
+            suggest_provider,
+            mailer,
+            settings,
+            stop,
+            articles,
+            clock: Clock::default(),
+            rules: Arc::default(),
+        })
     }
 
-    fn link(&self, ticket: TicketId) -> String {
+    /// The address of ticket `ticket`'s page.
+    pub(crate) fn link(&self, ticket: TicketId) -> String {
         format!("{}/tickets/{ticket}", self.settings.app_url)
     }
 
@@ -142,6 +173,7 @@ impl Pipeline {
             .with(JobKind::KbPropose, Step(self.clone(), propose_articles))
             .with(JobKind::MailAnswer, Step(self.clone(), answer_by_mail))
             .with(JobKind::TicketSummarize, Step(self.clone(), summarize))
+            .with(JobKind::RulesRun, Step(self.clone(), crate::desk::rules::run))
             .with_if(!self.settings.mail.mailboxes.is_empty(), JobKind::MailPoll, || MailPoll(self.clone()))
     }
 
@@ -546,6 +578,7 @@ async fn fill_search_vectors(p: Pipeline, _job: Job) -> anyhow::Result<()> {
 /// multilingual model their vectors when any lack one.
 async fn sla_check(p: Pipeline, _job: Job) -> anyhow::Result<()> {
     let now = Ts::now();
+    crate::desk::rules::scan(&p, p.clock.now()).await?;
     if p.ai.multilingual() && !p.db.tickets_missing_search_vector(1).await?.is_empty() {
         let minute = now.0.timestamp() / 60;
         let job = NewJob {

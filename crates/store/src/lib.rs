@@ -15,12 +15,14 @@ pub mod model;
 mod pipeline;
 mod proposals;
 mod reports;
+mod rules;
 mod sessions;
 mod summaries;
 mod taxonomy;
 mod tickets;
 mod triage;
 mod users;
+mod workflow;
 
 pub use articles::{
     Article, ArticleFilter, ArticlePatch, ArticleRevision, ArticleVectorRow, KnowledgeFigures, NewArticle,
@@ -34,16 +36,19 @@ pub use mailboxes::MailboxState;
 pub use pipeline::{Breach, Routed};
 pub use proposals::{NewProposal, Proposal, ResolvedRow};
 pub use reports::DashboardRow;
+pub use rules::{Scan, StoredRule};
 pub use sessions::SessionKind;
 pub use summaries::StoredSummary;
 pub use taxonomy::{Category, SkillInfo};
 pub use tickets::{
-    AssigneeFilter, IndexRow, RerankRow, TicketFilter, TicketPatch, fts5_query, notify_job, search_excludes,
+    AssigneeFilter, Cause, Change as FieldChange, Firing, IndexRow, RerankRow, TicketFilter, TicketPatch, TicketWork,
+    Via, WorkComment, fts5_query, notify_job, plan_work, rules_job, search_excludes,
 };
 pub use triage::{
     LabelledRow, OpenTicket, QualityRow, StoredModel, TicketText, TriageWrite, vector_from_bytes, vector_to_bytes,
 };
 pub use users::UserPatch;
+pub use workflow::{CannedResponse, CannedUse, Macro};
 
 use anyhow::Context;
 use smart_ticket_domain::{InvalidTransition, ParseError};
@@ -105,6 +110,9 @@ pub enum StoreError {
     /// The change contradicts the stored state (e.g. merging a ticket twice).
     #[error("{0}")]
     Conflict(&'static str),
+    /// The work was done for this event already (a rule fires once per event and ticket).
+    #[error("already done")]
+    Repeated,
     #[error(transparent)]
     Invalid(#[from] ParseError),
     #[error(transparent)]

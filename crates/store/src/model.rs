@@ -71,6 +71,9 @@ pub struct Ticket {
     pub duplicate_score: Option<f32>,
     /// Set when a moderator merged this ticket into that one (by number); it is then closed.
     pub merged_into: Option<i64>,
+    /// The team's own labels (staff only), e.g. `vip`, set by hand, by macros and by rules.
+    #[sqlx(json)]
+    pub tags: Vec<String>,
     #[serde(skip)]
     pub requester_email: String,
     #[serde(skip)]
@@ -138,6 +141,10 @@ pub struct TicketEvent {
     pub actor_id: Option<UserId>,
     pub actor_email: Option<String>,
     pub field: String,
+    /// The macro or rule that made the change, e.g. `{"kind": "macro", "id": 3, "name": "Refund sent"}`.
+    #[sqlx(json(nullable))]
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub via: Option<serde_json::Value>,
     #[sqlx(json(nullable))]
     #[schema(value_type = Option<serde_json::Value>)]
     pub old_value: Option<serde_json::Value>,

@@ -1,6 +1,8 @@
 //! Tickets, their conversation and their history.
 
 use serde_json::{Value, json};
+use smart_ticket_domain::rules::{CommentBy, Happened, RulesRun};
+use smart_ticket_domain::workflow::{Tags, retag};
 use smart_ticket_domain::{
     CommentBody, JobKind, ParseError, Priority, Resolution, Role, Skills, Status, TicketDescription, TicketTitle,
 };
@@ -20,23 +22,27 @@ macro_rules! ticket_select {
             "SELECT t.id, t.number, t.title, t.description, t.status, t.priority, t.category, \
              t.skills, t.helpful_notes, t.created_by, t.assigned_to, t.deadline, t.resolution, t.created_at, \
              t.updated_at, t.resolved_at, t.ai_triage, t.triaged_at, t.routing_reason, t.duplicate_of, \
-             t.duplicate_score, t.merged_into, c.email AS requester_email, a.email AS assignee_email",
+             t.duplicate_score, t.merged_into, t.tags, c.email AS requester_email, a.email AS assignee_email",
             $(", ", $extra,)?
             " FROM tickets t JOIN users c ON c.id = t.created_by LEFT JOIN users a ON a.id = t.assigned_to"
         )
     };
 }
-const TICKET_SELECT: &str = ticket_select!();
+pub(crate) const TICKET_SELECT: &str = ticket_select!();
 
-/// Appends one history row through the executor `$ex`.
+/// Appends one history row through the executor `$ex`; `$via` names the macro or rule that made it.
 macro_rules! record_event {
-    ($ex:expr, $ticket:expr, $actor:expr, $field:expr, $old:expr, $new:expr, $now:expr) => {{
+    ($ex:expr, $ticket:expr, $actor:expr, $field:expr, $old:expr, $new:expr, $now:expr) => {
+        record_event!($ex, $ticket, $actor, $field, $old, $new, $now, None::<&serde_json::Value>)
+    };
+    ($ex:expr, $ticket:expr, $actor:expr, $field:expr, $old:expr, $new:expr, $now:expr, $via:expr) => {{
         let actor: Actor = $actor;
         let old: Option<serde_json::Value> = $old;
         let new: Option<serde_json::Value> = $new;
+        let via: Option<&serde_json::Value> = $via;
         sqlx::query(
-            "INSERT INTO ticket_events (ticket_id, actor_kind, actor_id, field, old_value, new_value, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO ticket_events (ticket_id, actor_kind, actor_id, field, old_value, new_value, created_at, via) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind($ticket)
         .bind(actor.kind())
@@ -45,6 +51,7 @@ macro_rules! record_event {
         .bind(old.map(sqlx::types::Json))
         .bind(new.map(sqlx::types::Json))
         .bind($now)
+        .bind(via.map(sqlx::types::Json))
         .execute($ex)
         .await
     }};
@@ -76,6 +83,93 @@ macro_rules! insert_comment {
                 enqueue!(&mut *$tx, &job, $now)?;
             }
             Ok(id)
+        })
+        .await
+    };
+}
+
+/// Records, through the transaction `$tx`, that comment `$comment` was written from canned response `$canned`.
+macro_rules! insert_canned_use {
+    ($tx:expr, $canned:expr, $ticket:expr, $comment:expr, $user:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO canned_uses (canned_id, ticket_id, comment_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($canned)
+        .bind($ticket)
+        .bind($comment)
+        .bind($user)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await
+    };
+}
+
+/// Writes `$ticket`'s workable fields (as changed in memory, `updated_at` included) through the transaction
+/// `$tx`; `$labelled`: its labels now stand as confirmed by a person.
+macro_rules! write_ticket {
+    ($tx:expr, $ticket:expr, $labelled:expr) => {{
+        let t: &Ticket = $ticket;
+        sqlx::query(
+            "UPDATE tickets SET status = $2, priority = $3, category = $4, skills = $5, assigned_to = $6, \
+             resolution = $7, deadline = $8, helpful_notes = $9, resolved_at = $10, updated_at = $11, \
+             labelled_at = CASE WHEN $12 THEN $11 ELSE labelled_at END, tags = $13 WHERE id = $1",
+        )
+        .bind(t.id)
+        .bind(t.status.as_str())
+        .bind(t.priority.as_str())
+        .bind(t.category.as_deref())
+        .bind(Json(&t.skills))
+        .bind(t.assigned_to)
+        .bind(t.resolution.as_deref())
+        .bind(t.deadline)
+        .bind(t.helpful_notes.as_deref())
+        .bind(t.resolved_at)
+        .bind(t.updated_at)
+        .bind($labelled)
+        .bind(Json(&t.tags))
+        .execute(&mut *$tx)
+        .await
+    }};
+}
+
+/// Records, through the transaction `$tx`, that the rule of firing `$f` acted on ticket `$ticket` (seen at
+/// `$version`); [`StoreError::Repeated`] when it had for this event already.
+macro_rules! record_firing {
+    ($tx:expr, $f:expr, $ticket:expr, $version:expr, $now:expr) => {
+        super::scoped(async {
+            let f: &Firing = $f;
+            let fired = sqlx::query(
+                "INSERT INTO rule_firings (rule_id, ticket_id, event_key, version, fired_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(f.rule_id)
+            .bind($ticket)
+            .bind(&f.event_key)
+            .bind($version)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+            if fired.rows_affected() == 0 { Err(StoreError::Repeated) } else { Ok(()) }
+        })
+        .await
+    };
+}
+
+/// Writes `$work`'s replies and notes by `$author` through the transaction `$tx`, each counted as a use of
+/// its canned response and told to the rules (continuing `$cause`).
+macro_rules! insert_work_comments {
+    ($tx:expr, $work:expr, $ticket:expr, $author:expr, $cause:expr, $now:expr) => {
+        super::scoped(async {
+            let work: &TicketWork = $work;
+            for c in &work.comments {
+                let comment = insert_comment!($tx, $ticket, $author, c.body.as_str(), c.internal, $now)?;
+                if let Some(canned) = c.canned_id {
+                    insert_canned_use!($tx, canned, $ticket, comment, $author, $now)?;
+                }
+                let happened = Happened::Commented { by: CommentBy::Staff, internal: c.internal };
+                enqueue!(&mut *$tx, &rules_job($ticket, happened, $cause, format!("comment:{comment}")), $now)?;
+            }
+            Ok(())
         })
         .await
     };
@@ -292,8 +386,90 @@ pub struct TicketPatch {
     pub helpful_notes: Option<Option<String>>,
 }
 
-/// One field a change altered: its history row.
-pub(super) struct Change {
+/// A reply or internal note a piece of work adds, and the canned response it was written from.
+#[derive(Debug, Clone)]
+pub struct WorkComment {
+    pub body: CommentBody,
+    pub internal: bool,
+    pub canned_id: Option<i64>,
+}
+
+/// Work applied to a ticket at once, in one transaction: field changes, tags, then replies and notes (written by
+/// the acting person). `via` names the macro or rule doing it, in every history row it leaves.
+#[derive(Debug, Clone, Default)]
+pub struct TicketWork {
+    pub patch: TicketPatch,
+    pub add_tags: Tags,
+    pub remove_tags: Tags,
+    pub comments: Vec<WorkComment>,
+    pub via: Option<Via>,
+    /// Who writes the replies and notes when the actor is not a person (a rule): else the actor.
+    pub author: Option<UserId>,
+    /// Jobs (e-mails) committed with the work.
+    pub jobs: Vec<NewJob>,
+    /// For a rule: the event it acts on, recorded once ([`StoreError::Repeated`] the second time).
+    pub firing: Option<Firing>,
+    /// The chain of rules this work continues (none for a person's).
+    pub cause: Cause,
+}
+
+/// A rule acting on a ticket for one event: `event_key` is the event's own key; `scanned` the ticket's
+/// `updated_at` a scheduled rule's scan saw.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    pub rule_id: i64,
+    pub event_key: String,
+    pub scanned: Option<Ts>,
+}
+
+/// How many rules' changes led to this work, and which rule's this is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cause {
+    pub depth: u32,
+    pub by_rule: Option<i64>,
+}
+
+/// The `rules.run` job telling the rules that `happened` to ticket `id`, keyed `key` (once per event).
+pub fn rules_job(id: TicketId, happened: Happened, cause: Cause, key: String) -> NewJob {
+    let run = RulesRun { ticket_id: id, happened, depth: cause.depth, by_rule: cause.by_rule };
+    NewJob { kind: JobKind::RulesRun, payload: json!(run), idempotency_key: key }
+}
+
+/// The macro or rule that did some work, as its history rows name it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Via {
+    /// `macro` or `rule`: also the field of the history row that says it ran.
+    pub kind: &'static str,
+    pub id: i64,
+    pub name: String,
+}
+
+impl TicketWork {
+    pub fn patch(patch: TicketPatch) -> Self {
+        Self { patch, ..Self::default() }
+    }
+}
+
+/// What `work` would do to `ticket`: the ticket afterwards and the fields it changes (tags included), or why
+/// it is refused (the state machine, a missing resolution). Reads and writes nothing.
+pub fn plan_work(ticket: &Ticket, work: &TicketWork) -> StoreResult<(Ticket, Vec<Change>)> {
+    let mut t = ticket.clone();
+    let changes = apply_work(&mut t, work, Ts::now())?;
+    Ok((t, changes))
+}
+
+/// [`apply_patch`], then the tags.
+fn apply_work(t: &mut Ticket, work: &TicketWork, now: Ts) -> StoreResult<Vec<Change>> {
+    let mut changes = apply_patch(t, &work.patch, now)?;
+    let tags = retag(&t.tags, &work.add_tags, &work.remove_tags);
+    changed(&mut changes, "tags", &t.tags, &tags);
+    t.tags = tags;
+    Ok(changes)
+}
+
+/// One field a change altered: its history row (and what a preview shows).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Change {
     pub field: &'static str,
     pub old: Value,
     pub new: Value,
@@ -511,6 +687,7 @@ impl Db {
             .await?;
             record_event!(&mut *tx, id, Actor::User(by.id), "created", None, Some(json!(Status::Open)), now)?;
             enqueue!(&mut *tx, &job, now)?;
+            enqueue!(&mut *tx, &rules_job(id, Happened::Created, Cause::default(), format!("created:{id}")), now)?;
             if let Some(mail) = mail {
                 settle_mail!(tx, mail, id, now)?;
             }
@@ -542,6 +719,7 @@ impl Db {
             duplicate_of: None,
             duplicate_score: None,
             merged_into: None,
+            tags: Vec::new(),
             requester_email: by.email.clone(),
             assignee_email: None,
         })
@@ -664,7 +842,14 @@ impl Db {
 
     /// Applies `patch` atomically, recording one history row per changed field.
     pub async fn update_ticket(&self, id: TicketId, actor: Actor, patch: &TicketPatch) -> StoreResult<Ticket> {
+        self.work_ticket(id, actor, &TicketWork::patch(patch.clone())).await
+    }
+
+    /// Applies `work` atomically: all of it or, when any part is refused, none. One history row per changed
+    /// field (naming `work.via`), and one for the macro or rule itself; notifications as jobs in the same commit.
+    pub async fn work_ticket(&self, id: TicketId, actor: Actor, work: &TicketWork) -> StoreResult<Ticket> {
         let now = Ts::now();
+        let patch = &work.patch;
         on_pool!(self.writer(), |pool, DB, pg| {
             // SQLite: take the write lock up front, so a concurrent writer cannot invalidate what we read.
             let mut tx = if pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
@@ -675,9 +860,18 @@ impl Db {
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or(StoreError::NotFound)?;
-            let changes = apply_patch(&mut ticket, patch, now)?;
-            if changes.is_empty() {
+            let changes = apply_work(&mut ticket, work, now)?;
+            let writes = !changes.is_empty() || !work.comments.is_empty();
+            if !writes && work.jobs.is_empty() && work.firing.is_none() {
                 return Ok(ticket);
+            }
+            let via = work.via.as_ref().map(|v| json!(v));
+            let via = via.as_ref();
+            let cause = Cause { depth: work.cause.depth, by_rule: work.cause.by_rule };
+            if !work.comments.is_empty() {
+                let author = work.author.or(actor.user_id());
+                let author = author.ok_or(StoreError::Conflict("a reply needs a person to write it"))?;
+                insert_work_comments!(tx, work, id, author, cause, now)?;
             }
             if let Some(Some(assignee)) = patch.assigned_to {
                 let row: Option<(String, String)> = sqlx::query_as("SELECT role, email FROM users WHERE id = $1")
@@ -689,34 +883,35 @@ impl Db {
             if ticket.assigned_to.is_none() {
                 ticket.assignee_email = None;
             }
+            if let Some(f) = &work.firing {
+                let version = if writes { now } else { f.scanned.unwrap_or(ticket.updated_at) };
+                record_firing!(tx, f, id, version, now)?;
+            }
+            for job in &work.jobs {
+                enqueue!(&mut *tx, job, now)?;
+            }
+            if !writes {
+                tx.commit().await?;
+                return Ok(ticket);
+            }
             ticket.updated_at = now;
             let by_person = matches!(actor, Actor::User(_));
             let labelled = by_person && labels_confirmed(&changes, ticket.status);
             let corrections = if by_person { corrections(&ticket, &changes) } else { Vec::new() };
-            sqlx::query(
-                "UPDATE tickets SET status = $2, priority = $3, category = $4, skills = $5, assigned_to = $6, \
-                 resolution = $7, deadline = $8, helpful_notes = $9, resolved_at = $10, updated_at = $11, \
-                 labelled_at = CASE WHEN $12 THEN $11 ELSE labelled_at END WHERE id = $1",
-            )
-            .bind(id)
-            .bind(ticket.status.as_str())
-            .bind(ticket.priority.as_str())
-            .bind(ticket.category.as_deref())
-            .bind(Json(&ticket.skills))
-            .bind(ticket.assigned_to)
-            .bind(ticket.resolution.as_deref())
-            .bind(ticket.deadline)
-            .bind(ticket.helpful_notes.as_deref())
-            .bind(ticket.resolved_at)
-            .bind(now)
-            .bind(labelled)
-            .execute(&mut *tx)
-            .await?;
+            write_ticket!(tx, &ticket, labelled)?;
+            if !changes.is_empty() {
+                let fields: Vec<String> = changes.iter().map(|c| c.field.to_owned()).collect();
+                let key = format!("updated:{id}:{}", now.0.timestamp_micros());
+                enqueue!(&mut *tx, &rules_job(id, Happened::Updated { fields }, cause, key), now)?;
+            }
+            if let (Some(v), Some(value)) = (&work.via, via) {
+                record_event!(&mut *tx, id, actor, v.kind, None, Some(value.clone()), now, via)?;
+            }
             for c in changes {
-                record_event!(&mut *tx, id, actor, c.field, Some(c.old), Some(c.new), now)?;
+                record_event!(&mut *tx, id, actor, c.field, Some(c.old), Some(c.new), now, via)?;
             }
             for (old, new) in corrections {
-                record_event!(&mut *tx, id, actor, "ai_correction", Some(old), Some(new), now)?;
+                record_event!(&mut *tx, id, actor, "ai_correction", Some(old), Some(new), now, via)?;
             }
             // Notifications, as jobs committed with the change.
             if let Some(job) = resolved_job(&ticket, patch) {
@@ -755,6 +950,9 @@ impl Db {
         let id: i64 = on_pool!(self.writer(), |pool, DB, pg| {
             let mut tx = pool.begin().await?;
             let id = insert_comment!(tx, ticket, author.id, body.as_str(), internal, now)?;
+            let by = if author.role.is_staff() { CommentBy::Staff } else { CommentBy::Requester };
+            let happened = Happened::Commented { by, internal };
+            enqueue!(&mut *tx, &rules_job(ticket, happened, Cause::default(), format!("comment:{id}")), now)?;
             let to = AttachTo { ticket, comment: Some(id), internal, by: Some(author.id) };
             insert_attachments!(tx, to, files, now)?;
             if let Some(mail) = mail {
@@ -874,8 +1072,8 @@ impl Db {
     pub async fn events(&self, ticket: TicketId) -> StoreResult<Vec<TicketEvent>> {
         on_pool!(self.reader(), |pool, DB, pg| {
             sqlx::query_as(
-                "SELECT e.id, e.ticket_id, e.actor_kind, e.actor_id, u.email AS actor_email, e.field, e.old_value, \
-                 e.new_value, e.created_at FROM ticket_events e LEFT JOIN users u ON u.id = e.actor_id \
+                "SELECT e.id, e.ticket_id, e.actor_kind, e.actor_id, u.email AS actor_email, e.field, e.via, \
+                 e.old_value, e.new_value, e.created_at FROM ticket_events e LEFT JOIN users u ON u.id = e.actor_id \
                  WHERE e.ticket_id = $1 ORDER BY e.id",
             )
             .bind(ticket)

@@ -216,7 +216,7 @@ impl Db {
                 return Ok(false);
             }
             let edited: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT field FROM ticket_events WHERE ticket_id = $1 AND actor_kind = 'user'",
+                "SELECT DISTINCT field FROM ticket_events WHERE ticket_id = $1 AND (actor_kind = 'user' OR via IS NOT NULL)",
             )
             .bind(id)
             .fetch_all(&mut *tx)
@@ -251,6 +251,13 @@ impl Db {
                 record_event!(&mut *tx, id, Actor::Ai, "ai_provider", None, Some(json!(remark)), now)?;
             }
             enqueue!(&mut *tx, next, now)?;
+            let rules = super::tickets::rules_job(
+                id,
+                smart_ticket_domain::rules::Happened::Triaged,
+                super::tickets::Cause::default(),
+                format!("triaged:{id}"),
+            );
+            enqueue!(&mut *tx, &rules, now)?;
             tx.commit().await?;
             true
         })

@@ -71,6 +71,7 @@ impl From<StoreError> for AppError {
             StoreError::Duplicate(what) => AppError::Conflict(format!("{what} already exists")),
             StoreError::NotFound => AppError::NotFound,
             StoreError::Conflict(why) => AppError::Conflict(why.to_owned()),
+            StoreError::Repeated => AppError::Conflict("this was done already".into()),
             StoreError::Invalid(p) => p.into(),
             StoreError::Transition(t) => AppError::Conflict(t.to_string()),
             StoreError::Db(e) => AppError::Internal(anyhow::Error::new(e).context("database")),

@@ -143,17 +143,22 @@ pub(crate) async fn change_ticket(desk: &Desk, auth: &AuthUser, id: TicketId, bo
         deadline: body.deadline,
         helpful_notes: optional_text("helpful_notes", body.helpful_notes, 20_000)?,
     };
-    let relabels = patch.category.is_some() || patch.priority.is_some() || patch.skills.is_some();
-    let resolves = patch.status == Some(Status::Resolved);
     let ticket = desk.db.update_ticket(id, Actor::User(auth.user.id), &patch).await?;
-    if relabels || resolves {
-        // New labels to learn from; a failure here only delays retraining (the next label tries again).
+    after_change(desk, &patch).await;
+    Ok(ticket)
+}
+
+/// After a person's `patch` was stored: relabels and resolutions are new labels to learn from, and may have
+/// queued notifications.
+pub(crate) async fn after_change(desk: &Desk, patch: &TicketPatch) {
+    let relabels = patch.category.is_some() || patch.priority.is_some() || patch.skills.is_some();
+    if relabels || patch.status == Some(Status::Resolved) {
+        // A failure here only delays retraining (the next label tries again).
         if let Err(e) = desk.pipeline.maybe_retrain().await {
             tracing::warn!(error = %format!("{e:#}"), "could not schedule AI retraining");
         }
-        desk.wake_workers();
     }
-    Ok(ticket)
+    desk.wake_workers();
 }
 
 /// The five past resolved tickets most like `ticket` and a drafted reply from them, for `viewer` (who works it).
@@ -281,7 +286,8 @@ pub(crate) async fn similar_open_tickets(
     Ok(found)
 }
 
-/// Adds a message to a visible ticket; internal notes only by those who work it.
+/// Adds a message to a visible ticket; internal notes only by those who work it, and so a reply written from
+/// a canned response (`canned`), whose use is counted.
 pub(crate) async fn post_comment(
     desk: &Desk,
     auth: &AuthUser,
@@ -289,12 +295,22 @@ pub(crate) async fn post_comment(
     body: &str,
     internal: bool,
     files: Vec<super::attachments::Upload>,
+    canned: Option<i64>,
 ) -> AppResult<crate::model::Comment> {
     let ticket = visible_ticket(desk, auth, id).await?;
-    if internal && !ticket.workable_by(&auth.user) {
+    if (internal || canned.is_some()) && !ticket.workable_by(&auth.user) {
         return Err(AppError::Forbidden);
     }
     let text = CommentBody::parse(body)?;
+    if let Some(c) = canned {
+        super::canned::usable(desk, &auth.user, c)
+            .await
+            .map_err(|_| AppError::field("canned_response_id", "must be a canned response you may use"))?;
+    }
     let files = super::attachments::prepare(files, desk.pipeline.settings.mail.max_attachment_bytes)?;
-    Ok(desk.db.add_comment_from(id, &auth.user, &text, internal, None, &files).await?)
+    let comment = desk.db.add_comment_from(id, &auth.user, &text, internal, None, &files).await?;
+    if let Some(c) = canned {
+        super::canned::record_use(desk, &auth.user, c, id, comment.id).await;
+    }
+    Ok(comment)
 }

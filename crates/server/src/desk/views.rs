@@ -134,7 +134,10 @@ pub fn is_public_event(field: &str) -> bool {
 pub fn events_for(audience: Audience, events: Vec<TicketEvent>) -> Vec<TicketEvent> {
     match audience {
         Audience::Staff => events,
-        Audience::Requester => events.into_iter().filter(|e| is_public_event(&e.field)).collect(),
+        // The team's macros and rules are its own business: the requester sees what changed, not what did it.
+        Audience::Requester => {
+            events.into_iter().filter(|e| is_public_event(&e.field)).map(|e| TicketEvent { via: None, ..e }).collect()
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod ops;
 pub(crate) mod proposals;
 pub(crate) mod taxonomy;
 pub(crate) mod tickets;
+mod workflow;
 
 use axum::Router;
 
@@ -31,5 +32,6 @@ pub fn router(max_file: usize) -> Router<Desk> {
         .merge(ai_admin::router())
         .merge(mail::router())
         .merge(ops::router())
+        .merge(workflow::router())
         .merge(openapi::router())
 }

@@ -9,7 +9,9 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{accounts, admin, ai_admin as ai, articles, attachments, mail, ops, proposals, taxonomy, tickets};
+use super::{
+    accounts, admin, ai_admin as ai, articles, attachments, mail, ops, proposals, taxonomy, tickets, workflow,
+};
 use crate::desk::Desk;
 use crate::front::error::ErrorBody;
 
@@ -35,6 +37,11 @@ use crate::front::error::ErrorBody;
         articles::list, articles::create, articles::read, articles::change, articles::remove, articles::revisions,
         articles::vote, articles::solved, articles::suggest, articles::report, articles::from_ticket,
         proposals::list, proposals::accept, proposals::dismiss, proposals::refresh,
+        workflow::list_canned, workflow::create_canned, workflow::read_canned, workflow::change_canned,
+        workflow::delete_canned, workflow::fill_canned, workflow::list_macros, workflow::create_macro,
+        workflow::read_macro, workflow::replace_macro, workflow::delete_macro, workflow::preview_macro,
+        workflow::apply_macro, workflow::list_rules, workflow::create_rule, workflow::read_rule, workflow::replace_rule,
+        workflow::toggle_rule, workflow::delete_rule, workflow::dry_run_rule,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(ErrorBody)),
@@ -47,6 +54,7 @@ use crate::front::error::ErrorBody;
         (name = "admin", description = "The job queue; received mail that was refused or ignored; run-time settings"),
         (name = "knowledge base", description = "Articles, the help centre's search, votes, self-service"),
         (name = "ai", description = "The AI engine: quality, status, retraining, fine-tuning"),
+        (name = "workflow", description = "The team's own workflow: canned responses, macros and rules"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -54,7 +54,7 @@ pub(crate) struct TicketBody {
 }
 
 impl TicketBody {
-    fn of(viewer: &User, ticket: Ticket) -> Self {
+    pub(crate) fn of(viewer: &User, ticket: Ticket) -> Self {
         Self { ticket: TicketView::of(viewer, ticket) }
     }
 }
@@ -180,6 +180,8 @@ pub(crate) struct SuggestionsBody {
     draft: Option<crate::providers::Draft>,
     /// Published knowledge-base articles near the ticket (up to three), with the link to put in a reply.
     articles: Vec<crate::desk::articles::RelevantArticle>,
+    /// The canned responses (the caller may use) most often used on the suggested tickets, filled for this one.
+    canned_responses: Vec<crate::desk::canned::FilledCanned>,
 }
 
 /// Past resolved tickets like this one, how each was resolved, and a drafted reply citing them
@@ -194,7 +196,9 @@ pub(crate) async fn suggestions(
     let ticket = workable_ticket(&desk, &auth, id).await?;
     let (suggestions, draft) = suggest(&desk, &auth.user, &ticket).await?;
     let articles = crate::desk::articles::articles_for_ticket(&desk, &ticket).await?;
-    Ok(Json(SuggestionsBody { suggestions, draft, articles }))
+    let numbers: Vec<i64> = suggestions.iter().map(|s| s.number).collect();
+    let canned_responses = crate::desk::canned::used_on_similar(&desk, &ticket, &auth.user, &numbers).await?;
+    Ok(Json(SuggestionsBody { suggestions, draft, articles, canned_responses }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -295,6 +299,10 @@ pub(crate) struct NewComment {
     /// An internal note, hidden from the requester (assignee and admins only).
     #[serde(default)]
     internal: bool,
+    /// The canned response the text was written from (staff who work the ticket): counted, so similar tickets
+    /// propose it.
+    #[serde(default)]
+    canned_response_id: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -329,7 +337,8 @@ pub(crate) async fn create_comment(
     AppPath(id): AppPath<TicketId>,
     AppJson(body): AppJson<NewComment>,
 ) -> AppResult<(StatusCode, Json<CommentEnvelope>)> {
-    let comment = post_comment(&desk, &auth, id, &body.body, body.internal, Vec::new()).await?;
+    let comment =
+        post_comment(&desk, &auth, id, &body.body, body.internal, Vec::new(), body.canned_response_id).await?;
     Ok((StatusCode::CREATED, Json(CommentEnvelope { comment: CommentWithFiles { comment, attachments: Vec::new() } })))
 }
 

@@ -277,6 +277,21 @@ While you wait: these articles of our help centre answer questions like yours.</
 <a href=\"{{ solved_link }}\">say which one</a> (for {{ days }} days). We then close the ticket. If not, there is \
 nothing to do: your ticket stays open.</p>",
     ),
+    ("rule.txt", "{{ body }}\n\n--\nTicket #{{ number }} \"{{ title }}\": {{ link }}\n"),
+    (
+        "rule.html",
+        "<div style=\"white-space: pre-wrap\">{{ body }}</div><p>Ticket <a href=\"{{ link }}\">#{{ number }}</a> “{{ title }}”</p>",
+    ),
+    (
+        "escalated.txt",
+        "Ticket #{{ number }} \"{{ title }}\" was escalated to {{ priority }} by the rule \"{{ rule }}\".\n\
+Assignee: {{ assignee or \"nobody\" }}\n\nOpen it: {{ link }}\n",
+    ),
+    (
+        "escalated.html",
+        "<p>Ticket <a href=\"{{ link }}\">#{{ number }}</a> “{{ title }}” was escalated to {{ priority }} by the rule \
+“{{ rule }}”.</p><p>Assignee: {{ assignee or \"nobody\" }}</p>",
+    ),
     (
         "sla.txt",
         "Ticket #{{ number }} \"{{ title }}\" ({{ priority }}) passed its response deadline {{ deadline }} and is still open.\n\

@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod help;
 mod tickets;
+mod workflow;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -34,6 +35,7 @@ pub fn router(desk: Desk) -> Router<Desk> {
         .merge(tickets::router(desk.pipeline.settings.mail.max_attachment_bytes))
         .merge(admin::router())
         .merge(help::router())
+        .merge(workflow::router())
         .route("/static/{file}", get(static_file))
         .layer(axum::middleware::from_fn_with_state(desk, web_layer))
 }
@@ -265,6 +267,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("_similar.html", include_str!("../../templates/web/_similar.html")),
     ("ticket.html", include_str!("../../templates/web/ticket.html")),
     ("_ticket_live.html", include_str!("../../templates/web/_ticket_live.html")),
+    ("_macro_preview.html", include_str!("../../templates/web/_macro_preview.html")),
+    ("canned.html", include_str!("../../templates/web/canned.html")),
+    ("admin_macros.html", include_str!("../../templates/web/admin_macros.html")),
+    ("admin_rules.html", include_str!("../../templates/web/admin_rules.html")),
     ("admin_dashboard.html", include_str!("../../templates/web/admin_dashboard.html")),
     ("_bars.html", include_str!("../../templates/web/_bars.html")),
     ("admin_users.html", include_str!("../../templates/web/admin_users.html")),
@@ -445,7 +451,26 @@ mod tests {
                 "ai": { "category": guess, "priority": guess, "skills": [guess], "engine": "local" }, "categories": ["bug"],
                 "priorities": ["low"], "statuses": ["open"], "suggestions": [{ "number": 1, "title": "t", "resolution": "r",
                 "similarity": 0.5, "shared_terms": ["x"] }], "draft": { "text": "d", "citations": [1], "engine": "local" },
-                "staff_list": [{ "id": "u2", "email": "m", "role": "moderator" }] }),
+                "staff_list": [{ "id": "u2", "email": "m", "role": "moderator" }],
+                "macros": [{ "id": 1, "name": "<script>alert(1)</script>" }],
+                "canned": [{ "id": 2, "name": "<script>alert(1)</script>", "text": "<script>alert(1)</script>", "shared": true }],
+                "canned_suggested": [{ "id": 2, "name": "<script>alert(1)</script>", "used_on": 2 }] }),
+            ),
+            (
+                "_macro_preview.html",
+                json!({ "preview": { "name": "<script>alert(1)</script>", "changes": [{ "field": "tags", "old": [],
+                "new": ["<script>alert(1)</script>"] }], "comments": [{ "internal": false, "body": "<script>alert(1)</script>" }] } }),
+            ),
+            (
+                "canned.html",
+                json!({ "canned": [{ "id": 1, "name": "<script>alert(1)</script>", "body": "<script>alert(1)</script>",
+                "owner_id": null }], "placeholders": [{ "name": "ticket.title", "description": "<script>alert(1)</script>" }] }),
+            ),
+            (
+                "admin_macros.html",
+                json!({ "macros": [{ "id": 1, "name": "<script>alert(1)</script>", "description": "<script>alert(1)</script>",
+                "steps": ["<script>alert(1)</script>"] }], "shared_canned": [{ "id": 1, "name": "<script>alert(1)</script>" }],
+                "statuses": ["open"], "priorities": ["low"], "categories": ["<script>alert(1)</script>"] }),
             ),
             (
                 "admin_dashboard.html",
@@ -486,6 +511,12 @@ mod tests {
                 "state": "failing", "last_success_at": null, "last_error": "<script>alert(1)</script>",
                 "last_error_at": "2026-11-27T06:31:33Z", "stored": 1 }], "messages": [{ "id": 3, "from": "<b>x</b>", "subject": "<script>alert(1)</script>", "state": "rejected",
                 "reason": "no sender", "received_at": "2026-11-27T06:31:33Z" }], "state": "rejected", "states": ["rejected"] }),
+            ),
+            (
+                "admin_rules.html",
+                json!({ "rules": [{ "id": 1, "position": 1, "name": "<script>alert(1)</script>", "event": "schedule",
+                "enabled": true, "spec": { "when": { "every_minutes": 60 } } }], "draft": "<script>alert(1)</script>",
+                "dry_run": { "checked": 1, "matched": [{ "id": "t", "number": 1, "title": "<script>alert(1)</script>", "status": "open" }] } }),
             ),
             ("error.html", json!({ "title": "t", "message": "m" })),
         ];

@@ -37,6 +37,8 @@ pub fn router(max_file: usize) -> Router<Desk> {
         .route("/tickets/{id}/update", post(update))
         .route("/tickets/{id}/merge", post(merge))
         .route("/tickets/{id}/suggestions/{number}/feedback", post(feedback))
+        .route("/tickets/{id}/macros/preview", post(macro_preview))
+        .route("/tickets/{id}/macros/apply", post(apply_macro))
 }
 
 /// The list filters, as typed in the filter form (empty means "not set").
@@ -288,6 +290,9 @@ async fn render_ticket(
         staff_list: Vec::new(),
         originals: Vec::new(),
         summary: None,
+        macros: Vec::new(),
+        canned: Vec::new(),
+        canned_suggested: Vec::new(),
     };
     if workable {
         page.originals = crate::desk::mail::ticket_mail(desk, &signed.auth, id).await?;
@@ -299,6 +304,9 @@ async fn render_ticket(
             Ok((items, draft)) => {
                 let marks: HashMap<i64, bool> =
                     desk.db.suggestion_feedback(id, signed.auth.user.id).await?.into_iter().collect();
+                let numbers: Vec<i64> = items.iter().map(|s| s.number).collect();
+                page.canned_suggested =
+                    crate::desk::canned::used_on_similar(desk, &ticket, &signed.auth.user, &numbers).await?;
                 page.suggestions =
                     items.into_iter().map(|s| SuggestionLine { helpful: marks.get(&s.number).copied(), s }).collect();
                 page.draft = draft;
@@ -312,6 +320,8 @@ async fn render_ticket(
         if signed.is_admin() {
             page.staff_list = staff;
         }
+        page.macros = crate::desk::macros::list(desk, &signed.auth).await?;
+        page.canned = crate::desk::canned::all_filled(desk, &ticket, &signed.auth.user).await?;
     }
     let mut res = signed.page(&page)?;
     if failed {
@@ -343,6 +353,12 @@ struct TicketPage {
     originals: Vec<crate::desk::mail::MailView>,
     /// The summary of a long conversation.
     summary: Option<crate::desk::summaries::TicketSummary>,
+    /// The macros to apply.
+    macros: Vec<crate::db::Macro>,
+    /// The canned responses the reply box offers (type `/` and a name), filled for this ticket.
+    canned: Vec<crate::desk::canned::FilledCanned>,
+    /// Those used most on the similar resolved tickets.
+    canned_suggested: Vec<crate::desk::canned::FilledCanned>,
 }
 
 impl Page for TicketPage {
@@ -377,6 +393,15 @@ struct EventLine {
     created_at: Ts,
     who: String,
     text: String,
+    /// "by macro Refund sent": the macro or rule that made the change.
+    via: Option<String>,
+}
+
+/// `{"kind": "macro", "name": "Refund sent"}` as "by macro Refund sent".
+fn via_words(via: &Value) -> Option<String> {
+    let kind = via.get("kind").and_then(Value::as_str)?;
+    let name = via.get("name").and_then(Value::as_str)?;
+    Some(format!("by {kind} {name}"))
 }
 
 /// Moderators and admins, for reassigning.
@@ -421,6 +446,7 @@ async fn live_parts(
             created_at: e.created_at,
             who: e.actor_email.clone().unwrap_or_else(|| e.actor_kind.clone()),
             text: event_text(e, &names),
+            via: e.via.as_ref().filter(|_| !matches!(e.field.as_str(), "macro" | "rule")).and_then(via_words),
         })
         .collect();
     Ok(LiveParts { t: TicketRow::of(&signed.auth.user, ticket.clone(), Ts::now()), comments, files, events })
@@ -458,6 +484,14 @@ fn event_text(e: &TicketEvent, names: &HashMap<UserId, String>) -> String {
         "merged_into" => format!("merged into #{}", show(&e.new_value)),
         "mail_undeliverable" => "a mail about this ticket bounced: it did not reach its recipient".into(),
         "merged_from" => format!("#{} was merged into this ticket", show(&e.new_value)),
+        "rule_chain_cut" => {
+            let depth = e.new_value.as_ref().and_then(|v| v.get("depth")).and_then(Value::as_u64).unwrap_or(0);
+            format!("rules stopped after {depth} in a row, each reacting to the last")
+        }
+        "macro" | "rule" => {
+            let name = e.via.as_ref().and_then(|v| v.get("name")).and_then(Value::as_str).unwrap_or("?");
+            format!("applied {} \"{name}\"", e.field)
+        }
         field => format!("{} {} → {}", field.replace('_', " "), show(&e.old_value), show(&e.new_value)),
     }
 }
@@ -516,6 +550,9 @@ struct CommentForm {
     #[serde(default)]
     body: String,
     internal: Option<String>,
+    /// Set by the reply box when a canned response was inserted.
+    #[serde(default)]
+    canned_response_id: String,
 }
 
 async fn comment(
@@ -525,7 +562,8 @@ async fn comment(
     CsrfUpload(form, files): CsrfUpload<CommentForm>,
 ) -> Result<Response, WebError> {
     let id = ticket_id(&id)?;
-    let result = post_comment(&desk, &signed.auth, id, &form.body, form.internal.is_some(), files).await;
+    let canned = form.canned_response_id.trim().parse::<i64>().ok();
+    let result = post_comment(&desk, &signed.auth, id, &form.body, form.internal.is_some(), files, canned).await;
     after_action(&desk, &signed, id, result.map(|_| ())).await
 }
 
@@ -564,6 +602,57 @@ async fn update(
         ..TicketChange::default()
     };
     let result = change_ticket(&desk, &signed.auth, id, change).await;
+    after_action(&desk, &signed, id, result.map(|_| ())).await
+}
+
+#[derive(Deserialize)]
+struct MacroForm {
+    #[serde(default)]
+    macro_id: String,
+}
+
+impl MacroForm {
+    fn id(&self) -> Result<i64, WebError> {
+        self.macro_id.trim().parse().map_err(|_| WebError::Form("Choose a macro from the list.".into()))
+    }
+}
+
+/// What a macro would change on this ticket, as a fragment under the macro picker.
+async fn macro_preview(
+    State(desk): State<Desk>,
+    signed: Signed,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<MacroForm>,
+) -> Result<Response, WebError> {
+    let id = ticket_id(&id)?;
+    let page = match crate::desk::macros::preview(&desk, &signed.auth, id, form.id()?).await {
+        Ok(preview) => MacroPreviewPart { preview: Some(preview), error: None },
+        Err(e @ (AppError::Validation(_) | AppError::Conflict(_) | AppError::Unprocessable(_))) => {
+            MacroPreviewPart { preview: None, error: Some(describe(&e)) }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Html(render_string(MacroPreviewPart::TEMPLATE, &page)?).into_response())
+}
+
+#[derive(Serialize)]
+struct MacroPreviewPart {
+    preview: Option<crate::desk::macros::MacroPreview>,
+    error: Option<String>,
+}
+
+impl Page for MacroPreviewPart {
+    const TEMPLATE: &'static str = "_macro_preview.html";
+}
+
+async fn apply_macro(
+    State(desk): State<Desk>,
+    signed: Signed,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<MacroForm>,
+) -> Result<Response, WebError> {
+    let id = ticket_id(&id)?;
+    let result = crate::desk::macros::apply(&desk, &signed.auth, id, form.id()?).await;
     after_action(&desk, &signed, id, result.map(|_| ())).await
 }
 

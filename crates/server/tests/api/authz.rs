@@ -30,6 +30,41 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
         Some(&admin.token),
     ];
 
+    let (s, b) = app
+        .post("/api/canned-responses", Some(&admin.token), json!({ "name": "Shared", "body": "Hi", "shared": true }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let shared = b["canned_response"]["id"].clone();
+    let (_, b) =
+        app.post("/api/canned-responses", Some(&admin.token), json!({ "name": "Admin's", "body": "Hi" })).await;
+    let admins_own = b["canned_response"]["id"].clone();
+    let macro_body = json!({ "name": "Tag it", "actions": [{ "type": "add_tags", "tags": ["seen"] }] });
+    let (s, b) = app.post("/api/macros", Some(&admin.token), macro_body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let m = b["macro"]["id"].clone();
+    let (_, b) = app
+        .post(
+            "/api/macros",
+            Some(&admin.token),
+            json!({ "name": "Gone", "actions": [{ "type": "note", "body": "x" }] }),
+        )
+        .await;
+    let gone = b["macro"]["id"].clone();
+    let rule_body = json!({ "name": "Tag VIPs", "when": { "event": "ticket_created" },
+        "conditions": [{ "field": "requester.domain", "op": "is", "value": "vip.example.com" }],
+        "actions": [{ "type": "add_tags", "tags": ["vip"] }] });
+    let (s, b) = app
+        .post(
+            "/api/rules",
+            Some(&admin.token),
+            json!({ "name": "Existing", "when": { "event": "ticket_created" },
+        "actions": [{ "type": "add_tags", "tags": ["x"] }], "enabled": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let r = b["rule"]["id"].clone();
+    let mut renamed = rule_body.clone();
+    renamed["name"] = json!("Renamed");
     let target = other_user.id.clone();
     type Row = (Method, String, Option<Value>, [u16; 6]);
     let rows: Vec<Row> = vec![
@@ -92,6 +127,47 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
         (Method::GET, format!("/api/tickets/{t}/mail"), None, [401, 403, 404, 200, 404, 200]),
         (Method::GET, format!("/api/tickets/{t}/summary"), None, [401, 403, 404, 200, 404, 200]),
         (Method::GET, "/api/taxonomy".into(), None, [401, 200, 200, 200, 200, 200]),
+        (Method::GET, "/api/canned-responses".into(), None, [401, 403, 403, 200, 200, 200]),
+        (
+            Method::POST,
+            "/api/canned-responses".into(),
+            Some(json!({ "name": "Own", "body": "Mine" })),
+            [401, 403, 403, 201, 201, 201],
+        ),
+        (
+            Method::POST,
+            "/api/canned-responses".into(),
+            Some(json!({ "name": "Team", "body": "Ours", "shared": true })),
+            [401, 403, 403, 403, 403, 201],
+        ),
+        (Method::GET, format!("/api/canned-responses/{shared}"), None, [401, 404, 404, 200, 200, 200]),
+        (
+            Method::PATCH,
+            format!("/api/canned-responses/{shared}"),
+            Some(json!({ "body": "Hello" })),
+            [401, 404, 404, 403, 403, 200],
+        ),
+        (Method::DELETE, format!("/api/canned-responses/{admins_own}"), None, [401, 404, 404, 404, 404, 204]),
+        (Method::GET, format!("/api/tickets/{t}/canned-responses/{shared}"), None, [401, 403, 404, 200, 404, 200]),
+        (Method::GET, "/api/macros".into(), None, [401, 403, 403, 200, 200, 200]),
+        (
+            Method::POST,
+            "/api/macros".into(),
+            Some(json!({ "name": "New", "actions": [] })),
+            [401, 403, 403, 403, 403, 422],
+        ),
+        (Method::GET, format!("/api/macros/{m}"), None, [401, 403, 403, 200, 200, 200]),
+        (Method::PUT, format!("/api/macros/{m}"), Some(macro_body), [401, 403, 403, 403, 403, 200]),
+        (Method::DELETE, format!("/api/macros/{gone}"), None, [401, 403, 403, 403, 403, 204]),
+        (Method::POST, format!("/api/tickets/{t}/macros/{m}/preview"), None, [401, 403, 404, 200, 404, 200]),
+        (Method::GET, "/api/rules".into(), None, [401, 403, 403, 403, 403, 200]),
+        (Method::POST, "/api/rules".into(), Some(rule_body.clone()), [401, 403, 403, 403, 403, 201]),
+        (Method::POST, "/api/rules/dry-run".into(), Some(rule_body.clone()), [401, 403, 403, 403, 403, 200]),
+        (Method::GET, format!("/api/rules/{r}"), None, [401, 403, 403, 403, 403, 200]),
+        (Method::PUT, format!("/api/rules/{r}"), Some(renamed), [401, 403, 403, 403, 403, 200]),
+        (Method::PATCH, format!("/api/rules/{r}"), Some(json!({ "enabled": false })), [401, 403, 403, 403, 403, 200]),
+        (Method::DELETE, format!("/api/rules/{r}"), None, [401, 403, 403, 403, 403, 204]),
+        (Method::POST, format!("/api/tickets/{t}/macros/{m}/apply"), None, [401, 403, 404, 200, 404, 200]),
         (
             Method::PUT,
             "/api/admin/categories/outage".into(),

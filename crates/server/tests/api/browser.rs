@@ -13,7 +13,11 @@ use thirtyfour::prelude::*;
 
 use crate::helpers::{Backend, TestApp, on_both_backends};
 
-on_both_backends!(every_role_does_its_daily_work_in_the_browser, a_customer_solves_it_with_a_suggested_article);
+on_both_backends!(
+    every_role_does_its_daily_work_in_the_browser,
+    a_customer_solves_it_with_a_suggested_article,
+    a_moderator_applies_a_macro_and_inserts_a_canned_response_with_the_keyboard,
+);
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -317,4 +321,89 @@ async fn a_customer_solves_it_with_a_suggested_article(backend: Backend) {
     assert_eq!(app.get("/api/tickets", Some(&admin.token)).await.1["tickets"], json!([]));
     let since = smart_ticket::model::Ts(chrono::Utc::now() - chrono::Duration::hours(1));
     assert_eq!(app.db.knowledge_figures(since).await.unwrap().deflections, 1);
+}
+
+/// The reply box offers canned responses as one types "/" and a name (arrow keys choose, Enter inserts it
+/// filled for the ticket); a macro is previewed, then applied in one click.
+async fn a_moderator_applies_a_macro_and_inserts_a_canned_response_with_the_keyboard(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let base = app.base.clone();
+    let admin = app.admin().await;
+    let moderator = app.account("mod@example.com", Role::Moderator, &[]).await;
+    let ann = app.signup("ann.lee@example.com").await;
+    let t = app.file_ticket(&ann, "Refund for a double charge", "I was charged twice this month.").await;
+    let id = t["id"].as_str().unwrap().to_owned();
+    app.drain().await;
+    let (s, b) =
+        app.patch(&format!("/api/tickets/{id}"), Some(&admin.token), json!({ "assigned_to": moderator.id })).await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{b}");
+    for (name, body) in [
+        ("Refund on its way", "Hi {{ requester.name }}, the refund for #{{ ticket.number }} is on its way."),
+        ("Refund policy", "Refunds take five working days."),
+        ("Password reset", "Use the reset link."),
+    ] {
+        let (s, b) = app
+            .post("/api/canned-responses", Some(&admin.token), json!({ "name": name, "body": body, "shared": true }))
+            .await;
+        assert_eq!(s, reqwest::StatusCode::CREATED, "{b}");
+    }
+    let (s, b) = app
+        .post(
+            "/api/macros",
+            Some(&admin.token),
+            json!({ "name": "Billing triage", "actions": [
+                { "type": "set_priority", "priority": "urgent" },
+                { "type": "add_tags", "tags": ["billing"] },
+                { "type": "note", "body": "Checked the payment provider." }
+            ] }),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{b}");
+
+    let driver = start_chromedriver();
+    let web = browser(&driver, &app.dir.join("chromium-profile")).await;
+    log_in(&web, &base, "mod@example.com", "password-123").await;
+    web.goto(format!("{base}/tickets/{id}")).await.unwrap();
+    wait_for_text(&web, By::Id("macros"), "Macros").await;
+    web.find(By::Id("preview-macro")).await.unwrap().click().await.unwrap();
+    let preview = wait_for_text(&web, By::Id("macro-changes"), "Billing triage").await;
+    assert!(
+        preview.contains("set tags: none → billing") && preview.contains("Checked the payment provider."),
+        "{preview}"
+    );
+    web.find(By::Id("apply-macro")).await.unwrap().click().await.unwrap();
+    wait_for_text(&web, By::Id("ticket-priority"), "urgent").await;
+    wait_for_text(&web, By::Id("ticket-tags"), "billing").await;
+    wait_for_text(&web, By::Id("live"), "(by macro Billing triage)").await;
+
+    // "/ref" lists the two refund answers; ArrowDown moves to the second and, past the last, back to the
+    // first; Enter inserts it, filled, in place of "/ref".
+    let reply = web.find(By::Id("reply-body")).await.unwrap();
+    reply.send_keys("Thanks for waiting.\n/ref").await.unwrap();
+    let options = wait_for_text(&web, By::Id("canned-picker"), "Refund policy").await;
+    assert!(options.contains("Refund on its way") && !options.contains("Password reset"), "{options}");
+    reply.send_keys(Key::Down).await.unwrap();
+    let active = web.find(By::Css("#canned-picker [aria-selected='true']")).await.unwrap().text().await.unwrap();
+    assert_eq!(active, "Refund policy");
+    reply.send_keys(Key::Down).await.unwrap();
+    reply.send_keys(Key::Enter).await.unwrap();
+    let text = reply.prop("value").await.unwrap().unwrap_or_default();
+    let filled = format!("Thanks for waiting.\nHi Ann Lee, the refund for #{} is on its way.", t["number"]);
+    assert_eq!(text, filled);
+    assert!(!web.find(By::Id("canned-picker")).await.unwrap().is_displayed().await.unwrap(), "the list closed");
+    web.find(By::Id("send-reply")).await.unwrap().click().await.unwrap();
+    wait_for_text(&web, By::Id("live"), "is on its way.").await;
+    web.quit().await.unwrap();
+
+    // The reply counts as a use of that canned response (what similar tickets are proposed from).
+    let (_, c) = app.get(&format!("/api/tickets/{id}/comments"), Some(&moderator.token)).await;
+    let bodies: Vec<&str> = c["comments"].as_array().unwrap().iter().map(|c| c["body"].as_str().unwrap()).collect();
+    // (A form sends its line breaks as CRLF.)
+    assert_eq!(bodies, ["Checked the payment provider.", filled.replace('\n', "\r\n").as_str()]);
+    let used = app
+        .db
+        .canned_used_on(&[t["number"].as_i64().unwrap()], smart_ticket_domain::UserId(moderator.id.parse().unwrap()), 5)
+        .await
+        .unwrap();
+    assert_eq!(used.iter().map(|u| u.canned.name.as_str()).collect::<Vec<_>>(), ["Refund on its way"]);
 }
