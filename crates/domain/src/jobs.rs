@@ -23,8 +23,20 @@ string_enum!(
         MailAnswer => "mail.answer",
         TicketSummarize => "ticket.summarize",
         RulesRun => "rules.run",
+        WebhookDeliver => "webhook.deliver",
     }
 );
+
+impl JobKind {
+    /// How many times a job of this kind is tried before it is dead. A webhook's delivery is retried for
+    /// about an hour (2 s doubling, 12 attempts), so a receiver that is down for a while misses nothing.
+    pub fn max_attempts(self) -> i32 {
+        match self {
+            JobKind::WebhookDeliver => 12,
+            _ => 8,
+        }
+    }
+}
 
 string_enum!(
     /// Where a job is: waiting (or waiting to be retried), leased to a worker, done, or out of attempts.

@@ -12,6 +12,7 @@ pub mod sla;
 mod ticket;
 pub mod triage;
 mod user;
+pub mod webhooks;
 pub mod workflow;
 
 pub use ids::{TicketId, Ts, UserId};

@@ -112,6 +112,9 @@ pub enum Happened {
     Commented {
         by: CommentBy,
         internal: bool,
+        /// The comment (absent in jobs queued before it was carried).
+        #[serde(default)]
+        comment_id: Option<i64>,
     },
     /// A scheduled rule's scan found the ticket.
     Scanned,
@@ -155,7 +158,7 @@ impl When {
             (When::Updated(want), Happened::Updated { fields: changed }) => {
                 want.is_empty() || want.iter().any(|w| changed.contains(w))
             }
-            (When::Commented { by, internal }, Happened::Commented { by: who, internal: note }) => {
+            (When::Commented { by, internal }, Happened::Commented { by: who, internal: note, .. }) => {
                 by.is_none_or(|b| b == *who) && internal.is_none_or(|i| i == *note)
             }
             _ => false,
@@ -661,8 +664,8 @@ mod tests {
         assert!(updated.fits(&Happened::Updated { fields: vec!["priority".into(), "status".into()] }));
         assert!(!updated.fits(&Happened::Updated { fields: vec!["tags".into()] }));
         let replies = When::Commented { by: Some(CommentBy::Requester), internal: Some(false) };
-        assert!(replies.fits(&Happened::Commented { by: CommentBy::Requester, internal: false }));
-        assert!(!replies.fits(&Happened::Commented { by: CommentBy::Staff, internal: false }));
+        assert!(replies.fits(&Happened::Commented { by: CommentBy::Requester, internal: false, comment_id: None }));
+        assert!(!replies.fits(&Happened::Commented { by: CommentBy::Staff, internal: false, comment_id: None }));
         assert!(!When::Created.fits(&Happened::Triaged));
     }
 }

@@ -247,6 +247,10 @@ pub enum ActionSpec {
     },
     /// Rules only: raises the priority one step (urgent stays urgent) and alerts the admins by e-mail.
     Escalate,
+    /// Rules only: posts the ticket to a webhook (event `rule.fired`), whatever events it subscribed to.
+    CallWebhook {
+        webhook_id: i64,
+    },
 }
 
 /// An action, parsed: what a macro (and later a rule) does to a ticket.
@@ -263,6 +267,7 @@ pub enum Action {
     RemoveTags(Tags),
     SendEmail { to: Recipient, subject: ReplyTemplate, body: ReplyTemplate },
     Escalate,
+    CallWebhook(i64),
 }
 
 /// Whom a rule's e-mail goes to.
@@ -288,7 +293,7 @@ impl Recipient {
 impl Action {
     /// Whether only a rule may do this (a macro is applied by a person, who writes their own mail).
     pub fn rule_only(&self) -> bool {
-        matches!(self, Action::SendEmail { .. } | Action::Escalate)
+        matches!(self, Action::SendEmail { .. } | Action::Escalate | Action::CallWebhook(_))
     }
 
     pub fn parse(spec: &ActionSpec) -> Result<Self, ParseError> {
@@ -314,6 +319,7 @@ impl Action {
                 body: ReplyTemplate::parse(body)?,
             },
             ActionSpec::Escalate => Action::Escalate,
+            ActionSpec::CallWebhook { webhook_id } => Action::CallWebhook(*webhook_id),
         })
     }
 }
@@ -339,9 +345,10 @@ impl Actions {
     pub fn parse(specs: &[ActionSpec]) -> Result<Self, ParseError> {
         let actions = Self::parse_for_rule(specs)?;
         match actions.0.iter().position(Action::rule_only) {
-            Some(i) => {
-                Err(ParseError::new("actions", format!("action {}: only a rule sends mail or escalates", i + 1)))
-            }
+            Some(i) => Err(ParseError::new(
+                "actions",
+                format!("action {}: only a rule sends mail, escalates or calls a webhook", i + 1),
+            )),
             None => Ok(actions),
         }
     }

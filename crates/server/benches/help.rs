@@ -79,6 +79,7 @@ fn settings(dir: &std::path::Path) -> Settings {
         mail: MailSettings::outbox(dir.join("outbox")),
         triage_provider: None,
         suggest_provider: None,
+        webhook_timeout: std::time::Duration::from_secs(10),
     };
     Settings {
         data_dir: dir.to_owned(),

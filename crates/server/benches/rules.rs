@@ -39,6 +39,7 @@ fn pipeline_settings(dir: &std::path::Path) -> PipelineSettings {
         mail: MailSettings::outbox(dir.join("outbox")),
         triage_provider: None,
         suggest_provider: None,
+        webhook_timeout: std::time::Duration::from_secs(10),
     }
 }
 
@@ -145,14 +146,15 @@ async fn scans(url: &str, db: &Db, n: usize) -> anyhow::Result<serde_json::Value
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
-    let plan: Vec<String> = sqlx::query_scalar(
-        "SELECT detail FROM (EXPLAIN QUERY PLAN SELECT t.id FROM tickets t WHERE t.status IN ('in_progress') \
+    // The query `Db::scan_tickets` sends, as SQLite plans it.
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT t.id FROM tickets t WHERE t.status IN ('in_progress') \
          AND t.updated_at < '2026-01-01' AND NOT EXISTS (SELECT 1 FROM rule_firings f WHERE f.ticket_id = t.id \
-         AND f.rule_id = 1 AND f.version = t.updated_at) ORDER BY t.updated_at, t.number LIMIT 500)",
+         AND f.rule_id = 1 AND f.version = t.updated_at) ORDER BY t.updated_at, t.number LIMIT 500",
     )
     .fetch_all(&pool)
-    .await
-    .unwrap_or_default();
+    .await?;
+    let plan: Vec<String> = rows.into_iter().map(|r| r.3).collect();
     Ok(json!({
         "tickets": n, "load_seconds": load_seconds, "scan_page": found,
         "scan_p50_ms": percentile(&times, 0.5), "scan_p99_ms": percentile(&times, 0.99), "plan": plan,

@@ -48,6 +48,9 @@ pub struct WorkerArgs {
     /// their category, priority or skills corrected by a person).
     #[arg(long, env = "AI_RETRAIN_EVERY", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub ai_retrain_every: u32,
+    /// How long a webhook's receiver has to answer a delivery, in seconds.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub webhook_timeout_seconds: u64,
     /// Fine-tune the sentence model's top layer on the labelled tickets at most once per this many labels
     /// (from 200 labelled tickets on); 0 never fine-tunes.
     #[arg(long, env = "AI_FINETUNE_EVERY", default_value_t = 1000)]
@@ -313,6 +316,8 @@ pub struct PipelineSettings {
     pub triage_provider: Option<crate::providers::ProviderSettings>,
     /// A language model for drafting replies; `None`: composed from past resolutions.
     pub suggest_provider: Option<crate::providers::ProviderSettings>,
+    /// How long a webhook's receiver has to answer (`WEBHOOK_TIMEOUT_SECONDS`, 1 to 60, default 10).
+    pub webhook_timeout: std::time::Duration,
 }
 
 impl WorkerArgs {
@@ -348,6 +353,7 @@ impl WorkerArgs {
             mail: self.mail(storage)?,
             triage_provider: self.provider(self.ai_triage_provider.unwrap_or(self.ai_provider).provider())?,
             suggest_provider: self.provider(self.ai_suggest_provider.unwrap_or(self.ai_provider).provider())?,
+            webhook_timeout: std::time::Duration::from_secs(self.webhook_timeout_seconds),
         })
     }
 

@@ -174,6 +174,7 @@ impl Pipeline {
             .with(JobKind::MailAnswer, Step(self.clone(), answer_by_mail))
             .with(JobKind::TicketSummarize, Step(self.clone(), summarize))
             .with(JobKind::RulesRun, Step(self.clone(), crate::desk::rules::run))
+            .with(JobKind::WebhookDeliver, Step(self.clone(), crate::desk::webhooks::deliver))
             .with_if(!self.settings.mail.mailboxes.is_empty(), JobKind::MailPoll, || MailPoll(self.clone()))
     }
 

@@ -17,13 +17,14 @@ macro_rules! enqueue {
     ($ex:expr, $job:expr, $now:expr) => {{
         let job: &$crate::NewJob = $job;
         sqlx::query(
-            "INSERT INTO jobs (kind, payload, idempotency_key, run_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $4, $4) ON CONFLICT (kind, idempotency_key) DO NOTHING",
+            "INSERT INTO jobs (kind, payload, idempotency_key, run_at, created_at, updated_at, max_attempts) \
+             VALUES ($1, $2, $3, $4, $4, $4, $5) ON CONFLICT (kind, idempotency_key) DO NOTHING",
         )
         .bind(job.kind.as_str())
         .bind(sqlx::types::Json(&job.payload))
         .bind(job.idempotency_key.as_str())
         .bind($now)
+        .bind(job.kind.max_attempts())
         .execute($ex)
         .await
     }};

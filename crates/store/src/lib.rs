@@ -22,6 +22,7 @@ mod taxonomy;
 mod tickets;
 mod triage;
 mod users;
+mod webhooks;
 mod workflow;
 
 pub use articles::{
@@ -48,6 +49,7 @@ pub use triage::{
     LabelledRow, OpenTicket, QualityRow, StoredModel, TicketText, TriageWrite, vector_from_bytes, vector_to_bytes,
 };
 pub use users::UserPatch;
+pub use webhooks::{Attempt, Delivery, NewDelivery, Webhook, delivery_job};
 pub use workflow::{CannedResponse, CannedUse, Macro};
 
 use anyhow::Context;

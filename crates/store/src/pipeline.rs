@@ -158,6 +158,9 @@ impl Db {
             record_event!(&mut *tx, id, Actor::System, "assignee", Some(json!(null)), assignee, now)?;
             record_event!(&mut *tx, id, Actor::System, "routing_reason", None, Some(json!(decision.reason)), now)?;
             enqueue!(&mut *tx, &next(&decision), now)?;
+            let happened = smart_ticket_domain::rules::Happened::Updated { fields: vec!["assignee".into()] };
+            let key = format!("routed:{id}:{}", decision.assignee);
+            enqueue!(&mut *tx, &super::tickets::rules_job(id, happened, Default::default(), key), now)?;
             tx.commit().await?;
             Routed::Assigned(decision)
         })

@@ -126,6 +126,16 @@ impl Db {
         })
     }
 
+    /// What changes whenever a rule is added, changed (turned on or off included) or deleted: how many there
+    /// are and the latest `updated_at`.
+    pub async fn rules_version(&self) -> StoreResult<(i64, Option<Ts>)> {
+        on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_as::<DB, (i64, Option<Ts>)>("SELECT count(*), max(updated_at) FROM rules")
+                .fetch_one(pool)
+                .await?
+        })
+    }
+
     /// Notes that scheduled rule `id` scanned at `at`.
     pub async fn mark_rule_run(&self, id: i64, at: Ts) -> StoreResult<()> {
         on_pool!(self.writer(), |pool, DB, pg| {

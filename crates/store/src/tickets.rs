@@ -166,7 +166,8 @@ macro_rules! insert_work_comments {
                 if let Some(canned) = c.canned_id {
                     insert_canned_use!($tx, canned, $ticket, comment, $author, $now)?;
                 }
-                let happened = Happened::Commented { by: CommentBy::Staff, internal: c.internal };
+                let happened =
+                    Happened::Commented { by: CommentBy::Staff, internal: c.internal, comment_id: Some(comment) };
                 enqueue!(&mut *$tx, &rules_job($ticket, happened, $cause, format!("comment:{comment}")), $now)?;
             }
             Ok(())
@@ -951,7 +952,7 @@ impl Db {
             let mut tx = pool.begin().await?;
             let id = insert_comment!(tx, ticket, author.id, body.as_str(), internal, now)?;
             let by = if author.role.is_staff() { CommentBy::Staff } else { CommentBy::Requester };
-            let happened = Happened::Commented { by, internal };
+            let happened = Happened::Commented { by, internal, comment_id: Some(id) };
             enqueue!(&mut *tx, &rules_job(ticket, happened, Cause::default(), format!("comment:{id}")), now)?;
             let to = AttachTo { ticket, comment: Some(id), internal, by: Some(author.id) };
             insert_attachments!(tx, to, files, now)?;

@@ -76,6 +76,7 @@ pub(crate) async fn missing_reference(desk: &Desk, a: &Action) -> AppResult<Opti
         Action::SetCategory(Some(c)) if !desk.db.category_exists(c).await? => {
             Some(format!("unknown category {:?}: see GET /api/taxonomy", c.as_str()))
         }
+        Action::CallWebhook(id) if desk.db.webhook(*id).await?.is_none() => Some(format!("there is no webhook {id}")),
         Action::SetAssignee(Some(id)) => match desk.db.user_by_id(*id).await? {
             Some(u) if u.role.is_staff() => None,
             _ => Some("assignee must be the id of a moderator or admin".into()),
@@ -150,7 +151,7 @@ async fn add_action(desk: &Desk, auth: &AuthUser, ticket: &Ticket, work: &mut Ti
             work.comments.push(WorkComment { body, internal: false, canned_id: Some(canned.id) });
             Ok(())
         }
-        _ => Err(AppError::Unprocessable("only a rule sends mail or escalates".into())),
+        _ => Err(AppError::Unprocessable("only a rule sends mail, escalates or calls a webhook".into())),
     }
 }
 
@@ -172,7 +173,9 @@ pub(crate) fn patch_action(work: &mut TicketWork, a: &Action) -> Result<bool, sm
         Action::Note(body) => work.comments.push(WorkComment { body: body.clone(), internal: true, canned_id: None }),
         Action::AddTags(t) => work.add_tags = work.add_tags.and(t)?,
         Action::RemoveTags(t) => work.remove_tags = work.remove_tags.and(t)?,
-        Action::Reply { .. } | Action::SendEmail { .. } | Action::Escalate => return Ok(false),
+        Action::Reply { .. } | Action::SendEmail { .. } | Action::Escalate | Action::CallWebhook(_) => {
+            return Ok(false);
+        }
     }
     Ok(true)
 }

@@ -22,6 +22,7 @@ pub mod summaries;
 pub mod taxonomy;
 pub mod tickets;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -153,27 +153,28 @@ async fn facts(p: &Pipeline, t: &Ticket, now: Ts) -> anyhow::Result<Facts> {
 /// The ticket of `run` as the event left it, and the enabled rules (in order) that wait for what happened and
 /// whose conditions it meets; `None` when the ticket is gone. What the `rules.run` job decides before acting.
 pub async fn matching(p: &Pipeline, run: &RulesRun) -> anyhow::Result<Option<(Ticket, Vec<(StoredRule, Arc<Rule>)>)>> {
-    let rules = p.db.enabled_rules(run.happened.event().as_str()).await?;
+    let rules = p.rules.enabled(&p.db, run.happened.event().as_str()).await?;
     let Some(seen) = p.db.ticket(run.ticket_id).await? else { return Ok(None) };
     if rules.is_empty() {
         return Ok(Some((seen, Vec::new())));
     }
     let facts = facts(p, &seen, p.clock.now()).await?;
     let mut matched = Vec::new();
-    for stored in rules.into_iter().filter(|r| Some(r.id) != run.by_rule) {
-        let Some(rule) = p.rules.parsed(&stored) else { continue };
+    for (stored, rule) in rules.iter().filter(|(r, _)| Some(r.id) != run.by_rule) {
         if rule.when.fits(&run.happened) && rule.matches(&facts) {
-            matched.push((stored, rule));
+            matched.push((stored.clone(), rule.clone()));
         }
     }
     Ok(Some((seen, matched)))
 }
 
-/// The `rules.run` job: the rules [`matching`] the event act, in order, each on the ticket as the rules before
+/// The `rules.run` job: the webhooks subscribed to the event are sent it, and the rules [`matching`] it act, in order, each on the ticket as the rules before
 /// it left it (one event is one step of a chain: the changes a rule makes are the next event).
 pub(crate) async fn run(p: Pipeline, job: Job) -> anyhow::Result<()> {
     let run: RulesRun = serde_json::from_value(job.payload.clone())?;
     let Some((seen, matched)) = matching(&p, &run).await? else { return Ok(()) };
+    // The same stream of events feeds the webhooks (once per event: a retried job queues nothing twice).
+    super::webhooks::fan_out(&p, &run, &seen, &job.idempotency_key).await?;
     for (stored, rule) in matched {
         if run.depth >= MAX_CHAIN {
             let via = serde_json::json!(via(&stored));
@@ -188,15 +189,44 @@ pub(crate) async fn run(p: Pipeline, job: Job) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rules parsed once per version (a rule's `updated_at`): parsing compiles its patterns, which costs more
-/// than testing it.
+/// The enabled rules of each event, parsed, kept while the rules are as they were (`Db::rules_version`:
+/// their count and latest change): an event costs one small query, not reading and parsing every rule
+/// (parsing compiles their patterns).
 #[derive(Default)]
-pub struct RuleCache(Mutex<HashMap<i64, (Ts, Arc<Rule>)>>);
+pub struct RuleCache {
+    parsed: Mutex<HashMap<i64, (Ts, Arc<Rule>)>>,
+    enabled: Mutex<HashMap<String, EnabledRules>>,
+}
+
+/// One event's enabled rules, in order, and the rules' version they were read at.
+type EnabledRules = ((i64, Option<Ts>), Arc<Vec<(StoredRule, Arc<Rule>)>>);
 
 impl RuleCache {
-    /// The stored rule parsed (one that no longer parses is skipped and logged).
+    /// The enabled rules waiting for `event`, in order, parsed (those that no longer parse left out).
+    async fn enabled(&self, db: &crate::db::Db, event: &str) -> anyhow::Result<Arc<Vec<(StoredRule, Arc<Rule>)>>> {
+        let version = db.rules_version().await?;
+        if let Some((seen, rules)) = self.enabled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(event)
+            && *seen == version
+        {
+            return Ok(rules.clone());
+        }
+        let rules: Vec<(StoredRule, Arc<Rule>)> = db
+            .enabled_rules(event)
+            .await?
+            .into_iter()
+            .filter_map(|stored| self.parsed(&stored).map(|rule| (stored, rule)))
+            .collect();
+        let rules = Arc::new(rules);
+        self.enabled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(event.to_owned(), (version, rules.clone()));
+        Ok(rules)
+    }
+
+    /// The stored rule parsed, once per version of it (one that no longer parses is skipped and logged).
     fn parsed(&self, stored: &StoredRule) -> Option<Arc<Rule>> {
-        let mut cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((version, rule)) = cache.get(&stored.id)
             && *version == stored.updated_at
         {
@@ -231,6 +261,12 @@ async fn fire(
     depth: u32,
 ) -> anyhow::Result<()> {
     let mut work = work_of(p, stored, rule, ticket).await?;
+    // Webhook calls first, keyed by the event: a repeat of it queues nothing twice.
+    for a in rule.actions.iter() {
+        if let Action::CallWebhook(id) = a {
+            super::webhooks::call(p, *id, stored, ticket, &firing.event_key).await?;
+        }
+    }
     work.firing = Some(firing);
     work.cause = Cause { depth: depth + 1, by_rule: Some(stored.id) };
     match p.db.work_ticket(ticket.id, Actor::System, &work).await {

@@ -41,10 +41,12 @@ use crate::front::error::ErrorBody;
         workflow::delete_canned, workflow::fill_canned, workflow::list_macros, workflow::create_macro,
         workflow::read_macro, workflow::replace_macro, workflow::delete_macro, workflow::preview_macro,
         workflow::apply_macro, workflow::list_rules, workflow::create_rule, workflow::read_rule, workflow::replace_rule,
-        workflow::toggle_rule, workflow::delete_rule, workflow::dry_run_rule,
+        workflow::toggle_rule, workflow::delete_rule, workflow::dry_run_rule, workflow::list_webhooks,
+        workflow::create_webhook, workflow::read_webhook, workflow::change_webhook, workflow::delete_webhook,
+        workflow::webhook_deliveries, workflow::redeliver,
         ops::healthz, ops::readyz, ops::metrics,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, crate::desk::webhooks::WebhookBody)),
     modifiers(&Conventions),
     security(("bearer" = []), ("session_cookie" = [])),
     tags(
@@ -54,7 +56,7 @@ use crate::front::error::ErrorBody;
         (name = "admin", description = "The job queue; received mail that was refused or ignored; run-time settings"),
         (name = "knowledge base", description = "Articles, the help centre's search, votes, self-service"),
         (name = "ai", description = "The AI engine: quality, status, retraining, fine-tuning"),
-        (name = "workflow", description = "The team's own workflow: canned responses, macros and rules"),
+        (name = "workflow", description = "The team's own workflow: canned responses, macros, rules and webhooks"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::tickets::TicketBody;
-use crate::db::{CannedResponse, Macro, StoredRule};
+use crate::db::{CannedResponse, Delivery, Macro, StoredRule, Webhook};
 use crate::desk::canned::{self, CannedChange, FilledCanned, NewCanned};
 use crate::desk::macros::{self, MacroInput, MacroPreview};
 use crate::desk::rules::{self, DryRun, RuleToggle};
+use crate::desk::webhooks::{self, CreatedWebhook, WebhookChange, WebhookInput};
 use crate::desk::{AppResult, AuthUser, Desk};
 use crate::front::extract::{AppJson, AppPath, AppQuery};
 use crate::model::TicketId;
@@ -30,6 +31,10 @@ pub fn router() -> Router<Desk> {
         .route("/api/rules", get(list_rules).post(create_rule))
         .route("/api/rules/dry-run", post(dry_run_rule))
         .route("/api/rules/{id}", get(read_rule).put(replace_rule).patch(toggle_rule).delete(delete_rule))
+        .route("/api/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/api/webhooks/{id}", get(read_webhook).patch(change_webhook).delete(delete_webhook))
+        .route("/api/webhooks/{id}/deliveries", get(webhook_deliveries))
+        .route("/api/webhooks/{id}/deliveries/{delivery}/redeliver", post(redeliver))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -310,4 +315,98 @@ pub(crate) async fn dry_run_rule(
     AppJson(body): AppJson<RuleSpec>,
 ) -> AppResult<Json<DryRun>> {
     Ok(Json(rules::dry_run(&desk, &auth, body).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WebhookList {
+    webhooks: Vec<Webhook>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WebhookEnvelope {
+    webhook: Webhook,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeliveryLog {
+    deliveries: Vec<Delivery>,
+}
+
+/// The webhooks (admins); their secrets are never shown again.
+#[utoipa::path(get, path = "/api/webhooks", tag = "workflow",
+    responses((status = 200, description = "Webhooks", body = WebhookList)))]
+pub(crate) async fn list_webhooks(State(desk): State<Desk>, auth: AuthUser) -> AppResult<Json<WebhookList>> {
+    Ok(Json(WebhookList { webhooks: webhooks::list(&desk, &auth).await? }))
+}
+
+/// Subscribes an address to events (admins): 201 with its signing `secret`, shown this once. Each event is
+/// posted as a `WebhookBody`; loopback and private addresses are refused (422) unless `allow_private`.
+#[utoipa::path(post, path = "/api/webhooks", tag = "workflow", request_body = WebhookInput,
+    responses((status = 201, description = "Added, with its secret", body = CreatedWebhook)))]
+pub(crate) async fn create_webhook(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppJson(body): AppJson<WebhookInput>,
+) -> AppResult<(StatusCode, Json<CreatedWebhook>)> {
+    Ok((StatusCode::CREATED, Json(webhooks::create(&desk, &auth, body).await?)))
+}
+
+/// One webhook (admins).
+#[utoipa::path(get, path = "/api/webhooks/{id}", tag = "workflow", params(("id" = i64, Path)),
+    responses((status = 200, description = "The webhook", body = WebhookEnvelope)))]
+pub(crate) async fn read_webhook(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppPath(id): AppPath<i64>,
+) -> AppResult<Json<WebhookEnvelope>> {
+    Ok(Json(WebhookEnvelope { webhook: webhooks::get(&desk, &auth, id).await? }))
+}
+
+/// Changes a webhook (admins): name, address, events, on or off, private addresses allowed.
+#[utoipa::path(patch, path = "/api/webhooks/{id}", tag = "workflow", params(("id" = i64, Path)),
+    request_body = WebhookChange, responses((status = 200, description = "Changed", body = WebhookEnvelope)))]
+pub(crate) async fn change_webhook(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppPath(id): AppPath<i64>,
+    AppJson(body): AppJson<WebhookChange>,
+) -> AppResult<Json<WebhookEnvelope>> {
+    Ok(Json(WebhookEnvelope { webhook: webhooks::update(&desk, &auth, id, body).await? }))
+}
+
+/// Deletes a webhook and its delivery log (admins).
+#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "workflow", params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted")))]
+pub(crate) async fn delete_webhook(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppPath(id): AppPath<i64>,
+) -> AppResult<StatusCode> {
+    webhooks::delete(&desk, &auth, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The delivery log, newest first (admins): each delivery's payload, state (`pending`, `delivered`, `dead`),
+/// attempts, and its last attempt's status, latency and the start of the answer.
+#[utoipa::path(get, path = "/api/webhooks/{id}/deliveries", tag = "workflow", params(("id" = i64, Path)),
+    responses((status = 200, description = "The delivery log", body = DeliveryLog)))]
+pub(crate) async fn webhook_deliveries(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppPath(id): AppPath<i64>,
+) -> AppResult<Json<DeliveryLog>> {
+    Ok(Json(DeliveryLog { deliveries: webhooks::log(&desk, &auth, id).await? }))
+}
+
+/// "Send again" (admins): the delivery is queued once more, with the same id and payload.
+#[utoipa::path(post, path = "/api/webhooks/{id}/deliveries/{delivery}/redeliver", tag = "workflow",
+    params(("id" = i64, Path), ("delivery" = String, Path)),
+    responses((status = 202, description = "Queued")))]
+pub(crate) async fn redeliver(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppPath((id, delivery)): AppPath<(i64, uuid::Uuid)>,
+) -> AppResult<StatusCode> {
+    webhooks::send_again(&desk, &auth, id, delivery).await?;
+    Ok(StatusCode::ACCEPTED)
 }

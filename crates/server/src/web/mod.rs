@@ -271,6 +271,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("canned.html", include_str!("../../templates/web/canned.html")),
     ("admin_macros.html", include_str!("../../templates/web/admin_macros.html")),
     ("admin_rules.html", include_str!("../../templates/web/admin_rules.html")),
+    ("admin_webhooks.html", include_str!("../../templates/web/admin_webhooks.html")),
     ("admin_dashboard.html", include_str!("../../templates/web/admin_dashboard.html")),
     ("_bars.html", include_str!("../../templates/web/_bars.html")),
     ("admin_users.html", include_str!("../../templates/web/admin_users.html")),
@@ -517,6 +518,15 @@ mod tests {
                 json!({ "rules": [{ "id": 1, "position": 1, "name": "<script>alert(1)</script>", "event": "schedule",
                 "enabled": true, "spec": { "when": { "every_minutes": 60 } } }], "draft": "<script>alert(1)</script>",
                 "dry_run": { "checked": 1, "matched": [{ "id": "t", "number": 1, "title": "<script>alert(1)</script>", "status": "open" }] } }),
+            ),
+            (
+                "admin_webhooks.html",
+                json!({ "webhooks": [{ "id": 1, "name": "<script>alert(1)</script>", "url": "<script>alert(1)</script>",
+                "events": ["ticket.created"], "enabled": true, "allow_private": false,
+                "deliveries": [{ "id": "d", "created_at": "2026-11-27T06:31:33Z", "event": "ticket.created", "state": "dead",
+                "attempts": 12, "last_status": 500, "last_latency_ms": 3, "last_error": "<script>alert(1)</script>",
+                "last_response": "<script>alert(1)</script>" }] }], "events": ["ticket.created"],
+                "created": { "webhook": { "name": "<script>alert(1)</script>" }, "secret": "s" } }),
             ),
             ("error.html", json!({ "title": "t", "message": "m" })),
         ];

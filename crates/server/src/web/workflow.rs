@@ -25,6 +25,115 @@ pub fn router() -> Router<Desk> {
         .route("/admin/rules", get(rules_page).post(add_rule))
         .route("/admin/rules/{id}/toggle", post(toggle_rule))
         .route("/admin/rules/{id}/delete", post(delete_rule))
+        .route("/admin/webhooks", get(webhooks_page).post(add_webhook))
+        .route("/admin/webhooks/{id}/toggle", post(toggle_webhook))
+        .route("/admin/webhooks/{id}/delete", post(delete_webhook))
+        .route("/admin/webhooks/{id}/deliveries/{delivery}/redeliver", post(redeliver))
+}
+
+#[derive(Serialize)]
+struct WebhooksPage {
+    webhooks: Vec<WebhookLine>,
+    events: &'static [smart_ticket_domain::webhooks::WebhookEvent],
+    /// A webhook just added and its secret, shown this once.
+    created: Option<crate::desk::webhooks::CreatedWebhook>,
+    error: Option<String>,
+}
+
+impl Page for WebhooksPage {
+    const TEMPLATE: &'static str = "admin_webhooks.html";
+}
+
+/// A webhook and its latest deliveries.
+#[derive(Serialize)]
+struct WebhookLine {
+    #[serde(flatten)]
+    w: crate::db::Webhook,
+    deliveries: Vec<crate::db::Delivery>,
+}
+
+async fn show_webhooks(
+    desk: &Desk,
+    signed: &Signed,
+    created: Option<crate::desk::webhooks::CreatedWebhook>,
+    error: Option<&AppError>,
+) -> Result<Response, WebError> {
+    let mut webhooks = Vec::new();
+    for w in crate::desk::webhooks::list(desk, &signed.auth).await? {
+        let mut deliveries = crate::desk::webhooks::log(desk, &signed.auth, w.id).await?;
+        deliveries.truncate(20);
+        webhooks.push(WebhookLine { w, deliveries });
+    }
+    let events = smart_ticket_domain::webhooks::WebhookEvent::ALL;
+    let page = WebhooksPage { webhooks, events, created, error: error.map(describe) };
+    let mut res = signed.page(&page)?;
+    if let Some(e) = error {
+        *res.status_mut() = e.status();
+    }
+    Ok(res)
+}
+
+async fn webhooks_page(State(desk): State<Desk>, SignedAdmin(signed): SignedAdmin) -> Result<Response, WebError> {
+    show_webhooks(&desk, &signed, None, None).await
+}
+
+/// The webhook form: `name`, `url`, `allow_private`, and one `event:{name}` checkbox per event.
+type WebhookForm = std::collections::HashMap<String, String>;
+
+async fn add_webhook(
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
+    CsrfForm(form): CsrfForm<WebhookForm>,
+) -> Result<Response, WebError> {
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let input = crate::desk::webhooks::WebhookInput {
+        name: field("name"),
+        url: field("url"),
+        events: form.keys().filter_map(|k| k.strip_prefix("event:")).map(str::to_owned).collect(),
+        allow_private: form.contains_key("allow_private"),
+    };
+    match crate::desk::webhooks::create(&desk, &signed.auth, input).await {
+        Ok(created) => show_webhooks(&desk, &signed, Some(created), None).await,
+        Err(e @ (AppError::Validation(_) | AppError::Conflict(_))) => {
+            show_webhooks(&desk, &signed, None, Some(&e)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn toggle_webhook(
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<ToggleForm>,
+) -> Result<Response, WebError> {
+    let change = crate::desk::webhooks::WebhookChange { enabled: Some(form.enabled == "on"), ..Default::default() };
+    match crate::desk::webhooks::update(&desk, &signed.auth, canned_id(&id)?, change).await {
+        Ok(_) => Ok(see_other("/admin/webhooks")),
+        Err(e @ AppError::Validation(_)) => show_webhooks(&desk, &signed, None, Some(&e)).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete_webhook(
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, WebError> {
+    crate::desk::webhooks::delete(&desk, &signed.auth, canned_id(&id)?).await?;
+    Ok(see_other("/admin/webhooks"))
+}
+
+async fn redeliver(
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
+    Path((id, delivery)): Path<(String, String)>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, WebError> {
+    let delivery: uuid::Uuid = delivery.parse().map_err(|_| WebError::App(AppError::NotFound))?;
+    crate::desk::webhooks::send_again(&desk, &signed.auth, canned_id(&id)?, delivery).await?;
+    Ok(see_other("/admin/webhooks"))
 }
 
 /// A starting point for a new rule, shown in the form.
@@ -270,6 +379,7 @@ fn action_words(a: &ActionSpec, canned: &[CannedResponse]) -> String {
         ActionSpec::RemoveTags { tags } => format!("remove tags {}", list(tags)),
         ActionSpec::SendEmail { to, subject, .. } => format!("e-mail {to}: {subject}"),
         ActionSpec::Escalate => "escalate".into(),
+        ActionSpec::CallWebhook { webhook_id } => format!("call webhook {webhook_id}"),
     }
 }
 

@@ -63,6 +63,16 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let r = b["rule"]["id"].clone();
+    let (s, b) = app
+        .post(
+            "/api/webhooks",
+            Some(&admin.token),
+            json!({ "name": "Hook", "url": "http://127.0.0.1:9/in",
+            "events": ["ticket.created"], "allow_private": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let hook = b["webhook"]["id"].clone();
     let mut renamed = rule_body.clone();
     renamed["name"] = json!("Renamed");
     let target = other_user.id.clone();
@@ -167,6 +177,30 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
         (Method::PUT, format!("/api/rules/{r}"), Some(renamed), [401, 403, 403, 403, 403, 200]),
         (Method::PATCH, format!("/api/rules/{r}"), Some(json!({ "enabled": false })), [401, 403, 403, 403, 403, 200]),
         (Method::DELETE, format!("/api/rules/{r}"), None, [401, 403, 403, 403, 403, 204]),
+        (Method::GET, "/api/webhooks".into(), None, [401, 403, 403, 403, 403, 200]),
+        (
+            Method::POST,
+            "/api/webhooks".into(),
+            Some(
+                json!({ "name": "New hook", "url": "http://127.0.0.1:9/in", "events": ["ticket.created"], "allow_private": true }),
+            ),
+            [401, 403, 403, 403, 403, 201],
+        ),
+        (Method::GET, format!("/api/webhooks/{hook}"), None, [401, 403, 403, 403, 403, 200]),
+        (
+            Method::PATCH,
+            format!("/api/webhooks/{hook}"),
+            Some(json!({ "enabled": false })),
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (Method::GET, format!("/api/webhooks/{hook}/deliveries"), None, [401, 403, 403, 403, 403, 200]),
+        (
+            Method::POST,
+            format!("/api/webhooks/{hook}/deliveries/00000000-0000-0000-0000-000000000000/redeliver"),
+            None,
+            [401, 403, 403, 403, 403, 404],
+        ),
+        (Method::DELETE, format!("/api/webhooks/{hook}"), None, [401, 403, 403, 403, 403, 204]),
         (Method::POST, format!("/api/tickets/{t}/macros/{m}/apply"), None, [401, 403, 404, 200, 404, 200]),
         (
             Method::PUT,

@@ -64,6 +64,7 @@ pub fn pipeline_settings(dir: &std::path::Path, model_dir: PathBuf) -> PipelineS
         mail: MailSettings::outbox(dir.join("outbox")),
         triage_provider: None,
         suggest_provider: None,
+        webhook_timeout: std::time::Duration::from_secs(10),
     }
 }
 

@@ -33,4 +33,5 @@ mod summaries;
 mod taxonomy;
 mod tickets;
 mod web;
+mod webhooks;
 mod workflow;
