@@ -485,6 +485,22 @@ pub struct ScanHints {
     pub hours_since_created: Option<f64>,
 }
 
+/// What rules read beyond the ticket's own row (each costs the service a query to find out).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// `language`.
+    pub language: bool,
+    /// `hours_since_customer_reply`.
+    pub customer_reply: bool,
+}
+
+impl std::ops::BitOr for Reads {
+    type Output = Reads;
+    fn bitor(self, o: Reads) -> Reads {
+        Reads { language: self.language || o.language, customer_reply: self.customer_reply || o.customer_reply }
+    }
+}
+
 /// The value, or `None` with its error kept in `errors`.
 fn keep<T>(errors: &mut Vec<ParseError>, r: Result<T, ParseError>) -> Option<T> {
     r.map_err(|e| errors.push(e)).ok()
@@ -533,6 +549,20 @@ impl Rule {
             .enumerate()
             .map(|(i, c)| Condition::parse(c).map_err(|e| bad(format!("condition {}: {}", i + 1, e.message))))
             .collect()
+    }
+
+    /// What the rule's conditions read beyond the ticket's row: facts left unread stay `None`, which no
+    /// condition of this rule tests.
+    pub fn reads(&self) -> Reads {
+        let mut reads = Reads::default();
+        for c in &self.conditions {
+            match c {
+                Condition::Text { field: TextField::Language, .. } => reads.language = true,
+                Condition::Number { field: NumberField::HoursSinceCustomerReply, .. } => reads.customer_reply = true,
+                _ => {}
+            }
+        }
+        reads
     }
 
     /// What a scan for this rule may narrow the tickets by, read from conditions that must all hold: the
@@ -619,6 +649,21 @@ mod tests {
         assert!(!r.matches(&f), "unsure");
         f.ai_category = None;
         assert!(!r.matches(&f), "not triaged: no confidence to compare");
+    }
+
+    #[test]
+    fn a_rule_says_which_facts_beyond_the_ticket_it_reads() {
+        let with = |conditions: Value| {
+            rule(json!({ "name": "R", "when": { "event": "ticket_updated" }, "conditions": conditions,
+                "actions": [{ "type": "add_tags", "tags": ["x"] }] }))
+            .reads()
+        };
+        assert_eq!(with(json!([{ "field": "priority", "op": "is", "value": "high" }])), Reads::default());
+        let language = with(json!([{ "field": "language", "op": "is", "value": "de" }]));
+        assert_eq!(language, Reads { language: true, customer_reply: false });
+        let reply = with(json!([{ "field": "hours_since_customer_reply", "op": "gt", "value": 24 }]));
+        assert_eq!(reply, Reads { language: false, customer_reply: true });
+        assert_eq!(language | reply, Reads { language: true, customer_reply: true });
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Rules at scale (`cargo bench -p smart-ticket --bench rules -- [TICKETS]`, default 1,000,000), on a fresh
-//! SQLite file:
+//! SQLite file, or on PostgreSQL when `BENCH_DATABASE_URL` is an admin URL (a fresh database is made in it):
 //!
 //! 1. 200 enabled `ticket_updated` rules of three conditions each (a field, the requester's domain, words or a
 //!    pattern, the AI's confidence; none matches the ticket, so every one is tested to the end), and 2,000
@@ -7,8 +7,8 @@
 //!    enabled rules, the ticket and what the rules read of it, and test each rule): p50 and p99.
 //! 2. TICKETS tickets written by one SQL statement (2 % in progress, the rest open, resolved or closed, their
 //!    last change spread over 2,000 hours), and a scheduled rule's scan ("in progress, unchanged for 72
-//!    hours"): `Db::scan_tickets` p50 and p99 over 50 scans of a page of 500, with the query plan SQLite
-//!    chose (an index range, not a table scan).
+//!    hours"): `Db::scan_tickets` p50 and p99 over 50 scans of a page of 500, with the query plan the
+//!    backend chose (an index range, not a table scan).
 //!
 //! Prints one JSON object as its last line.
 
@@ -107,9 +107,25 @@ async fn evaluation(db: &Db, pipeline: &Pipeline) -> anyhow::Result<(f64, f64, u
     Ok((percentile(&times, 0.5), percentile(&times, 0.99), matched))
 }
 
-async fn scans(url: &str, db: &Db, n: usize) -> anyhow::Result<serde_json::Value> {
+/// Writes `n` tickets by one SQL statement: 2 % in progress, the rest open, resolved or closed, their last
+/// change spread over 2,000 hours. Then the planner's statistics.
+async fn seed(url: &str, n: usize) -> anyhow::Result<()> {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO tickets (id, title, description, status, created_by, created_at, updated_at) \
+             SELECT gen_random_uuid(), 'Ticket ' || i, 'Bench ticket ' || i, \
+               CASE WHEN i % 50 = 0 THEN 'in_progress' WHEN i % 7 = 0 THEN 'open' WHEN i % 3 = 0 THEN 'resolved' \
+               ELSE 'closed' END, (SELECT id FROM users WHERE role = 'user'), \
+               now() - (i % 2000) * interval '1 hour', now() - (i % 2000) * interval '1 hour' \
+             FROM generate_series(1, {n}) AS i"
+        )))
+        .execute(&pool)
+        .await?;
+        sqlx::query("ANALYZE").execute(&pool).await?;
+        return Ok(());
+    }
     let pool = sqlx::SqlitePool::connect(url).await?;
-    let started = Instant::now();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) \
          INSERT INTO tickets (id, title, description, status, created_by, created_at, updated_at) \
@@ -122,6 +138,32 @@ async fn scans(url: &str, db: &Db, n: usize) -> anyhow::Result<serde_json::Value
     .execute(&pool)
     .await?;
     sqlx::query("ANALYZE").execute(&pool).await?;
+    Ok(())
+}
+
+/// The query `Db::scan_tickets` sends for rule `rule`, as the backend plans it.
+async fn plan(url: &str, rule: i64) -> anyhow::Result<Vec<String>> {
+    let cutoff = (Ts::now() + chrono::Duration::hours(-72)).0.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    let query = format!(
+        "SELECT t.id FROM tickets t WHERE t.status IN ('in_progress') \
+         AND t.updated_at < '{cutoff}' AND NOT EXISTS (SELECT 1 FROM rule_firings f WHERE f.ticket_id = t.id \
+         AND f.rule_id = {rule} AND f.version = t.updated_at) ORDER BY t.updated_at, t.number LIMIT 500"
+    );
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await?;
+        let rows: Vec<(String,)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {query}"))).fetch_all(&pool).await?;
+        return Ok(rows.into_iter().map(|r| r.0).collect());
+    }
+    let pool = sqlx::SqlitePool::connect(url).await?;
+    let rows: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {query}"))).fetch_all(&pool).await?;
+    Ok(rows.into_iter().map(|r| r.3).collect())
+}
+
+async fn scans(url: &str, db: &Db, n: usize) -> anyhow::Result<serde_json::Value> {
+    let started = Instant::now();
+    seed(url, n).await?;
     let load_seconds = started.elapsed().as_secs_f64();
     let spec: RuleSpec = serde_json::from_value(json!({
         "name": "Chase", "when": { "event": "schedule", "every_minutes": 60 },
@@ -146,19 +188,23 @@ async fn scans(url: &str, db: &Db, n: usize) -> anyhow::Result<serde_json::Value
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
-    // The query `Db::scan_tickets` sends, as SQLite plans it.
-    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
-        "EXPLAIN QUERY PLAN SELECT t.id FROM tickets t WHERE t.status IN ('in_progress') \
-         AND t.updated_at < '2026-01-01' AND NOT EXISTS (SELECT 1 FROM rule_firings f WHERE f.ticket_id = t.id \
-         AND f.rule_id = 1 AND f.version = t.updated_at) ORDER BY t.updated_at, t.number LIMIT 500",
-    )
-    .fetch_all(&pool)
-    .await?;
-    let plan: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+    let plan = plan(url, stored.id).await?;
     Ok(json!({
         "tickets": n, "load_seconds": load_seconds, "scan_page": found,
         "scan_p50_ms": percentile(&times, 0.5), "scan_p99_ms": percentile(&times, 0.99), "plan": plan,
     }))
+}
+
+/// `BENCH_DATABASE_URL` (a PostgreSQL admin URL): a fresh database made in it; otherwise a fresh SQLite file.
+async fn database(dir: &std::path::Path) -> anyhow::Result<String> {
+    let Ok(admin) = std::env::var("BENCH_DATABASE_URL") else {
+        return Ok(format!("sqlite://{}/bench.db", dir.display()));
+    };
+    let name = format!("st_rules_bench_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(&admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await?;
+    let (base, _) = admin.rsplit_once('/').expect("a database name in the URL");
+    Ok(format!("{base}/{name}"))
 }
 
 #[tokio::main]
@@ -167,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
         std::env::args().skip(1).find(|a| !a.starts_with('-')).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let dir = std::env::temp_dir().join(format!("st-rules-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let url = format!("sqlite://{}/bench.db", dir.display());
+    let url = database(&dir).await?;
     let db = Db::connect(&url, 8).await?;
     db.migrate().await?;
     let pipeline = Pipeline::new(db.clone(), pipeline_settings(&dir))?;

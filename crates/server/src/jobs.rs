@@ -158,7 +158,7 @@ impl Worker {
         let handler = self.registry.handlers.get(&job.kind).cloned();
         let started = std::time::Instant::now();
         let result = match &handler {
-            Some(h) => self.while_renewing(job.id, h.run(&job)).await,
+            Some(h) => self.while_renewing(job.id, unpanicking(h.run(&job))).await,
             None => Err(anyhow::anyhow!("no handler for job kind {}", job.kind)),
         };
         let outcome = match handler.and_then(|h| h.recurring()) {
@@ -281,6 +281,20 @@ impl Worker {
         }
         while tasks.join_next().await.is_some() {}
         tracing::info!(worker = %self.id, "worker stopped");
+    }
+}
+
+/// A job's run with a panic in it turned into its error: the job is retried (or dead) like any failed one, and
+/// the loop that ran it lives on.
+async fn unpanicking(work: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let why =
+                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            Err(anyhow::anyhow!("the job panicked: {}", why.as_deref().unwrap_or("(no message)")))
+        }
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Pipeline {
     pub clock: Clock,
     /// The team's rules, parsed once per version.
     pub rules: Arc<crate::desk::rules::RuleCache>,
+    /// Webhook deliveries' HTTP clients, kept so deliveries to one receiver reuse connections.
+    pub webhook_clients: Arc<crate::desk::webhooks::WebhookClients>,
 }
 
 /// The time scheduled rules read: the system clock plus an offset that is zero unless a test advances it.
@@ -84,6 +86,8 @@ where
 impl Pipeline {
     /// Loads the AI engine (its model is shared by every pipeline of the process).
     pub fn new(db: Db, settings: PipelineSettings) -> anyhow::Result<Self> {
+        // Webhook deliveries and language models post over reqwest, which has no crypto provider of its own.
+        crate::providers::install_crypto();
         let ai = Ai::load(&settings.model_dir, &settings.e5_dir, settings.ai_retrain_every);
         let mailer = Arc::new(Mailer::new(&settings.mail)?);
         let triage_provider = settings.triage_provider.clone().map(Provider::new).transpose()?.map(Arc::new);
@@ -110,6 +114,7 @@ impl Pipeline {
             articles,
             clock: Clock::default(),
             rules: Arc::default(),
+            webhook_clients: Arc::default(),
         })
     }
 

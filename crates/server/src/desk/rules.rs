@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use smart_ticket_domain::Priority;
 use smart_ticket_domain::access::may_manage_workflow;
-use smart_ticket_domain::rules::{Facts, MAX_CHAIN, Rule, RuleSpec, RulesRun, When};
+use smart_ticket_domain::rules::{Facts, MAX_CHAIN, Reads, Rule, RuleSpec, RulesRun, When};
 use smart_ticket_domain::workflow::{Action, Recipient};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -113,7 +113,7 @@ pub(crate) async fn dry_run(desk: &Desk, auth: &AuthUser, spec: RuleSpec) -> App
     let now = desk.pipeline.clock.now();
     let mut matched = Vec::new();
     for t in &recent {
-        if rule.matches(&facts(&desk.pipeline, t, now).await?) {
+        if rule.matches(&facts(&desk.pipeline, t, now, rule.reads()).await?) {
             matched.push(DryRunMatch {
                 number: t.number,
                 id: t.id,
@@ -125,9 +125,13 @@ pub(crate) async fn dry_run(desk: &Desk, auth: &AuthUser, spec: RuleSpec) -> App
     Ok(DryRun { checked: recent.len(), matched })
 }
 
-/// What rules read of `ticket` at `now`.
-async fn facts(p: &Pipeline, t: &Ticket, now: Ts) -> anyhow::Result<Facts> {
+/// What rules read of `ticket` at `now`, with the facts beyond its row in `reads` looked up (the rest `None`).
+async fn facts(p: &Pipeline, t: &Ticket, now: Ts, reads: Reads) -> anyhow::Result<Facts> {
     let ai = t.ai.as_ref().map(|a| &a.0);
+    let (language, last_customer_reply) =
+        tokio::try_join!(async { if reads.language { p.db.ticket_language(t.id).await } else { Ok(None) } }, async {
+            if reads.customer_reply { p.db.last_customer_reply(t.id).await } else { Ok(None) }
+        },)?;
     Ok(Facts {
         status: t.status.as_str().to_owned(),
         priority: t.priority.as_str().to_owned(),
@@ -138,14 +142,14 @@ async fn facts(p: &Pipeline, t: &Ticket, now: Ts) -> anyhow::Result<Facts> {
         requester_email: t.requester_email.clone(),
         title: t.title.clone(),
         description: t.description.clone(),
-        language: p.db.ticket_language(t.id).await?,
+        language,
         ai_category: ai.and_then(|a| a.category.as_ref()).map(|g| (g.value.clone(), g.confidence)),
         ai_priority: ai.map(|a| (a.priority.value.clone(), a.priority.confidence)),
         ai_skills: ai.map(|a| a.skills.iter().map(|g| (g.value.clone(), g.confidence)).collect()).unwrap_or_default(),
         deadline: t.deadline,
         created_at: t.created_at,
         updated_at: t.updated_at,
-        last_customer_reply: p.db.last_customer_reply(t.id).await?,
+        last_customer_reply,
         now,
     })
 }
@@ -153,15 +157,21 @@ async fn facts(p: &Pipeline, t: &Ticket, now: Ts) -> anyhow::Result<Facts> {
 /// The ticket of `run` as the event left it, and the enabled rules (in order) that wait for what happened and
 /// whose conditions it meets; `None` when the ticket is gone. What the `rules.run` job decides before acting.
 pub async fn matching(p: &Pipeline, run: &RulesRun) -> anyhow::Result<Option<(Ticket, Vec<(StoredRule, Arc<Rule>)>)>> {
-    let rules = p.rules.enabled(&p.db, run.happened.event().as_str()).await?;
-    let Some(seen) = p.db.ticket(run.ticket_id).await? else { return Ok(None) };
-    if rules.is_empty() {
+    // Both at once: each is a round trip to the database.
+    let (rules, seen) = tokio::try_join!(p.rules.enabled(&p.db, run.happened.event().as_str()), async {
+        anyhow::Ok(p.db.ticket(run.ticket_id).await?)
+    })?;
+    let Some(seen) = seen else { return Ok(None) };
+    let waiting: Vec<_> =
+        rules.iter().filter(|(r, rule)| Some(r.id) != run.by_rule && rule.when.fits(&run.happened)).collect();
+    if waiting.is_empty() {
         return Ok(Some((seen, Vec::new())));
     }
-    let facts = facts(p, &seen, p.clock.now()).await?;
+    let reads = waiting.iter().fold(Reads::default(), |reads, (_, rule)| reads | rule.reads());
+    let facts = facts(p, &seen, p.clock.now(), reads).await?;
     let mut matched = Vec::new();
-    for (stored, rule) in rules.iter().filter(|(r, _)| Some(r.id) != run.by_rule) {
-        if rule.when.fits(&run.happened) && rule.matches(&facts) {
+    for (stored, rule) in waiting {
+        if rule.matches(&facts) {
             matched.push((stored.clone(), rule.clone()));
         }
     }
@@ -362,7 +372,7 @@ pub(crate) async fn scan(p: &Pipeline, now: Ts) -> anyhow::Result<()> {
             continue;
         }
         for ticket in p.db.scan_tickets(stored.id, &scan_of(&rule, now), SCAN_BATCH).await? {
-            if !rule.matches(&facts(p, &ticket, now).await?) {
+            if !rule.matches(&facts(p, &ticket, now, rule.reads()).await?) {
                 continue;
             }
             let key = format!("scan:{}", ticket.updated_at.0.timestamp_micros());

@@ -12,8 +12,9 @@ use sha2::Sha256;
 use smart_ticket_domain::access::may_manage_workflow;
 use smart_ticket_domain::rules::{Happened, RulesRun};
 use smart_ticket_domain::webhooks::{WebhookEvent, WebhookUrl, is_private, parse_events};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -387,11 +388,9 @@ async fn post(p: &Pipeline, w: &Webhook, d: &Delivery) -> PostResult {
             .collect(),
         Err(Refusal::Unresolved(why)) => return Err((None, None, why, false)),
     };
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(p.settings.webhook_timeout)
-        .resolve_to_addrs(url.host(), &addrs)
-        .build()
+    let client = p
+        .webhook_clients
+        .pinned(url.host(), addrs, p.settings.webhook_timeout)
         .map_err(|e| (None, None, format!("client: {e}"), false))?;
     let body = serde_json::to_vec(&d.payload).map_err(|e| (None, None, e.to_string(), true))?;
     let timestamp = Ts::now().0.timestamp();
@@ -410,6 +409,36 @@ async fn post(p: &Pipeline, w: &Webhook, d: &Delivery) -> PostResult {
     let ok = sent.status().is_success();
     let response = read_capped(sent).await;
     if ok { Ok((status, response)) } else { Err((Some(status), response, format!("answered {status}"), false)) }
+}
+
+/// HTTP clients for deliveries, one per host and the addresses it was checked to resolve to, so deliveries
+/// to one receiver reuse their connections. A client only ever connects to the addresses in its key; when the
+/// name resolves to others, that is another key (checked first like every delivery's).
+#[derive(Default)]
+pub struct WebhookClients(std::sync::Mutex<HashMap<(String, Vec<SocketAddr>), reqwest::Client>>);
+
+/// The most clients kept; past it the cache starts again (a client is cheap to make, not to make per call).
+const CLIENTS_KEPT: usize = 64;
+
+impl WebhookClients {
+    /// The client for `host` pinned to `addrs`: no redirects followed, each request cut at `timeout`.
+    fn pinned(&self, host: &str, addrs: Vec<SocketAddr>, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+        let mut clients = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (host.to_owned(), addrs);
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .resolve_to_addrs(host, &key.1)
+            .build()?;
+        if clients.len() >= CLIENTS_KEPT {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
 }
 
 /// The start of an answer's body: at most [`RESPONSE_CAP`] bytes read, [`EXCERPT_CHARS`] kept.

@@ -18,6 +18,7 @@ on_both_backends!(
     two_workers_run_every_job_exactly_once,
     workers_only_claim_kinds_they_handle,
     a_running_job_keeps_its_lease_while_its_worker_lives,
+    a_panicking_job_is_retried_and_its_worker_keeps_working,
 );
 
 /// Counts runs per job key; fails a key's first `fail_first` runs.
@@ -37,6 +38,25 @@ impl JobHandler for Recorder {
                 *n
             };
             if n <= self.fail_first { anyhow::bail!("simulated failure {n}") } else { Ok(()) }
+        })
+    }
+}
+
+/// Panics on its first run of each key, succeeds after.
+#[derive(Clone, Default)]
+struct Panicker(Arc<Mutex<HashMap<String, u32>>>);
+
+impl JobHandler for Panicker {
+    fn run<'a>(&'a self, job: &'a Job) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            let n = {
+                let mut runs = self.0.lock().unwrap();
+                let n = runs.entry(job.idempotency_key.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            assert!(n > 1, "simulated panic in {}", job.idempotency_key);
+            Ok(())
         })
     }
 }
@@ -198,4 +218,22 @@ async fn a_running_job_keeps_its_lease_while_its_worker_lives(backend: Backend) 
     let done = app.db.list_jobs(JobState::Succeeded, None, 10).await.unwrap();
     let long = done.iter().find(|j| j.idempotency_key == "long").expect("the job succeeded");
     assert_eq!(long.attempts, 1, "it ran once: nobody took it over");
+}
+
+async fn a_panicking_job_is_retried_and_its_worker_keeps_working(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let runs = Panicker::default();
+    let w = Worker::new(app.db.clone(), Registry::new().with(JobKind::SlaCheck, runs.clone()))
+        .with_backoff(chrono::Duration::zero());
+    app.db.enqueue(&job(JobKind::SlaCheck, "boom")).await.unwrap();
+    app.db.enqueue(&job(JobKind::SlaCheck, "bang")).await.unwrap();
+    let first = w.try_execute_one().await.unwrap();
+    let Outcome::Retrying { id, .. } = first else { panic!("a panic is a failed attempt: {first:?}") };
+    let stored = app.db.job(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Queued);
+    assert!(stored.last_error.as_deref().unwrap_or("").contains("panicked: simulated panic in"), "{stored:?}");
+    let rest = drain(&w).await;
+    assert_eq!(rest.iter().filter(|o| matches!(o, Outcome::Succeeded { .. })).count(), 2, "{rest:?}");
+    assert_eq!(app.db.count_jobs(JobKind::SlaCheck, JobState::Succeeded).await.unwrap(), 2);
+    assert_eq!(runs.0.lock().unwrap().values().sum::<u32>(), 4, "each key: one panic, one success");
 }

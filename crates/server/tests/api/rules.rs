@@ -16,6 +16,7 @@ on_both_backends!(
     a_scheduled_rule_acts_once_on_a_ticket_that_waited_past_its_threshold,
     two_rules_that_undo_each_other_stop_at_the_depth_bound,
     invalid_rules_are_refused_and_a_dry_run_shows_what_a_rule_matches,
+    rules_on_the_language_and_the_requesters_last_reply_read_them,
 );
 
 async fn rule(app: &TestApp, admin: &Session, spec: Value) -> Value {
@@ -336,4 +337,45 @@ async fn invalid_rules_are_refused_and_a_dry_run_shows_what_a_rule_matches(backe
     let (s, _) = pages.post(&format!("/admin/rules/{bobs}/toggle"), &[], true).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     assert_eq!(app.get(&format!("/api/rules/{bobs}"), Some(&admin.token)).await.1["rule"]["enabled"], false);
+}
+
+async fn rules_on_the_language_and_the_requesters_last_reply_read_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin().await;
+    let ann = app.signup("ann@example.com").await;
+    for (name, condition, tag) in [
+        ("German desk", json!({ "field": "language", "op": "is", "value": "de" }), "deutsch"),
+        ("Customer wrote", json!({ "field": "hours_since_customer_reply", "op": "lt", "value": 1 }), "customer-wrote"),
+    ] {
+        let actions = json!([{ "type": "add_tags", "tags": [tag] }]);
+        let spec = json!({ "name": name, "when": { "event": "comment_added" }, "conditions": [condition], "actions": actions });
+        rule(&app, &admin, spec).await;
+    }
+    let german = "Ich kann mich seit gestern nicht mehr anmelden, das Passwort wird nicht angenommen und ich bekomme keine E-Mail.";
+    let de = app.file_ticket(&ann, "Anmeldung funktioniert nicht", german).await;
+    let en =
+        app.file_ticket(&ann, "Cannot log in", "Since yesterday my password is refused and no e-mail arrives.").await;
+    app.drain().await;
+    let tags = |id: String| {
+        let app = &app;
+        let token = admin.token.clone();
+        async move { app.get(&format!("/api/tickets/{id}"), Some(&token)).await.1["ticket"]["tags"].clone() }
+    };
+    let comment = |id: String, who: String, body: &'static str| {
+        let app = &app;
+        async move {
+            let (s, b) = app.post(&format!("/api/tickets/{id}/comments"), Some(&who), json!({ "body": body })).await;
+            assert_eq!(s, StatusCode::CREATED, "{b}");
+        }
+    };
+    let (de, en) = (de["id"].as_str().unwrap().to_owned(), en["id"].as_str().unwrap().to_owned());
+    for id in [&de, &en] {
+        comment(id.clone(), admin.token.clone(), "Looking into it.").await;
+    }
+    app.drain().await;
+    assert_eq!(tags(de.clone()).await, json!(["deutsch"]), "German, and the requester has not written since");
+    assert_eq!(tags(en.clone()).await, json!([]));
+    comment(en.clone(), ann.token.clone(), "Still broken.").await;
+    app.drain().await;
+    assert_eq!(tags(en).await, json!(["customer-wrote"]), "the requester's reply, just now");
 }
