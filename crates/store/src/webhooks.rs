@@ -251,6 +251,38 @@ impl Db {
         })
     }
 
+    /// "Deliver pending now" (the receiver is back): the waiting attempts of webhook `webhook`'s pending
+    /// deliveries are due at once instead of at their backoff; how many were moved. Attempts left as they were.
+    pub async fn deliver_pending_now(&self, webhook: i64) -> StoreResult<u64> {
+        let pending: Vec<Uuid> = on_pool!(self.reader(), |pool, DB, pg| {
+            sqlx::query_scalar::<DB, Uuid>(
+                "SELECT id FROM webhook_deliveries WHERE webhook_id = $1 AND state = 'pending'",
+            )
+            .bind(webhook)
+            .fetch_all(pool)
+            .await?
+        })?;
+        let now = Ts::now();
+        let mut moved = 0;
+        for chunk in pending.chunks(500) {
+            moved += on_pool!(self.writer(), |pool, DB, pg| {
+                // A delivery's jobs are keyed by its id, alone or followed by when it was sent again.
+                let mut qb = sqlx::QueryBuilder::<DB>::new("UPDATE jobs SET run_at = ");
+                qb.push_bind(now).push(", updated_at = ").push_bind(now);
+                qb.push(" WHERE kind = ").push_bind(JobKind::WebhookDeliver.as_str());
+                qb.push(" AND state = 'queued' AND run_at > ").push_bind(now);
+                qb.push(" AND substr(idempotency_key, 1, 36) IN (");
+                let mut keys = qb.separated(", ");
+                for id in chunk {
+                    keys.push_bind(id.to_string());
+                }
+                qb.push(")");
+                qb.build().execute(pool).await?.rows_affected()
+            })?;
+        }
+        Ok(moved)
+    }
+
     /// Sends delivery `id` again ("send again"): pending, with a job of its own; the same id and payload.
     pub async fn redeliver(&self, id: Uuid) -> StoreResult<bool> {
         let now = Ts::now();

@@ -131,6 +131,15 @@ pub(crate) async fn log(desk: &Desk, auth: &AuthUser, id: i64) -> AppResult<Vec<
     Ok(desk.db.deliveries(id, 100).await?)
 }
 
+/// "Deliver pending now": the receiver is back, so the pending deliveries' next attempts are due at once
+/// rather than at their backoff; how many were waiting.
+pub(crate) async fn deliver_pending_now(desk: &Desk, auth: &AuthUser, id: i64) -> AppResult<u64> {
+    get(desk, auth, id).await?;
+    let moved = desk.db.deliver_pending_now(id).await?;
+    desk.wake_workers();
+    Ok(moved)
+}
+
 /// "Send again": the delivery is queued once more, with the same id and payload.
 pub(crate) async fn send_again(desk: &Desk, auth: &AuthUser, id: i64, delivery: Uuid) -> AppResult<()> {
     get(desk, auth, id).await?;

@@ -43,7 +43,7 @@ use crate::front::error::ErrorBody;
         workflow::apply_macro, workflow::list_rules, workflow::create_rule, workflow::read_rule, workflow::replace_rule,
         workflow::toggle_rule, workflow::delete_rule, workflow::dry_run_rule, workflow::list_webhooks,
         workflow::create_webhook, workflow::read_webhook, workflow::change_webhook, workflow::delete_webhook,
-        workflow::webhook_deliveries, workflow::redeliver,
+        workflow::webhook_deliveries, workflow::redeliver, workflow::deliver_pending_now,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(ErrorBody, crate::desk::webhooks::WebhookBody)),

@@ -35,6 +35,7 @@ pub fn router() -> Router<Desk> {
         .route("/api/webhooks/{id}", get(read_webhook).patch(change_webhook).delete(delete_webhook))
         .route("/api/webhooks/{id}/deliveries", get(webhook_deliveries))
         .route("/api/webhooks/{id}/deliveries/{delivery}/redeliver", post(redeliver))
+        .route("/api/webhooks/{id}/deliver-pending-now", post(deliver_pending_now))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -396,6 +397,26 @@ pub(crate) async fn webhook_deliveries(
     AppPath(id): AppPath<i64>,
 ) -> AppResult<Json<DeliveryLog>> {
     Ok(Json(DeliveryLog { deliveries: webhooks::log(&desk, &auth, id).await? }))
+}
+
+/// How many pending deliveries were made due at once.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PendingMoved {
+    pub moved: u64,
+}
+
+/// "Deliver pending now" (admins): the receiver is back, so the webhook's pending deliveries are tried at once
+/// instead of at their backoff (their attempts are counted as before).
+#[utoipa::path(post, path = "/api/webhooks/{id}/deliver-pending-now", tag = "workflow",
+    params(("id" = i64, Path)),
+    responses((status = 202, description = "Due at once", body = PendingMoved), (status = 404, description = "No such webhook")))]
+pub(crate) async fn deliver_pending_now(
+    State(desk): State<Desk>,
+    auth: AuthUser,
+    AppPath(id): AppPath<i64>,
+) -> AppResult<(StatusCode, Json<PendingMoved>)> {
+    let moved = webhooks::deliver_pending_now(&desk, &auth, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(PendingMoved { moved })))
 }
 
 /// "Send again" (admins): the delivery is queued once more, with the same id and payload.

@@ -29,6 +29,7 @@ pub fn router() -> Router<Desk> {
         .route("/admin/webhooks/{id}/toggle", post(toggle_webhook))
         .route("/admin/webhooks/{id}/delete", post(delete_webhook))
         .route("/admin/webhooks/{id}/deliveries/{delivery}/redeliver", post(redeliver))
+        .route("/admin/webhooks/{id}/deliver-pending-now", post(deliver_pending_now))
 }
 
 #[derive(Serialize)]
@@ -133,6 +134,16 @@ async fn redeliver(
 ) -> Result<Response, WebError> {
     let delivery: uuid::Uuid = delivery.parse().map_err(|_| WebError::App(AppError::NotFound))?;
     crate::desk::webhooks::send_again(&desk, &signed.auth, canned_id(&id)?, delivery).await?;
+    Ok(see_other("/admin/webhooks"))
+}
+
+async fn deliver_pending_now(
+    State(desk): State<Desk>,
+    SignedAdmin(signed): SignedAdmin,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, WebError> {
+    crate::desk::webhooks::deliver_pending_now(&desk, &signed.auth, canned_id(&id)?).await?;
     Ok(see_other("/admin/webhooks"))
 }
 

@@ -200,6 +200,7 @@ async fn every_endpoint_answers_each_role_exactly(backend: Backend) {
             None,
             [401, 403, 403, 403, 403, 404],
         ),
+        (Method::POST, format!("/api/webhooks/{hook}/deliver-pending-now"), None, [401, 403, 403, 403, 403, 202]),
         (Method::DELETE, format!("/api/webhooks/{hook}"), None, [401, 403, 403, 403, 403, 204]),
         (Method::POST, format!("/api/tickets/{t}/macros/{m}/apply"), None, [401, 403, 404, 200, 404, 200]),
         (

@@ -100,6 +100,7 @@ const OPERATIONS: &[&str] = &[
     "DELETE /api/webhooks/{id}",
     "GET /api/webhooks/{id}/deliveries",
     "POST /api/webhooks/{id}/deliveries/{delivery}/redeliver",
+    "POST /api/webhooks/{id}/deliver-pending-now",
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",

@@ -20,6 +20,7 @@ on_both_backends!(
     deliveries_are_signed_retried_after_errors_and_timeouts_and_dead_after_the_last_attempt,
     a_private_address_is_refused_unless_the_admin_allows_it,
     no_event_is_delivered_under_two_keys_across_a_sigkill_of_the_worker,
+    a_receiver_back_from_an_outage_gets_its_pending_deliveries_at_once,
 );
 
 /// An app whose receivers have a second to answer.
@@ -55,6 +56,13 @@ async fn drain_all(app: &TestApp) -> Vec<(JobKind, bool)> {
             Outcome::Lost { kind, .. } => ran.push((kind, false)),
         }
     }
+}
+
+/// Runs every ready job once, failures retried an hour later (the queue's backoff, not the tests' zero).
+async fn run_ready_with_backoff(app: &TestApp) {
+    let registry = app.pipeline.registry().without(JobKind::MailPoll);
+    let worker = Worker::new(app.db.clone(), registry).with_backoff(chrono::Duration::hours(1));
+    while !matches!(worker.try_execute_one().await.expect("the job queue failed"), Outcome::Empty) {}
 }
 
 /// Whether `req` carries a valid signature of its body by `secret`.
@@ -312,4 +320,48 @@ async fn no_event_is_delivered_under_two_keys_across_a_sigkill_of_the_worker(bac
         assert!(entries.iter().any(|d| d["id"] == key.as_str()), "{key} is a logged delivery");
         assert!(reqs.iter().all(|r| r.body == reqs[0].body && signed_by(r, &secret)), "a repeat is the same delivery");
     }
+}
+
+async fn a_receiver_back_from_an_outage_gets_its_pending_deliveries_at_once(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/crm")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let app = app(backend).await;
+    let admin = app.admin().await;
+    let (hook, _) = webhook(&app, &admin, "CRM", format!("{}/crm", server.uri()), &["ticket.created"]).await;
+    let (other, _) = webhook(&app, &admin, "Other", format!("{}/other", server.uri()), &["ticket.created"]).await;
+    let ann = app.signup("ann@example.com").await;
+    for i in 0..3 {
+        app.file_ticket(&ann, &format!("Request {i}"), "Please help.").await;
+    }
+    run_ready_with_backoff(&app).await;
+    let entries = log(&app, &admin, hook).await;
+    assert_eq!(entries.len(), 3);
+    assert!(entries.iter().all(|d| d["state"] == "pending" && d["attempts"] == 1), "{entries:?}");
+    assert_eq!(drain_all(&app).await, Vec::new(), "the next attempts are an hour away");
+
+    server.reset().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let (s, b) = app.post(&format!("/api/webhooks/{hook}/deliver-pending-now"), Some(&admin.token), json!({})).await;
+    assert_eq!((s, b["moved"].as_u64()), (StatusCode::ACCEPTED, Some(3)), "{b}");
+    let ran = drain_all(&app).await;
+    assert_eq!(ran, vec![(JobKind::WebhookDeliver, true); 3]);
+    let entries = log(&app, &admin, hook).await;
+    assert!(entries.iter().all(|d| d["state"] == "delivered" && d["attempts"] == 2), "{entries:?}");
+    assert!(
+        log(&app, &admin, other).await.iter().all(|d| d["state"] == "pending"),
+        "another webhook's wait is its own"
+    );
+    let (s, b) = app.post(&format!("/api/webhooks/{hook}/deliver-pending-now"), Some(&admin.token), json!({})).await;
+    assert_eq!((s, b["moved"].as_u64()), (StatusCode::ACCEPTED, Some(0)), "nothing pending any more");
+    assert_eq!(
+        app.post("/api/webhooks/999999/deliver-pending-now", Some(&admin.token), json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let pages = crate::web::Browser::login(&app, "root@example.com", "root-password").await;
+    let (_, html) = pages.get("/admin/webhooks").await;
+    assert!(html.contains(&format!("action=\"/admin/webhooks/{other}/deliver-pending-now\"")), "{html}");
+    let (s, _) = pages.post(&format!("/admin/webhooks/{other}/deliver-pending-now"), &[], true).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    drain_all(&app).await;
+    assert!(log(&app, &admin, other).await.iter().all(|d| d["state"] == "delivered"), "from the page too");
 }
