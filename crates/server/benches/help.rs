@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+// The random source and percentiles; the database serves the PostgreSQL benches.
+#[allow(dead_code)]
 mod support;
 use support::{Rng, percentile};
 

@@ -13,6 +13,8 @@ use smart_ticket_ai::retrieval::RERANK_DEPTH;
 use smart_ticket_domain::{Email, Role, Skills};
 use std::time::Instant;
 
+// The random source and percentiles; the database serves the PostgreSQL benches.
+#[allow(dead_code)]
 mod support;
 use support::{Rng, percentile};
 

@@ -21,7 +21,7 @@ use smart_ticket_domain::rules::{Happened, Rule, RuleSpec, RulesRun};
 use smart_ticket_domain::{Email, Role, Skills, TicketDescription, TicketTitle};
 use std::time::Instant;
 
-// Only the percentiles: the random source serves the other benches.
+// Only the percentiles and the database: the random source serves the other benches.
 #[allow(dead_code)]
 mod support;
 use support::percentile;
@@ -200,11 +200,7 @@ async fn database(dir: &std::path::Path) -> anyhow::Result<String> {
     let Ok(admin) = std::env::var("BENCH_DATABASE_URL") else {
         return Ok(format!("sqlite://{}/bench.db", dir.display()));
     };
-    let name = format!("st_rules_bench_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(&admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await?;
-    let (base, _) = admin.rsplit_once('/').expect("a database name in the URL");
-    Ok(format!("{base}/{name}"))
+    support::fresh_postgres(&admin, "st_rules_bench").await
 }
 
 #[tokio::main]

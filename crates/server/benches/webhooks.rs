@@ -19,6 +19,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+// Only the database: the random source and percentiles serve the other benches.
+#[allow(dead_code)]
+mod support;
+
 /// What the receiver saw: the delivery ids it accepted, how many it accepted twice, how many it refused.
 #[derive(Default)]
 struct Seen {
@@ -62,11 +66,7 @@ async fn database() -> anyhow::Result<String> {
     let admin = std::env::var("BENCH_DATABASE_URL")
         .or_else(|_| std::env::var("TEST_DATABASE_URL"))
         .map_err(|_| anyhow::anyhow!("set BENCH_DATABASE_URL to a PostgreSQL admin URL"))?;
-    let name = format!("st_webhooks_bench_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(&admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await?;
-    let (base, _) = admin.rsplit_once('/').expect("a database name in the URL");
-    Ok(format!("{base}/{name}"))
+    support::fresh_postgres(&admin, "st_webhooks_bench").await
 }
 
 /// Queues `n` deliveries to a webhook at `port` on loopback (allowed explicitly).

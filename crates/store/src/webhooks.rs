@@ -266,7 +266,7 @@ impl Db {
         let mut moved = 0;
         for chunk in pending.chunks(500) {
             moved += on_pool!(self.writer(), |pool, DB, pg| {
-                // A delivery's jobs are keyed by its id, alone or followed by when it was sent again.
+                // A delivery's jobs are keyed by its id, alone or followed by when it was sent again (`delivery_job`).
                 let mut qb = sqlx::QueryBuilder::<DB>::new("UPDATE jobs SET run_at = ");
                 qb.push_bind(now).push(", updated_at = ").push_bind(now);
                 qb.push(" WHERE kind = ").push_bind(JobKind::WebhookDeliver.as_str());

@@ -1,4 +1,4 @@
-//! What the benches share: a reproducible random source and percentiles.
+//! What the benches share: a reproducible random source, percentiles, and a fresh PostgreSQL database.
 
 /// The multilingual model's vector width.
 pub const DIM: usize = 384;
@@ -25,4 +25,14 @@ impl Rng {
 /// The `p` quantile (0 to 1) of ascending `sorted`.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A fresh database named `{prefix}_{pid}`, made in the PostgreSQL server of admin URL `admin`: its URL.
+pub async fn fresh_postgres(admin: &str, prefix: &str) -> anyhow::Result<String> {
+    let (base, _) =
+        admin.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("{admin}: no database name at the end of the URL"))?;
+    let name = format!("{prefix}_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await?;
+    Ok(format!("{base}/{name}"))
 }

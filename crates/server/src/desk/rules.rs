@@ -128,10 +128,9 @@ pub(crate) async fn dry_run(desk: &Desk, auth: &AuthUser, spec: RuleSpec) -> App
 /// What rules read of `ticket` at `now`, with the facts beyond its row in `reads` looked up (the rest `None`).
 async fn facts(p: &Pipeline, t: &Ticket, now: Ts, reads: Reads) -> anyhow::Result<Facts> {
     let ai = t.ai.as_ref().map(|a| &a.0);
-    let (language, last_customer_reply) =
-        tokio::try_join!(async { if reads.language { p.db.ticket_language(t.id).await } else { Ok(None) } }, async {
-            if reads.customer_reply { p.db.last_customer_reply(t.id).await } else { Ok(None) }
-        },)?;
+    let language = async { if reads.language { p.db.ticket_language(t.id).await } else { Ok(None) } };
+    let reply = async { if reads.customer_reply { p.db.last_customer_reply(t.id).await } else { Ok(None) } };
+    let (language, last_customer_reply) = tokio::try_join!(language, reply)?;
     Ok(Facts {
         status: t.status.as_str().to_owned(),
         priority: t.priority.as_str().to_owned(),

@@ -132,7 +132,7 @@ pub(crate) async fn log(desk: &Desk, auth: &AuthUser, id: i64) -> AppResult<Vec<
 }
 
 /// "Deliver pending now": the receiver is back, so the pending deliveries' next attempts are due at once
-/// rather than at their backoff; how many were waiting.
+/// rather than at their backoff; how many attempts were moved.
 pub(crate) async fn deliver_pending_now(desk: &Desk, auth: &AuthUser, id: i64) -> AppResult<u64> {
     get(desk, auth, id).await?;
     let moved = desk.db.deliver_pending_now(id).await?;
