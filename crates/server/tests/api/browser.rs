@@ -76,7 +76,17 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> WebDriver {
         caps.add_arg(arg).unwrap();
     }
     caps.add_arg(&format!("--user-data-dir={}", profile.display())).unwrap();
-    WebDriver::new(&driver.url, caps).await.expect("a Chromium session")
+    // Chromium sometimes exits while starting on a loaded machine ("Chrome instance exited"): start it again,
+    // at most three times in all; what the test then checks is unchanged.
+    let mut tries = 1;
+    loop {
+        match WebDriver::new(&driver.url, caps.clone()).await {
+            Ok(session) => return session,
+            Err(e) if tries < 3 => eprintln!("Chromium did not start (try {tries} of 3): {e}"),
+            Err(e) => panic!("a Chromium session: {e}"),
+        }
+        tries += 1;
+    }
 }
 
 struct Shots {
